@@ -1,0 +1,546 @@
+//! The profile as the user wrote it: serde structs mirroring the TOML file, and loading with errors that
+//! name the file, the line and the key.
+//!
+//! Nothing here decides whether values make sense together; `scenario` validates and resolves units.
+//! Field names are a contract with users' files: add keys, never rename or drop one.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::{HumanDuration, OptionalDuration};
+use crate::transport::TransportKind;
+
+/// A whole profile file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Reports go to `reports/<name>/` unless `--out` is given.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "defaults::seed")]
+    pub seed: i64,
+    /// Simulated time per run.
+    pub duration: HumanDuration,
+    pub clients: i64,
+    /// Transports to compare; all four when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transports: Option<Vec<TransportKind>>,
+    #[serde(default)]
+    pub network: NetworkSection,
+    #[serde(default)]
+    pub workload: WorkloadSection,
+    #[serde(default)]
+    pub polling: PollingSection,
+    #[serde(default)]
+    pub long_polling: LongPollingSection,
+    #[serde(default)]
+    pub sse: SseSection,
+    #[serde(default)]
+    pub websocket: WebSocketSection,
+    #[serde(default)]
+    pub reconnect: ReconnectSection,
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub radio: RadioSection,
+    #[serde(default)]
+    pub simulation: SimulationSection,
+    /// Each scenario is run once for each transport. A profile without any runs one clean `baseline`.
+    #[serde(default)]
+    pub scenario: Vec<ScenarioSection>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    /// One-way base latency between a client and the server.
+    pub latency: HumanDuration,
+    /// Extra random one-way delay, from 0 up to this.
+    pub jitter: HumanDuration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arrival {
+    /// Exponentially distributed gaps (events arrive as a Poisson process).
+    Poisson,
+    /// A fixed interval between events.
+    Uniform,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSection {
+    /// Events the server publishes per second; each goes to every client.
+    pub events_per_second: f64,
+    /// Size of one event's payload, bytes.
+    pub event_bytes: i64,
+    pub arrival: Arrival,
+    /// Messages each client sends to the server per minute (chat); 0 = none.
+    pub upstream_per_minute: f64,
+    pub upstream_bytes: i64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollingSection {
+    pub interval: HumanDuration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LongPollingSection {
+    /// The server answers empty after holding a request this long.
+    pub hold: HumanDuration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SseSection {
+    /// A comment line is sent when the stream has been idle this long; `"off"` disables.
+    pub heartbeat: OptionalDuration,
+    /// Sent to clients as `retry:`, the reconnection delay they should use.
+    pub retry: HumanDuration,
+    /// Send `X-Accel-Buffering: no` so that buffering proxies (nginx) pass the stream through.
+    pub accel_buffering_off: bool,
+    /// The client declares the stream dead after this long without a byte; `"off"` never does.
+    /// Defaults to twice the heartbeat (off when heartbeats are off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_timeout: Option<OptionalDuration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fallback {
+    None,
+    LongPolling,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketSection {
+    /// The server pings this often; `"off"` disables.
+    pub ping_interval: OptionalDuration,
+    /// Without a ping or message for `ping_interval + ping_timeout` the client declares the connection
+    /// dead; the server drops a client whose pong is this late.
+    pub ping_timeout: HumanDuration,
+    /// What a client does when the upgrade is refused (Socket.IO and SignalR fall back).
+    pub fallback: Fallback,
+    /// A reconnecting client asks the server to replay from its last event id.
+    pub resume: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconnectSection {
+    pub initial: HumanDuration,
+    pub max: HumanDuration,
+    pub factor: f64,
+    /// Fraction of each delay that is randomised (0 = none, 0.5 = ±50 %).
+    pub jitter: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Events the server keeps for clients that resume from a cursor or `Last-Event-ID`.
+    pub history: i64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RadioSection {
+    /// How long a mobile radio stays in its high-power state after the last packet (LTE tail).
+    pub tail: HumanDuration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulationSection {
+    /// Simulated time per turmoil step: the resolution of every timestamp.
+    pub tick: HumanDuration,
+    /// Simulated machines the clients are spread over (many clients share one host: cost grows with
+    /// hosts, not connections).
+    pub client_hosts: i64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSection {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxySection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<SwitchSection>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatSection {
+    /// A mapping idle this long is forgotten: traffic on it is silently dropped.
+    pub idle_timeout: HumanDuration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySection {
+    /// Response bodies are held until this many bytes or the end of the response (0 = no buffering).
+    pub buffer_bytes: i64,
+    /// A response with `X-Accel-Buffering: no` passes unbuffered, as nginx does.
+    pub honor_accel_buffering: bool,
+    /// Refuse the WebSocket `Upgrade`, as restrictive proxies do.
+    pub block_websocket: bool,
+    /// An upstream response silent this long is cut (nginx `proxy_read_timeout`).
+    pub read_timeout: OptionalDuration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchSection {
+    /// Each client switches networks on average this often (seeded, per client).
+    pub every: HumanDuration,
+    /// Time with no network at all during a switch.
+    #[serde(default = "defaults::outage")]
+    pub outage: HumanDuration,
+}
+
+mod defaults {
+    use crate::duration::HumanDuration;
+    use std::time::Duration;
+    pub fn seed() -> i64 {
+        1
+    }
+    pub fn outage() -> HumanDuration {
+        HumanDuration(Duration::from_secs(2))
+    }
+}
+
+fn secs(s: u64) -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(s))
+}
+
+fn millis(ms: u64) -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(ms))
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        Self { latency: millis(50), jitter: millis(10) }
+    }
+}
+
+impl Default for WorkloadSection {
+    fn default() -> Self {
+        Self {
+            events_per_second: 1.0,
+            event_bytes: 200,
+            arrival: Arrival::Poisson,
+            upstream_per_minute: 0.0,
+            upstream_bytes: 100,
+        }
+    }
+}
+
+impl Default for PollingSection {
+    fn default() -> Self {
+        Self { interval: secs(5) }
+    }
+}
+
+impl Default for LongPollingSection {
+    fn default() -> Self {
+        // Phoenix's long-poll timeout is 20 s; 30 s stays under common 60 s proxy/LB idle limits.
+        Self { hold: secs(30) }
+    }
+}
+
+impl Default for SseSection {
+    fn default() -> Self {
+        // SignalR keep-alive 15 s (shared/REFERENCE.md); browsers reconnect after ~3 s.
+        Self {
+            heartbeat: OptionalDuration(Some(std::time::Duration::from_secs(15))),
+            retry: secs(3),
+            accel_buffering_off: false,
+            client_timeout: None,
+        }
+    }
+}
+
+impl Default for WebSocketSection {
+    fn default() -> Self {
+        Self {
+            ping_interval: OptionalDuration(Some(std::time::Duration::from_secs(20))),
+            ping_timeout: secs(10),
+            fallback: Fallback::None,
+            resume: true,
+        }
+    }
+}
+
+impl Default for ReconnectSection {
+    fn default() -> Self {
+        Self { initial: secs(1), max: secs(30), factor: 2.0, jitter: 0.5 }
+    }
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self { history: 1000 }
+    }
+}
+
+impl Default for RadioSection {
+    fn default() -> Self {
+        // LTE high-power tail ~10–11.6 s (Huang et al., MobiSys 2012; shared/REFERENCE.md).
+        Self { tail: millis(11_600) }
+    }
+}
+
+impl Default for SimulationSection {
+    fn default() -> Self {
+        Self { tick: millis(1), client_hosts: 4 }
+    }
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        // nginx defaults: proxy_buffering on with one-page buffers, proxy_read_timeout 60 s.
+        Self {
+            buffer_bytes: 8192,
+            honor_accel_buffering: true,
+            block_websocket: false,
+            read_timeout: OptionalDuration(Some(std::time::Duration::from_secs(60))),
+        }
+    }
+}
+
+/// A problem with an input file, located as precisely as the file allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    pub file: PathBuf,
+    /// 1-based line, when the problem can be pinned to one.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the key at fault, e.g. `sse.heartbeat` or `scenario[2].nat.idle_timeout`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// The source text of an input file, kept so that errors found after parsing can still be located.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    pub fn read(path: &Path) -> Result<Self, InputError> {
+        let text = std::fs::read_to_string(path).map_err(|e| InputError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Ok(Self { path: path.to_path_buf(), text })
+    }
+
+    /// Deserialises any TOML document, turning serde's errors into located `InputError`s.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, InputError> {
+        let deserializer = toml::Deserializer::new(&self.text);
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            let (line, column) = match inner.span() {
+                Some(span) => {
+                    let (l, c) = line_column(&self.text, span.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            InputError {
+                file: self.path.clone(),
+                line,
+                column,
+                key: (path != "." && !path.is_empty()).then(|| normalise_path(&path)),
+                message: inner.message().trim().to_string(),
+            }
+        })
+    }
+
+    /// An error about the value at `key` (dotted, with `[i]` for arrays of tables), located in the file.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> InputError {
+        let position = locate(&self.text, key).map(|offset| line_column(&self.text, offset));
+        InputError {
+            file: self.path.clone(),
+            line: position.map(|p| p.0),
+            column: position.map(|p| p.1),
+            key: Some(key.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
+impl Profile {
+    /// Reads and parses a profile; values are checked later by `scenario::Plan::from_profile`.
+    pub fn load(path: &Path) -> Result<(Self, Source), InputError> {
+        let source = Source::read(path)?;
+        let profile = source.parse()?;
+        Ok((profile, source))
+    }
+
+    /// The profile as TOML text (used by the wizard to write profiles).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a profile always serialises")
+    }
+}
+
+/// serde_path_to_error writes array indices as `scenario[0]` already; keep it, but drop a leading dot.
+fn normalise_path(path: &str) -> String {
+    path.trim_start_matches('.').to_string()
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Byte offset of the value (or, failing that, the table) that `key` names.
+fn locate(text: &str, key: &str) -> Option<usize> {
+    let document = toml_edit::ImDocument::parse(text.to_string()).ok()?;
+    let mut item: &toml_edit::Item = document.as_item();
+    let mut best = None;
+    for part in key.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let next = item.get(name)?;
+        item = match index {
+            Some(i) => match next {
+                toml_edit::Item::ArrayOfTables(array) => {
+                    let table = array.get(i)?;
+                    best = table.span().map(|s| s.start).or(best);
+                    // Move into the table as an item for the next key.
+                    return locate_in_table(table, key_rest(key, part), best);
+                }
+                other => other.get(i)?,
+            },
+            None => next,
+        };
+        best = item.span().map(|s| s.start).or(best);
+    }
+    best
+}
+
+fn key_rest<'k>(key: &'k str, part: &str) -> &'k str {
+    let start = key.find(part).map_or(key.len(), |i| i + part.len());
+    key[start..].trim_start_matches('.')
+}
+
+fn locate_in_table(table: &toml_edit::Table, rest: &str, best: Option<usize>) -> Option<usize> {
+    if rest.is_empty() {
+        return best;
+    }
+    let mut current: &toml_edit::Item = table.get(rest.split('.').next()?)?;
+    let mut best = current.span().map(|s| s.start).or(best);
+    for part in rest.split('.').skip(1) {
+        current = current.get(part)?;
+        best = current.span().map(|s| s.start).or(best);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &str) -> Source {
+        Source { path: PathBuf::from("p.toml"), text: text.to_string() }
+    }
+
+    const MINIMAL: &str = "name = \"x\"\nduration = \"1m\"\nclients = 10\n";
+
+    #[test]
+    fn minimal_profile_takes_defaults() {
+        let profile: Profile = source(MINIMAL).parse().unwrap();
+        assert_eq!(profile.clients, 10);
+        assert_eq!(profile.seed, 1);
+        assert_eq!(profile.polling.interval.0.as_secs(), 5);
+        assert!(profile.transports.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_table() {
+        let text = format!("{MINIMAL}[sse]\nheartbeet = \"15s\"\n");
+        let err = source(&text).parse::<Profile>().unwrap_err();
+        assert_eq!(err.line, Some(5), "{err}");
+        assert!(err.message.contains("unknown field `heartbeet`"), "{err}");
+        assert_eq!(err.key.as_deref(), Some("sse.heartbeet"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let text = "name = \"x\"\nduration = \"1m\"\nclients = \"many\"\n";
+        let err = source(text).parse::<Profile>().unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+        assert_eq!(err.key.as_deref(), Some("clients"));
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let text = format!("{MINIMAL}[polling]\ninterval = \"5 parsecs\"\n");
+        let err = source(&text).parse::<Profile>().unwrap_err();
+        assert_eq!(err.line, Some(5), "{err}");
+        assert_eq!(err.key.as_deref(), Some("polling.interval"));
+        assert!(err.to_string().starts_with("p.toml:5:"), "{err}");
+    }
+
+    #[test]
+    fn error_at_finds_nested_and_array_keys() {
+        let text = format!(
+            "{MINIMAL}[sse]\nheartbeat = \"15s\"\n\n[[scenario]]\nname = \"a\"\n\n[[scenario]]\nname = \"b\"\n[scenario.nat]\nidle_timeout = \"0s\"\n"
+        );
+        let src = source(&text);
+        assert_eq!(src.error_at("sse.heartbeat", "m").line, Some(5));
+        assert_eq!(src.error_at("clients", "m").line, Some(3));
+        assert_eq!(src.error_at("scenario[1].nat.idle_timeout", "m").line, Some(13));
+        assert_eq!(src.error_at("scenario[0].name", "m").line, Some(8));
+    }
+
+    #[test]
+    fn profile_round_trips_through_toml() {
+        let profile: Profile = source(MINIMAL).parse().unwrap();
+        let again: Profile = source(&profile.to_toml()).parse().unwrap();
+        assert_eq!(again.to_toml(), profile.to_toml());
+    }
+}

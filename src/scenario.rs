@@ -1,0 +1,465 @@
+//! The validated experiment: a profile checked for impossible values and resolved into plain units, plus
+//! the list of runs (scenario × transport) it asks for.
+//!
+//! Everything downstream trusts a `Plan`; nothing here touches the network or the simulator.
+
+use std::time::Duration;
+
+use crate::profile::{Arrival, Fallback, Profile, Source};
+use crate::profile::InputError;
+use crate::transport::TransportKind;
+
+/// A whole profile, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub duration: Duration,
+    pub clients: u32,
+    pub transports: Vec<TransportKind>,
+    pub network: Network,
+    pub workload: Workload,
+    pub settings: TransportSettings,
+    pub scenarios: Vec<Scenario>,
+    pub simulation: Simulation,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    pub latency: Duration,
+    pub jitter: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    pub events_per_second: f64,
+    pub event_bytes: usize,
+    pub arrival: Arrival,
+    pub upstream_per_minute: f64,
+    pub upstream_bytes: usize,
+}
+
+/// Every transport's own knobs, and the policies they share.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransportSettings {
+    pub polling_interval: Duration,
+    pub long_poll_hold: Duration,
+    pub sse_heartbeat: Option<Duration>,
+    pub sse_retry: Duration,
+    pub sse_accel_buffering_off: bool,
+    /// The SSE client's silence limit before it declares the stream dead.
+    pub sse_client_timeout: Option<Duration>,
+    pub ws_ping_interval: Option<Duration>,
+    pub ws_ping_timeout: Duration,
+    pub ws_fallback: Fallback,
+    pub ws_resume: bool,
+    pub reconnect: Reconnect,
+    /// Events the server keeps for resuming clients.
+    pub history: usize,
+    /// LTE-like high-power tail after each packet.
+    pub radio_tail: Duration,
+}
+
+/// Exponential backoff with jitter, as Socket.IO and Phoenix clients do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reconnect {
+    pub initial: Duration,
+    pub max: Duration,
+    pub factor: f64,
+    pub jitter: f64,
+}
+
+impl Reconnect {
+    /// Delay before reconnect attempt `attempt` (0-based), with `unit` a uniform random number in [0, 1).
+    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
+        let base = self.initial.as_secs_f64() * self.factor.powi(attempt.min(64) as i32);
+        let capped = base.min(self.max.as_secs_f64());
+        let spread = capped * self.jitter * (2.0 * unit - 1.0);
+        Duration::from_secs_f64((capped + spread).max(0.0))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Simulation {
+    pub tick: Duration,
+    pub client_hosts: u32,
+}
+
+/// One named network situation; every transport is run in each.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub nat: Option<Nat>,
+    pub proxy: Option<Proxy>,
+    pub switch: Option<Switch>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nat {
+    pub idle_timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proxy {
+    pub buffer_bytes: usize,
+    pub honor_accel_buffering: bool,
+    pub block_websocket: bool,
+    pub read_timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Switch {
+    pub every: Duration,
+    pub outage: Duration,
+}
+
+/// One simulation to execute: a scenario, a transport and a seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    pub scenario: usize,
+    pub transport: TransportKind,
+    pub seed: u64,
+}
+
+impl Scenario {
+    /// Short tags for the faults in play, for tables and charts.
+    pub fn faults(&self) -> Vec<&'static str> {
+        let mut faults = Vec::new();
+        if self.nat.is_some() {
+            faults.push("nat");
+        }
+        if self.proxy.is_some() {
+            faults.push("proxy");
+        }
+        if self.switch.is_some() {
+            faults.push("switch");
+        }
+        faults
+    }
+}
+
+impl Plan {
+    /// Validates a parsed profile. Errors point at the offending key in `source`.
+    pub fn from_profile(profile: &Profile, source: &Source) -> Result<Plan, InputError> {
+        let err = |key: &str, message: String| source.error_at(key, message);
+        let p = profile;
+
+        if p.name.trim().is_empty() {
+            return Err(err("name", "must not be empty".into()));
+        }
+        check_report_name(&p.name).map_err(|m| err("name", m))?;
+        let seed = u64::try_from(p.seed).map_err(|_| err("seed", "must be 0 or more".into()))?;
+        let duration = p.duration.0;
+        if duration.is_zero() {
+            return Err(err("duration", "must be longer than zero".into()));
+        }
+        if duration > Duration::from_secs(7 * 24 * 3600) {
+            return Err(err("duration", "must be at most a week of simulated time".into()));
+        }
+        if p.clients < 1 {
+            return Err(err("clients", format!("must be at least 1 (got {})", p.clients)));
+        }
+        if p.clients > 100_000 {
+            return Err(err("clients", format!("must be at most 100000 (got {})", p.clients)));
+        }
+        let transports = match &p.transports {
+            None => TransportKind::ALL.to_vec(),
+            Some(list) if list.is_empty() => {
+                return Err(err("transports", "lists no transport".into()))
+            }
+            Some(list) => dedup(list),
+        };
+
+        let w = &p.workload;
+        if !(w.events_per_second.is_finite() && w.events_per_second > 0.0) {
+            return Err(err(
+                "workload.events_per_second",
+                format!("must be more than 0 (got {})", w.events_per_second),
+            ));
+        }
+        if w.events_per_second > 1000.0 {
+            return Err(err("workload.events_per_second", "must be at most 1000".into()));
+        }
+        let event_bytes = bytes_in_range(w.event_bytes, 1, 1 << 20)
+            .map_err(|m| err("workload.event_bytes", m))?;
+        if !(w.upstream_per_minute.is_finite() && w.upstream_per_minute >= 0.0) {
+            return Err(err(
+                "workload.upstream_per_minute",
+                format!("must be 0 or more (got {})", w.upstream_per_minute),
+            ));
+        }
+        let upstream_bytes = bytes_in_range(w.upstream_bytes, 1, 1 << 20)
+            .map_err(|m| err("workload.upstream_bytes", m))?;
+
+        let positive = |key: &str, d: Duration| {
+            if d.is_zero() {
+                Err(err(key, "must be longer than zero".into()))
+            } else {
+                Ok(d)
+            }
+        };
+        let within_run = |key: &str, d: Duration| {
+            if d >= duration {
+                Err(err(
+                    key,
+                    format!(
+                        "{} is not shorter than the run ({}): it would never fire",
+                        crate::duration::format(d),
+                        crate::duration::format(duration)
+                    ),
+                ))
+            } else {
+                Ok(d)
+            }
+        };
+        let polling_interval = positive("polling.interval", p.polling.interval.0)?;
+        within_run("polling.interval", polling_interval)?;
+        let long_poll_hold = positive("long_polling.hold", p.long_polling.hold.0)?;
+        let sse_heartbeat = match p.sse.heartbeat.0 {
+            Some(d) => Some(within_run("sse.heartbeat", positive("sse.heartbeat", d)?)?),
+            None => None,
+        };
+        let sse_retry = p.sse.retry.0;
+        let sse_client_timeout = match p.sse.client_timeout {
+            Some(explicit) => match explicit.0 {
+                Some(d) => Some(positive("sse.client_timeout", d)?),
+                None => None,
+            },
+            None => sse_heartbeat.map(|h| h * 2 + p.network.latency.0 * 2),
+        };
+        if let (Some(timeout), Some(heartbeat)) = (sse_client_timeout, sse_heartbeat) {
+            if timeout <= heartbeat {
+                return Err(err(
+                    "sse.client_timeout",
+                    "must be longer than sse.heartbeat, or every idle stream looks dead".into(),
+                ));
+            }
+        }
+        let ws_ping_interval = match p.websocket.ping_interval.0 {
+            Some(d) => Some(within_run(
+                "websocket.ping_interval",
+                positive("websocket.ping_interval", d)?,
+            )?),
+            None => None,
+        };
+        let ws_ping_timeout = positive("websocket.ping_timeout", p.websocket.ping_timeout.0)?;
+
+        let r = &p.reconnect;
+        let initial = positive("reconnect.initial", r.initial.0)?;
+        if r.max.0 < initial {
+            return Err(err("reconnect.max", "must not be shorter than reconnect.initial".into()));
+        }
+        if !(r.factor.is_finite() && r.factor >= 1.0 && r.factor <= 10.0) {
+            return Err(err("reconnect.factor", format!("must be between 1 and 10 (got {})", r.factor)));
+        }
+        if !(r.jitter.is_finite() && (0.0..=1.0).contains(&r.jitter)) {
+            return Err(err("reconnect.jitter", format!("must be between 0 and 1 (got {})", r.jitter)));
+        }
+        let history = usize::try_from(p.server.history)
+            .ok()
+            .filter(|h| (1..=10_000_000).contains(h))
+            .ok_or_else(|| err("server.history", format!("must be between 1 and 10000000 (got {})", p.server.history)))?;
+
+        let tick = positive("simulation.tick", p.simulation.tick.0)?;
+        if tick > Duration::from_millis(100) {
+            return Err(err("simulation.tick", "must be at most 100ms".into()));
+        }
+        if p.network.latency.0 + p.network.jitter.0 > Duration::from_secs(60) {
+            return Err(err("network.latency", "latency plus jitter must be at most 60s".into()));
+        }
+        let client_hosts = u32::try_from(p.simulation.client_hosts)
+            .ok()
+            .filter(|h| (1..=64).contains(h))
+            .ok_or_else(|| err("simulation.client_hosts", "must be between 1 and 64".into()))?;
+
+        let mut scenarios = Vec::new();
+        for (i, s) in p.scenario.iter().enumerate() {
+            let key = |k: &str| format!("scenario[{i}].{k}");
+            if s.name.trim().is_empty() {
+                return Err(err(&key("name"), "must not be empty".into()));
+            }
+            if scenarios.iter().any(|other: &Scenario| other.name == s.name) {
+                return Err(err(&key("name"), format!("`{}` names two scenarios", s.name)));
+            }
+            let nat = match &s.nat {
+                Some(n) => Some(Nat { idle_timeout: positive(&key("nat.idle_timeout"), n.idle_timeout.0)? }),
+                None => None,
+            };
+            let proxy = match &s.proxy {
+                Some(x) => Some(Proxy {
+                    buffer_bytes: bytes_in_range(x.buffer_bytes, 0, 1 << 24)
+                        .map_err(|m| err(&key("proxy.buffer_bytes"), m))?,
+                    honor_accel_buffering: x.honor_accel_buffering,
+                    block_websocket: x.block_websocket,
+                    read_timeout: match x.read_timeout.0 {
+                        Some(d) => Some(positive(&key("proxy.read_timeout"), d)?),
+                        None => None,
+                    },
+                }),
+                None => None,
+            };
+            let switch = match &s.switch {
+                Some(x) => {
+                    let every = positive(&key("switch.every"), x.every.0)?;
+                    if x.outage.0 >= every {
+                        return Err(err(&key("switch.outage"), "must be shorter than switch.every".into()));
+                    }
+                    Some(Switch { every, outage: x.outage.0 })
+                }
+                None => None,
+            };
+            scenarios.push(Scenario {
+                name: s.name.clone(),
+                description: s.description.clone().unwrap_or_default(),
+                nat,
+                proxy,
+                switch,
+            });
+        }
+        if scenarios.is_empty() {
+            scenarios.push(Scenario { name: "baseline".into(), ..Scenario::default() });
+        }
+
+        Ok(Plan {
+            name: p.name.clone(),
+            description: p.description.clone(),
+            seed,
+            duration,
+            clients: p.clients as u32,
+            transports,
+            network: Network { latency: p.network.latency.0, jitter: p.network.jitter.0 },
+            workload: Workload {
+                events_per_second: w.events_per_second,
+                event_bytes,
+                arrival: w.arrival,
+                upstream_per_minute: w.upstream_per_minute,
+                upstream_bytes,
+            },
+            settings: TransportSettings {
+                polling_interval,
+                long_poll_hold,
+                sse_heartbeat,
+                sse_retry,
+                sse_accel_buffering_off: p.sse.accel_buffering_off,
+                sse_client_timeout,
+                ws_ping_interval,
+                ws_ping_timeout,
+                ws_fallback: p.websocket.fallback,
+                ws_resume: p.websocket.resume,
+                reconnect: Reconnect { initial, max: r.max.0, factor: r.factor, jitter: r.jitter },
+                history,
+                radio_tail: p.radio.tail.0,
+            },
+            scenarios,
+            simulation: Simulation { tick, client_hosts },
+        })
+    }
+
+    /// Every run the plan asks for, scenario-major, in a fixed order.
+    pub fn runs(&self) -> Vec<RunSpec> {
+        let mut runs = Vec::new();
+        for scenario in 0..self.scenarios.len() {
+            for &transport in &self.transports {
+                runs.push(RunSpec { scenario, transport, seed: self.seed });
+            }
+        }
+        runs
+    }
+}
+
+/// A report folder name must stay inside its parent folder.
+pub fn check_report_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` cannot name a report folder: use letters, digits, `-`, `_` and `.` (not first)"
+        ))
+    }
+}
+
+fn bytes_in_range(value: i64, min: i64, max: i64) -> Result<usize, String> {
+    if value < min || value > max {
+        Err(format!("must be between {min} and {max} bytes (got {value})"))
+    } else {
+        Ok(value as usize)
+    }
+}
+
+fn dedup(list: &[TransportKind]) -> Vec<TransportKind> {
+    let mut out = Vec::new();
+    for &t in list {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn plan(text: &str) -> Result<Plan, InputError> {
+        let source = Source { path: PathBuf::from("t.toml"), text: text.to_string() };
+        let profile: Profile = source.parse()?;
+        Plan::from_profile(&profile, &source)
+    }
+
+    const BASE: &str = "name = \"t\"\nduration = \"1m\"\nclients = 3\n";
+
+    #[test]
+    fn defaults_give_one_baseline_scenario_and_all_transports() {
+        let plan = plan(BASE).unwrap();
+        assert_eq!(plan.scenarios.len(), 1);
+        assert_eq!(plan.scenarios[0].name, "baseline");
+        assert_eq!(plan.transports, TransportKind::ALL.to_vec());
+        assert_eq!(plan.runs().len(), 4);
+    }
+
+    #[test]
+    fn impossible_values_are_located() {
+        let e = plan("name = \"t\"\nduration = \"1m\"\nclients = 0\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("clients")));
+        let e = plan(&format!("{BASE}[workload]\nevents_per_second = -2.0\n")).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("workload.events_per_second")));
+        let e = plan(&format!("{BASE}[sse]\nheartbeat = \"2m\"\n")).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("sse.heartbeat")));
+        assert!(e.message.contains("not shorter than the run"), "{e}");
+        let e = plan("name = \"../x\"\nduration = \"1m\"\nclients = 1\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("name"));
+    }
+
+    #[test]
+    fn scenario_errors_name_the_array_entry() {
+        let text = format!("{BASE}[[scenario]]\nname = \"a\"\n[[scenario]]\nname = \"a\"\n");
+        let e = plan(&text).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(7), Some("scenario[1].name")));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitter_spreads_it() {
+        let r = Reconnect {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(8),
+            factor: 2.0,
+            jitter: 0.0,
+        };
+        let delays: Vec<u64> = (0..6).map(|a| r.delay(a, 0.3).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 8, 8]);
+        let jittered = Reconnect { jitter: 0.5, ..r };
+        assert_eq!(jittered.delay(1, 0.0), Duration::from_secs(1));
+        assert_eq!(jittered.delay(1, 0.5), Duration::from_secs(2));
+        assert!(jittered.delay(1, 0.999) < Duration::from_secs(3));
+    }
+}
