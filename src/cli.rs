@@ -1,0 +1,84 @@
+//! The command line: clap definitions and the dispatch to library entry points.
+//!
+//! This layer parses and prints; it holds no simulation or decision logic.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::transport::TransportKind;
+
+const AFTER_HELP: &str = "\
+Examples:
+  rtsim simulate profiles/live-scores.toml
+  rtsim simulate my.toml --seed 7 --out /tmp/r --transports sse,websocket
+  rtsim simulate profiles/dashboard.toml --json > summary.json
+  rtsim wizard
+  rtsim wizard --answers answers.toml --json";
+
+/// Decide how a web app should push live data — polling, long polling, SSE or WebSockets — and prove it
+/// in deterministic network simulations.
+#[derive(Debug, Parser)]
+#[command(name = "rtsim", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulate every transport in every scenario of a profile and report the comparison.
+    #[command(after_help = "Examples:
+  rtsim simulate profiles/live-scores.toml            # table on stdout, files in reports/live-scores/
+  rtsim simulate my.toml --seed 7 --out /tmp/r --transports sse,websocket
+  rtsim simulate profiles/dashboard.toml --json       # summary.json on stdout instead of the table")]
+    Simulate(SimulateArgs),
+    /// Walk the decision tree, get a recommendation and a profile that `simulate` can run.
+    #[command(after_help = "Examples:
+  rtsim wizard                                        # interactive
+  rtsim wizard --answers answers.toml --json          # scripted, no prompts")]
+    Wizard(WizardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The profile to run (TOML).
+    pub profile: PathBuf,
+    /// Seed for every random choice in the simulation (overrides the profile's `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Report folder (default: reports/<profile name>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only these transports, comma-separated (overrides the profile's `transports`).
+    #[arg(long, value_delimiter = ',')]
+    pub transports: Option<Vec<TransportKind>>,
+    /// Print summary.json on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WizardArgs {
+    /// Answers file (TOML): run without prompts.
+    #[arg(long)]
+    pub answers: Option<PathBuf>,
+    /// With --answers: print the recommendation as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to write the profile (default: profiles/<name>.toml).
+    #[arg(long)]
+    pub profile_out: Option<PathBuf>,
+}
+
+/// Runs a parsed command line; the error chain is printed by `main`.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Simulate(args) => crate::simulate::run_cli(args),
+        Command::Wizard(_args) => anyhow::bail!("the wizard is not built yet"),
+    }
+}
