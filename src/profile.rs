@@ -141,6 +141,9 @@ pub struct ReconnectSection {
     pub factor: f64,
     /// Fraction of each delay that is randomised (0 = none, 0.5 = ±50 %).
     pub jitter: f64,
+    /// How long an HTTP client waits for an answer (beyond a long poll's hold) before it gives the
+    /// connection up as dead.
+    pub request_timeout: HumanDuration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -286,7 +289,13 @@ impl Default for WebSocketSection {
 
 impl Default for ReconnectSection {
     fn default() -> Self {
-        Self { initial: secs(1), max: secs(30), factor: 2.0, jitter: 0.5 }
+        Self {
+            initial: secs(1),
+            max: secs(30),
+            factor: 2.0,
+            jitter: 0.5,
+            request_timeout: secs(10),
+        }
     }
 }
 

@@ -55,6 +55,8 @@ pub struct TransportSettings {
     pub ws_fallback: Fallback,
     pub ws_resume: bool,
     pub reconnect: Reconnect,
+    /// How long an HTTP client waits beyond the expected answer time before giving up.
+    pub request_timeout: Duration,
     /// Events the server keeps for resuming clients.
     pub history: usize,
     /// LTE-like high-power tail after each packet.
@@ -182,7 +184,7 @@ impl Plan {
         if w.events_per_second > 1000.0 {
             return Err(err("workload.events_per_second", "must be at most 1000".into()));
         }
-        let event_bytes = bytes_in_range(w.event_bytes, 1, 1 << 20)
+        let event_bytes = bytes_in_range(w.event_bytes, 64, 1 << 20)
             .map_err(|m| err("workload.event_bytes", m))?;
         if !(w.upstream_per_minute.is_finite() && w.upstream_per_minute >= 0.0) {
             return Err(err(
@@ -190,7 +192,7 @@ impl Plan {
                 format!("must be 0 or more (got {})", w.upstream_per_minute),
             ));
         }
-        let upstream_bytes = bytes_in_range(w.upstream_bytes, 1, 1 << 20)
+        let upstream_bytes = bytes_in_range(w.upstream_bytes, 64, 1 << 20)
             .map_err(|m| err("workload.upstream_bytes", m))?;
 
         let positive = |key: &str, d: Duration| {
@@ -349,6 +351,7 @@ impl Plan {
                 ws_fallback: p.websocket.fallback,
                 ws_resume: p.websocket.resume,
                 reconnect: Reconnect { initial, max: r.max.0, factor: r.factor, jitter: r.jitter },
+                request_timeout: positive("reconnect.request_timeout", r.request_timeout.0)?,
                 history,
                 radio_tail: p.radio.tail.0,
             },

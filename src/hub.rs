@@ -1,0 +1,176 @@
+//! The server's event source: the publisher that creates events on the workload's schedule, and the
+//! bounded history that clients resume from.
+//!
+//! The hub knows nothing of HTTP or WebSocket; transports read from it and decide how to frame events.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::watch;
+
+use crate::profile::Arrival;
+use crate::recorder::SharedRecorder;
+use crate::scenario::Workload;
+
+/// One published event: its id and its JSON payload as sent on the wire.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: u64,
+    pub payload: Bytes,
+}
+
+/// Events the server still holds, and a signal for new ones.
+pub struct Hub {
+    history: RefCell<VecDeque<Event>>,
+    capacity: usize,
+    latest: watch::Sender<u64>,
+}
+
+/// What a client asking for events after a cursor gets.
+#[derive(Debug)]
+pub struct Backlog {
+    pub events: Vec<Event>,
+    /// Events after the cursor had already left the history: they cannot be replayed.
+    pub gap: bool,
+}
+
+impl Hub {
+    pub fn new(capacity: usize) -> Rc<Self> {
+        let (latest, _) = watch::channel(0);
+        Rc::new(Self { history: RefCell::new(VecDeque::new()), capacity, latest })
+    }
+
+    /// The newest event id (0 before the first event).
+    pub fn latest(&self) -> u64 {
+        *self.latest.borrow()
+    }
+
+    /// A receiver that wakes whenever an event is published.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+
+    /// Adds an event, forgetting the oldest beyond capacity.
+    pub fn push(&self, event: Event) {
+        let id = event.id;
+        {
+            let mut history = self.history.borrow_mut();
+            history.push_back(event);
+            while history.len() > self.capacity {
+                history.pop_front();
+            }
+        }
+        self.latest.send_replace(id);
+    }
+
+    /// Events with an id greater than `cursor`, oldest first.
+    pub fn since(&self, cursor: u64) -> Backlog {
+        let history = self.history.borrow();
+        let Some(oldest) = history.front().map(|e| e.id) else {
+            return Backlog { events: Vec::new(), gap: false };
+        };
+        let gap = cursor + 1 < oldest && cursor < self.latest();
+        let skip = cursor.saturating_sub(oldest - 1).min(history.len() as u64) as usize;
+        Backlog { events: history.iter().skip(skip).cloned().collect(), gap }
+    }
+}
+
+/// The JSON payload of event `id`, padded with filler to `bytes` (never shorter than its fields).
+pub fn event_payload(id: u64, published: Duration, bytes: usize) -> Bytes {
+    let head = format!("{{\"id\":{id},\"published_us\":{},\"data\":\"", published.as_micros());
+    let filler = bytes.saturating_sub(head.len() + 2);
+    let mut text = String::with_capacity(head.len() + filler + 2);
+    text.push_str(&head);
+    text.extend(std::iter::repeat_n('x', filler));
+    text.push_str("\"}");
+    Bytes::from(text)
+}
+
+/// The gap before the next event.
+pub fn next_gap(workload: &Workload, rng: &mut ChaCha8Rng) -> Duration {
+    let mean = 1.0 / workload.events_per_second;
+    let seconds = match workload.arrival {
+        Arrival::Uniform => mean,
+        // Inverse transform of the exponential distribution; 1 - u is in (0, 1].
+        Arrival::Poisson => -mean * (1.0 - rng.gen::<f64>()).ln(),
+    };
+    Duration::from_secs_f64(seconds)
+}
+
+/// Publishes events from `start` until the end of time, on the workload's schedule.
+pub async fn publish(
+    hub: Rc<Hub>,
+    recorder: SharedRecorder,
+    workload: Rc<Workload>,
+    mut rng: ChaCha8Rng,
+    start: Duration,
+) {
+    tokio::time::sleep(start).await;
+    loop {
+        tokio::time::sleep(next_gap(&workload, &mut rng)).await;
+        let (id, now) = {
+            let mut recorder = recorder.borrow_mut();
+            let id = recorder.published();
+            (id, recorder.now())
+        };
+        hub.push(Event { id, payload: event_payload(id, now, workload.event_bytes) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn event(id: u64) -> Event {
+        Event { id, payload: Bytes::from_static(b"{}") }
+    }
+
+    #[test]
+    fn history_is_bounded_and_reports_gaps() {
+        let hub = Hub::new(3);
+        for id in 1..=5 {
+            hub.push(event(id));
+        }
+        assert_eq!(hub.latest(), 5);
+        let ids = |b: Backlog| b.events.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(hub.since(3)), vec![4, 5]);
+        assert!(!hub.since(2).gap, "event 3 is still held");
+        let backlog = hub.since(1);
+        assert!(backlog.gap, "event 2 has been forgotten");
+        assert_eq!(ids(backlog), vec![3, 4, 5]);
+        assert!(hub.since(5).events.is_empty());
+        assert!(!hub.since(5).gap);
+    }
+
+    #[test]
+    fn payload_has_the_requested_size_and_parses() {
+        let payload = event_payload(42, Duration::from_millis(1500), 200);
+        assert_eq!(payload.len(), 200);
+        let value: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(value["id"], 42);
+        assert_eq!(value["published_us"], 1_500_000);
+    }
+
+    #[test]
+    fn poisson_gaps_average_to_the_rate() {
+        let workload = Workload {
+            events_per_second: 4.0,
+            event_bytes: 100,
+            arrival: Arrival::Poisson,
+            upstream_per_minute: 0.0,
+            upstream_bytes: 100,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let n = 20_000;
+        let total: f64 = (0..n).map(|_| next_gap(&workload, &mut rng).as_secs_f64()).sum();
+        assert!((total / n as f64 - 0.25).abs() < 0.01, "mean gap {}", total / n as f64);
+        let uniform = Workload { arrival: Arrival::Uniform, ..workload };
+        assert_eq!(next_gap(&uniform, &mut rng), Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,84 @@
+//! The network as the transports see it: a way to open a connection to the server, and byte counting on
+//! every client socket.
+//!
+//! Transports use only this module, never turmoil or tokio's sockets directly, so the same protocol code
+//! runs over simulated TCP and real TCP. Nothing here knows which transport is speaking.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::future::LocalBoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::recorder::SharedRecorder;
+
+/// A bidirectional byte stream: a TCP connection, possibly wrapped.
+pub trait Io: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
+
+/// A connection of any kind.
+pub type BoxIo = Box<dyn Io>;
+
+/// How one client reaches the server.
+pub trait Connector {
+    /// Opens a TCP connection towards the server (directly or through middleboxes).
+    fn connect(&self) -> LocalBoxFuture<'static, io::Result<BoxIo>>;
+
+    /// The `Host` header value for requests.
+    fn authority(&self) -> &str;
+}
+
+/// Counts the bytes a client's socket carries and reports them to the recorder (which also drives the
+/// radio model from their timing).
+pub struct CountingStream<S> {
+    inner: S,
+    client: usize,
+    recorder: SharedRecorder,
+}
+
+impl<S> CountingStream<S> {
+    pub fn new(inner: S, client: usize, recorder: SharedRecorder) -> Self {
+        Self { inner, client, recorder }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.recorder.borrow_mut().bytes(self.client, read, 0);
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = result {
+            if written > 0 {
+                self.recorder.borrow_mut().bytes(self.client, 0, written);
+            }
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

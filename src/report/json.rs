@@ -1,0 +1,44 @@
+//! `summary.json`: the machine-readable summary. Its field names are a contract with users' scripts.
+
+use serde::Serialize;
+
+use super::{Exporter, Report, RunResult};
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    profile: &'a str,
+    description: &'a str,
+    seed: u64,
+    duration_s: f64,
+    clients: u32,
+    rtsim_version: &'static str,
+    runs: &'a [RunResult],
+}
+
+/// The summary as JSON text (pretty, stable field order, trailing newline).
+pub fn summary_json(report: &Report) -> anyhow::Result<String> {
+    let summary = Summary {
+        profile: &report.plan.name,
+        description: &report.plan.description,
+        seed: report.plan.seed,
+        duration_s: report.plan.duration.as_secs_f64(),
+        clients: report.plan.clients,
+        rtsim_version: env!("CARGO_PKG_VERSION"),
+        runs: &report.runs,
+    };
+    let mut text = serde_json::to_string_pretty(&summary)?;
+    text.push('\n');
+    Ok(text)
+}
+
+pub struct SummaryJson;
+
+impl Exporter for SummaryJson {
+    fn file_name(&self) -> String {
+        "summary.json".into()
+    }
+
+    fn render(&self, report: &Report) -> anyhow::Result<Vec<u8>> {
+        Ok(summary_json(report)?.into_bytes())
+    }
+}

@@ -1,0 +1,210 @@
+//! A `text/event-stream` parser that follows the WHATWG HTML rules for server-sent events, as a browser's
+//! `EventSource` does: lines end in LF, CR or CRLF (also split across chunks); `data:` lines join with LF;
+//! one leading space after the colon is dropped; `retry:` counts only when all ASCII digits; an `id` with
+//! NUL is ignored; comment lines start with `:`; an event unfinished at the end of the stream is discarded.
+//!
+//! Pure: bytes in, events out. No I/O and no knowledge of what the events mean.
+
+/// One dispatched event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SseEvent {
+    /// `event:` field, or `message` when absent.
+    pub event_type: String,
+    /// The `data:` lines joined with LF.
+    pub data: String,
+    /// The stream's last event ID when this event was dispatched.
+    pub last_event_id: String,
+}
+
+/// Incremental parser state for one stream.
+#[derive(Debug, Default)]
+pub struct EventStreamParser {
+    line: Vec<u8>,
+    /// The previous chunk ended in CR: a leading LF in the next chunk belongs to it.
+    after_cr: bool,
+    bom_checked: bool,
+    data: String,
+    event_type: String,
+    last_event_id_buffer: String,
+    /// The last event ID, as `EventSource` would send it in `Last-Event-ID` on reconnect.
+    pub last_event_id: String,
+    /// The reconnection time the server asked for with `retry:`, milliseconds.
+    pub retry_ms: Option<u64>,
+    /// Comment lines seen (heartbeats).
+    pub comments: u64,
+}
+
+impl EventStreamParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds a chunk of the stream; dispatched events are appended to `out`.
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) {
+        if !self.bom_checked {
+            // The BOM may arrive split over chunks only in pathological streams; check the first bytes.
+            if chunk.is_empty() {
+                return;
+            }
+            self.bom_checked = true;
+            if let Some(rest) = chunk.strip_prefix("\u{feff}".as_bytes()) {
+                chunk = rest;
+            }
+        }
+        for &byte in chunk {
+            match byte {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\n' => self.end_line(out),
+                b'\r' => {
+                    self.end_line(out);
+                    self.after_cr = true;
+                }
+                other => {
+                    self.after_cr = false;
+                    self.line.push(other);
+                }
+            }
+        }
+    }
+
+    fn end_line(&mut self, out: &mut Vec<SseEvent>) {
+        self.after_cr = false;
+        let line = std::mem::take(&mut self.line);
+        let line = String::from_utf8_lossy(&line);
+        if line.is_empty() {
+            self.dispatch(out);
+            return;
+        }
+        if line.starts_with(':') {
+            self.comments += 1;
+            return;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (&*line, ""),
+        };
+        match field {
+            "event" => self.event_type = value.to_string(),
+            "data" => {
+                self.data.push_str(value);
+                self.data.push('\n');
+            }
+            "id" => {
+                if !value.contains('\0') {
+                    self.last_event_id_buffer = value.to_string();
+                }
+            }
+            "retry" => {
+                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+                    if let Ok(ms) = value.parse() {
+                        self.retry_ms = Some(ms);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+        self.last_event_id = self.last_event_id_buffer.clone();
+        if self.data.is_empty() {
+            self.event_type.clear();
+            return;
+        }
+        let mut data = std::mem::take(&mut self.data);
+        if data.ends_with('\n') {
+            data.pop();
+        }
+        let event_type = match std::mem::take(&mut self.event_type) {
+            t if t.is_empty() => "message".to_string(),
+            t => t,
+        };
+        out.push(SseEvent { event_type, data, last_event_id: self.last_event_id.clone() });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_chunks(chunks: &[&[u8]]) -> (Vec<SseEvent>, EventStreamParser) {
+        let mut parser = EventStreamParser::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            parser.feed(chunk, &mut out);
+        }
+        (out, parser)
+    }
+
+    fn parse(text: &str) -> (Vec<SseEvent>, EventStreamParser) {
+        parse_chunks(&[text.as_bytes()])
+    }
+
+    #[test]
+    fn multi_line_data_joins_with_lf() {
+        let (events, _) = parse("data: first\ndata:second\ndata:  third\n\n");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data, "first\nsecond\n third");
+        assert_eq!(events[0].event_type, "message");
+    }
+
+    #[test]
+    fn cr_lf_and_crlf_all_end_lines_even_across_chunks() {
+        let (events, _) = parse("id: 1\rdata: a\r\rid: 2\r\ndata: b\r\n\r\nid: 3\ndata: c\n\n");
+        let ids: Vec<_> = events.iter().map(|e| e.last_event_id.as_str()).collect();
+        assert_eq!(ids, ["1", "2", "3"]);
+        // CRLF split between chunks must not produce an extra blank line.
+        let (events, _) = parse_chunks(&[b"data: x\r", b"\ndata: y\r\n\r", b"\n"]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data, "x\ny");
+    }
+
+    #[test]
+    fn retry_counts_only_when_all_digits() {
+        let (_, parser) = parse("retry: 2500\n\n");
+        assert_eq!(parser.retry_ms, Some(2500));
+        let (_, parser) = parse("retry: 2500\nretry: 3s\nretry: -1\nretry: 1e3\nretry:\n\n");
+        assert_eq!(parser.retry_ms, Some(2500), "non-digit retry values are ignored");
+    }
+
+    #[test]
+    fn unterminated_event_is_discarded() {
+        let (events, parser) = parse("id: 1\ndata: done\n\nid: 2\ndata: half");
+        assert_eq!(events.len(), 1);
+        assert_eq!(parser.last_event_id, "1");
+    }
+
+    #[test]
+    fn comments_are_counted_and_not_dispatched() {
+        let (events, parser) = parse(": heartbeat\n\n:\n\ndata: real\n\n");
+        assert_eq!(events.len(), 1);
+        assert_eq!(parser.comments, 2);
+    }
+
+    #[test]
+    fn id_with_nul_is_ignored_and_id_persists() {
+        let (events, _) = parse("id: 7\ndata: a\n\nid: 8\0x\ndata: b\n\ndata: c\n\n");
+        let ids: Vec<_> = events.iter().map(|e| e.last_event_id.as_str()).collect();
+        assert_eq!(ids, ["7", "7", "7"]);
+    }
+
+    #[test]
+    fn event_type_field_and_fields_without_colon() {
+        let (events, _) = parse("event: score\ndata\ndata: 1\n\n");
+        assert_eq!(events[0].event_type, "score");
+        assert_eq!(events[0].data, "\n1");
+    }
+
+    #[test]
+    fn id_only_block_updates_last_event_id_without_dispatch() {
+        let (events, parser) = parse("id: 9\n\n");
+        assert!(events.is_empty());
+        assert_eq!(parser.last_event_id, "9");
+    }
+
+    #[test]
+    fn leading_bom_is_skipped() {
+        let (events, _) = parse("\u{feff}data: hi\n\n");
+        assert_eq!(events[0].data, "hi");
+    }
+}

@@ -1,0 +1,268 @@
+//! HTTP/1.1 plumbing the three HTTP transports share: response building, a streaming body, a keep-alive
+//! client connection, and the upstream `POST /messages` loop.
+//!
+//! Real HTTP through hyper: every request and response crosses the socket with its headers.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+
+use super::{ClientCtx, ServerCtx};
+use crate::hub::Event;
+
+/// The body type of every response the server sends.
+pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A body fed chunk by chunk from a channel: the SSE stream. Dropped by hyper when the client goes,
+/// which closes the channel and ends the producing task.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl ChannelBody {
+    /// A body and the sender that feeds it.
+    pub fn channel(capacity: usize) -> (mpsc::Sender<Bytes>, Self) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (tx, Self { rx })
+    }
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+/// A response with the headers every answer carries.
+pub fn response(
+    server: &ServerCtx,
+    status: StatusCode,
+    content_type: &'static str,
+    body: ResponseBody,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(date) = HeaderValue::from_str(&server.http_date()) {
+        headers.insert(header::DATE, date);
+    }
+    response
+}
+
+/// A plain-text error answer.
+pub fn error(server: &ServerCtx, status: StatusCode, message: &str) -> Response<ResponseBody> {
+    response(server, status, "text/plain; charset=utf-8", full(format!("{message}\n")))
+}
+
+/// The JSON array the polling transports answer with: the events' payloads, as published.
+pub fn events_json(events: &[Event]) -> Bytes {
+    let mut body = Vec::with_capacity(2 + events.iter().map(|e| e.payload.len() + 1).sum::<usize>());
+    body.push(b'[');
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&event.payload);
+    }
+    body.push(b']');
+    Bytes::from(body)
+}
+
+/// The value of query parameter `name` in a request URI.
+pub fn query_param<'a>(request: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    request.uri().query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
+}
+
+/// The `since` cursor of a polling request: absent means 0; anything but digits is a client error.
+pub fn cursor(request: &Request<Incoming>, name: &str) -> Result<u64, String> {
+    match query_param(request, name) {
+        None | Some("") => Ok(0),
+        Some(value) => value
+            .parse()
+            .map_err(|_| format!("`{name}` must be an event id (digits), got `{value}`")),
+    }
+}
+
+/// A client's keep-alive HTTP/1.1 connection to the server.
+pub struct HttpConnection {
+    sender: SendRequest<Full<Bytes>>,
+    authority: String,
+}
+
+/// Why a request got no usable answer.
+#[derive(Debug)]
+pub enum RequestError {
+    /// Connecting failed.
+    Connect(io::Error),
+    /// The connection broke or the answer was malformed.
+    Http(hyper::Error),
+    /// No answer within the client's patience.
+    Timeout,
+    /// The server (or a middlebox) answered with an error status.
+    Status(StatusCode),
+}
+
+impl HttpConnection {
+    /// Connects and performs the HTTP/1.1 handshake (nothing crosses the wire until the first request).
+    pub async fn open(client: &ClientCtx) -> Result<Self, RequestError> {
+        let io = client.connect().await.map_err(RequestError::Connect)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(RequestError::Http)?;
+        tokio::task::spawn_local(async move {
+            // Ends when the connection closes or breaks; the sender sees the error.
+            let _ = connection.await;
+        });
+        Ok(Self { sender, authority: client.connector.authority().to_string() })
+    }
+
+    /// False once the connection has closed.
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed()
+    }
+
+    /// Sends a request with the headers a browser's `fetch` would send.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        extra_headers: &[(&str, &str)],
+        body: Option<(Bytes, &'static str)>,
+        patience: Duration,
+    ) -> Result<Response<Incoming>, RequestError> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(header::HOST, &self.authority)
+            .header(header::USER_AGENT, "rtsim/0.1 (simulated browser)")
+            .header(header::ACCEPT, "*/*");
+        for (name, value) in extra_headers {
+            builder = builder.header(*name, *value);
+        }
+        let body = match body {
+            Some((bytes, content_type)) => {
+                builder = builder.header(header::CONTENT_TYPE, content_type);
+                Full::new(bytes)
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let request = builder.body(body).expect("request parts are valid");
+        let exchange = async {
+            self.sender.ready().await.map_err(RequestError::Http)?;
+            self.sender.send_request(request).await.map_err(RequestError::Http)
+        };
+        let response = tokio::time::timeout(patience, exchange)
+            .await
+            .map_err(|_| RequestError::Timeout)??;
+        if !response.status().is_success() && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(RequestError::Status(response.status()));
+        }
+        Ok(response)
+    }
+
+    /// A GET whose whole body is read within `patience`.
+    pub async fn get_body(
+        &mut self,
+        path_and_query: &str,
+        patience: Duration,
+    ) -> Result<Bytes, RequestError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let response = self.send(Method::GET, path_and_query, &[], None, patience).await?;
+        let body = tokio::time::timeout_at(deadline, response.into_body().collect())
+            .await
+            .map_err(|_| RequestError::Timeout)?
+            .map_err(RequestError::Http)?;
+        Ok(body.to_bytes())
+    }
+}
+
+/// How long a client waits for an answer beyond what the exchange is meant to take.
+pub fn patience(client: &ClientCtx, held_for: Duration) -> Duration {
+    held_for + client.settings.request_timeout
+}
+
+/// Sends the client's upstream messages as `POST /messages` on a connection of their own (a browser
+/// would use a second pooled connection while the first is busy polling or streaming).
+pub async fn upstream_loop(client: Rc<ClientCtx>) {
+    let mut connection: Option<HttpConnection> = None;
+    let mut seq = 0;
+    while let Some(gap) = client.next_upstream_gap() {
+        tokio::time::sleep(gap).await;
+        seq += 1;
+        let message = Bytes::from(client.upstream_message(seq));
+        for attempt in 0..2 {
+            if connection.as_ref().is_none_or(|c| !c.is_open()) {
+                connection = HttpConnection::open(&client).await.ok();
+            }
+            let Some(open) = connection.as_mut() else { break };
+            let sent = open
+                .send(
+                    Method::POST,
+                    "/messages",
+                    &[],
+                    Some((message.clone(), "application/json")),
+                    patience(&client, Duration::ZERO),
+                )
+                .await;
+            match sent {
+                Ok(response) => {
+                    let _ = response.into_body().collect().await;
+                    break;
+                }
+                Err(_) if attempt == 0 => connection = None,
+                Err(_) => connection = None,
+            }
+        }
+    }
+}
+
+/// Server side of upstream messages: records the message's latency from the send time it carries.
+pub async fn receive_upstream(
+    request: Request<Incoming>,
+    server: Rc<ServerCtx>,
+) -> Response<ResponseBody> {
+    if request.method() != Method::POST {
+        return error(&server, StatusCode::METHOD_NOT_ALLOWED, "POST a message to /messages");
+    }
+    let Ok(body) = request.into_body().collect().await else {
+        return error(&server, StatusCode::BAD_REQUEST, "the request body broke off");
+    };
+    match super::upstream_sent_at(&body.to_bytes()) {
+        Some(sent) => {
+            server.recorder.borrow_mut().upstream_received(sent);
+            let mut answer = response(&server, StatusCode::NO_CONTENT, "text/plain", full(""));
+            answer.headers_mut().remove(header::CONTENT_TYPE);
+            answer
+        }
+        None => error(&server, StatusCode::BAD_REQUEST, "expected a JSON message with `sent_us`"),
+    }
+}

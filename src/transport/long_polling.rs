@@ -1,0 +1,72 @@
+//! Long polling: `GET /long-poll?since=<last id>` is held by the server until an event arrives or `hold`
+//! expires (then it answers `[]`); the client re-polls at once.
+//!
+//! Near-push latency over plain HTTP, at the price of a request per event burst and a held request per
+//! client; every answer re-sends full HTTP headers.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::future::LocalBoxFuture;
+use futures_util::FutureExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+use super::http::{self, ResponseBody};
+use super::polling::poll_loop;
+use super::{ClientCtx, ServerCtx, Transport, TransportKind};
+
+pub struct LongPolling;
+
+impl Transport for LongPolling {
+    fn kind(&self) -> TransportKind {
+        TransportKind::LongPolling
+    }
+
+    fn path(&self) -> &'static str {
+        "/long-poll"
+    }
+
+    fn serve(
+        &self,
+        request: Request<Incoming>,
+        server: Rc<ServerCtx>,
+    ) -> LocalBoxFuture<'static, Response<ResponseBody>> {
+        async move {
+            let since = match http::cursor(&request, "since") {
+                Ok(since) => since,
+                Err(message) => return http::error(&server, StatusCode::BAD_REQUEST, &message),
+            };
+            // Subscribe before looking, so an event published in between still wakes us.
+            let mut updates = server.hub.subscribe();
+            let mut backlog = server.hub.since(since);
+            if backlog.events.is_empty() {
+                let hold = server.settings.long_poll_hold;
+                if let Ok(Ok(())) = tokio::time::timeout(hold, updates.changed()).await {
+                    backlog = server.hub.since(since);
+                }
+            }
+            http::response(
+                &server,
+                StatusCode::OK,
+                "application/json",
+                http::full(http::events_json(&backlog.events)),
+            )
+        }
+        .boxed_local()
+    }
+
+    fn run_client(&self, client: Rc<ClientCtx>) -> LocalBoxFuture<'static, ()> {
+        async move {
+            tokio::task::spawn_local(http::upstream_loop(client.clone()));
+            run_long_poll_client(&client).await;
+        }
+        .boxed_local()
+    }
+}
+
+/// The long-polling client loop (also the WebSocket client's fallback).
+pub async fn run_long_poll_client(client: &ClientCtx) {
+    let mut next_poll = tokio::time::Instant::now();
+    poll_loop(client, "/long-poll", |_| Duration::ZERO, &mut next_poll).await;
+}
