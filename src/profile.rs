@@ -314,7 +314,7 @@ impl Default for RadioSection {
 
 impl Default for SimulationSection {
     fn default() -> Self {
-        Self { tick: millis(1), client_hosts: 4 }
+        Self { tick: millis(1), client_hosts: 1 }
     }
 }
 
