@@ -42,7 +42,11 @@ pub struct Backlog {
 impl Hub {
     pub fn new(capacity: usize) -> Rc<Self> {
         let (latest, _) = watch::channel(0);
-        Rc::new(Self { history: RefCell::new(VecDeque::new()), capacity, latest })
+        Rc::new(Self {
+            history: RefCell::new(VecDeque::new()),
+            capacity,
+            latest,
+        })
     }
 
     /// The newest event id (0 before the first event).
@@ -72,17 +76,26 @@ impl Hub {
     pub fn since(&self, cursor: u64) -> Backlog {
         let history = self.history.borrow();
         let Some(oldest) = history.front().map(|e| e.id) else {
-            return Backlog { events: Vec::new(), gap: false };
+            return Backlog {
+                events: Vec::new(),
+                gap: false,
+            };
         };
         let gap = cursor + 1 < oldest && cursor < self.latest();
         let skip = cursor.saturating_sub(oldest - 1).min(history.len() as u64) as usize;
-        Backlog { events: history.iter().skip(skip).cloned().collect(), gap }
+        Backlog {
+            events: history.iter().skip(skip).cloned().collect(),
+            gap,
+        }
     }
 }
 
 /// The JSON payload of event `id`, padded with filler to `bytes` (never shorter than its fields).
 pub fn event_payload(id: u64, published: Duration, bytes: usize) -> Bytes {
-    let head = format!("{{\"id\":{id},\"published_us\":{},\"data\":\"", published.as_micros());
+    let head = format!(
+        "{{\"id\":{id},\"published_us\":{},\"data\":\"",
+        published.as_micros()
+    );
     let filler = bytes.saturating_sub(head.len() + 2);
     let mut text = String::with_capacity(head.len() + filler + 2);
     text.push_str(&head);
@@ -118,7 +131,10 @@ pub async fn publish(
             let id = recorder.published();
             (id, recorder.now())
         };
-        hub.push(Event { id, payload: event_payload(id, now, workload.event_bytes) });
+        hub.push(Event {
+            id,
+            payload: event_payload(id, now, workload.event_bytes),
+        });
     }
 }
 
@@ -128,7 +144,10 @@ mod tests {
     use rand::SeedableRng;
 
     fn event(id: u64) -> Event {
-        Event { id, payload: Bytes::from_static(b"{}") }
+        Event {
+            id,
+            payload: Bytes::from_static(b"{}"),
+        }
     }
 
     #[test]
@@ -168,9 +187,18 @@ mod tests {
         };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let n = 20_000;
-        let total: f64 = (0..n).map(|_| next_gap(&workload, &mut rng).as_secs_f64()).sum();
-        assert!((total / n as f64 - 0.25).abs() < 0.01, "mean gap {}", total / n as f64);
-        let uniform = Workload { arrival: Arrival::Uniform, ..workload };
+        let total: f64 = (0..n)
+            .map(|_| next_gap(&workload, &mut rng).as_secs_f64())
+            .sum();
+        assert!(
+            (total / n as f64 - 0.25).abs() < 0.01,
+            "mean gap {}",
+            total / n as f64
+        );
+        let uniform = Workload {
+            arrival: Arrival::Uniform,
+            ..workload
+        };
         assert_eq!(next_gap(&uniform, &mut rng), Duration::from_millis(250));
     }
 }

@@ -1,20 +1,31 @@
-//! rtsim: choose how a web application pushes live data to its clients, and prove the choice in
-//! deterministic network simulations of real implementations.
+//! rtsim: choose how a web application pushes live data to its clients — short polling, long polling,
+//! Server-Sent Events or WebSockets — and prove the choice in deterministic network simulations of real
+//! implementations.
 //!
 //! # Layout
 //! The modules follow the data flow, in pipeline order:
-//! - [`duration`], [`profile`]: the profile TOML as the user wrote it, with located errors.
-//! - [`scenario`]: the validated plan — units resolved, impossible values refused, runs listed.
+//! - [`duration`], [`profile`]: the profile TOML as the user wrote it; errors name file, line and key.
+//! - [`scenario`]: the validated [`scenario::Plan`] — units resolved, impossible values refused, and the
+//!   list of runs (scenario × transport × seed).
+//! - [`world`]: one turmoil simulation per run — the server host, client hosts carrying many simulated
+//!   users each, and the middleboxes of the scenario. The only module that knows turmoil.
+//! - [`hub`]: the server's event publisher and bounded history; [`server`]: the HTTP/1.1 endpoint that
+//!   routes requests to transports; [`net`]: connections as transports see them, with byte counting.
+//! - [`transport`]: the four transports behind one trait, each a client half and a server half speaking
+//!   the real wire protocol (HTTP/1.1, `text/event-stream`, RFC 6455).
+//! - [`recorder`]: what happened, stamped with simulated time; [`metrics`]: the numbers made from it.
+//! - [`report`]: the comparison table, `summary.json` and the report folder, written atomically.
+//! - [`simulate`]: the `simulate` command tying these together; [`cli`]: argument parsing only.
 pub mod cli;
 pub mod duration;
-pub mod profile;
-pub mod scenario;
-pub mod simulate;
-pub mod transport;
 pub mod hub;
 pub mod metrics;
 pub mod net;
+pub mod profile;
 pub mod recorder;
-pub mod server;
-pub mod world;
 pub mod report;
+pub mod scenario;
+pub mod server;
+pub mod simulate;
+pub mod transport;
+pub mod world;

@@ -39,7 +39,11 @@ pub struct CountingStream<S> {
 
 impl<S> CountingStream<S> {
     pub fn new(inner: S, client: usize, recorder: SharedRecorder) -> Self {
-        Self { inner, client, recorder }
+        Self {
+            inner,
+            client,
+            recorder,
+        }
     }
 }
 

@@ -140,7 +140,10 @@ impl Recorder {
     /// `client` received event `id` (taken off the wire). Returns false for a duplicate.
     pub fn delivered(&mut self, client: usize, id: u64) -> bool {
         let now = self.now();
-        let Some(&published) = id.checked_sub(1).and_then(|i| self.published.get(i as usize)) else {
+        let Some(&published) = id
+            .checked_sub(1)
+            .and_then(|i| self.published.get(i as usize))
+        else {
             // An id the server never published: a protocol bug, not a delivery.
             debug_assert!(false, "client {client} received unknown event {id}");
             return false;
@@ -287,7 +290,10 @@ impl Recorder {
         for record in &self.clients {
             for &id in &settled {
                 let (word, bit) = ((id / 64) as usize, id % 64);
-                let got = record.received.get(word).is_some_and(|w| w & (1 << bit) != 0);
+                let got = record
+                    .received
+                    .get(word)
+                    .is_some_and(|w| w & (1 << bit) != 0);
                 if !got {
                     lost += 1;
                 }
@@ -297,7 +303,9 @@ impl Recorder {
                 None => Duration::ZERO,
             };
             disconnected += record.disconnected
-                + record.down_since.map_or(Duration::ZERO, |since| end.saturating_sub(since));
+                + record
+                    .down_since
+                    .map_or(Duration::ZERO, |since| end.saturating_sub(since));
         }
         let expected = published * clients;
         let duration_s = end.as_secs_f64();
@@ -345,7 +353,12 @@ impl Recorder {
             upstream_sent: self.upstream_sent,
             upstream_received: self.upstream_received,
             upstream_latency_ms: Percentiles::from_histogram(&self.upstream_latency_us),
-            peak_reconnects_per_second: self.timeline.iter().map(|b| b.reconnects).max().unwrap_or(0),
+            peak_reconnects_per_second: self
+                .timeline
+                .iter()
+                .map(|b| b.reconnects)
+                .max()
+                .unwrap_or(0),
             timeline,
         }
     }
@@ -406,7 +419,11 @@ mod tests {
         assert_eq!(m.in_flight, 2);
         assert_eq!(late, 3);
         assert!((m.latency_ms.max - 150.0).abs() < 1.0, "{:?}", m.latency_ms);
-        assert!((m.latency_ms.mean - 100.0).abs() < 1.0, "{:?}", m.latency_ms);
+        assert!(
+            (m.latency_ms.mean - 100.0).abs() < 1.0,
+            "{:?}",
+            m.latency_ms
+        );
     }
 
     #[test]
@@ -440,7 +457,11 @@ mod tests {
         r.session_up(0);
         let m = r.finish(Duration::from_secs(40), Duration::ZERO);
         assert_eq!(m.detections, 1);
-        assert!((m.time_to_detect_ms.p50 - 30_000.0).abs() < 50.0, "{:?}", m.time_to_detect_ms);
+        assert!(
+            (m.time_to_detect_ms.p50 - 30_000.0).abs() < 50.0,
+            "{:?}",
+            m.time_to_detect_ms
+        );
         assert_eq!(m.disconnected_s, 31.0);
         assert_eq!(m.reconnects, 1);
     }

@@ -31,7 +31,10 @@ where
     // hyper's own Date header reads the wall clock; responses carry a simulated date instead.
     builder.auto_date_header(false);
     // Errors here are clients that vanished or spoke garbage: nothing to do but drop the connection.
-    let _ = builder.serve_connection(TokioIo::new(io), service).with_upgrades().await;
+    let _ = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
 }
 
 async fn route(request: Request<Incoming>, server: Rc<ServerCtx>) -> Response<ResponseBody> {

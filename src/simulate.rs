@@ -58,9 +58,15 @@ pub fn simulate(
 
 /// The `simulate` subcommand.
 pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let overrides = Overrides { seed: args.seed, transports: args.transports.clone() };
+    let overrides = Overrides {
+        seed: args.seed,
+        transports: args.transports.clone(),
+    };
     let plan = load_plan(&args.profile, &overrides)?;
-    let dir = args.out.clone().unwrap_or_else(|| report::default_dir(&plan));
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_dir(&plan));
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let mut last_run = usize::MAX;
     let specs = plan.runs();

@@ -75,7 +75,10 @@ pub fn write_report(dir: &Path, report: &Report) -> anyhow::Result<()> {
 
 /// Writes `files` into a fresh folder beside `dir`, then swaps it into place.
 pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = dir
         .file_name()
         .with_context(|| format!("`{}` does not name a folder", dir.display()))?
@@ -130,7 +133,10 @@ mod tests {
         let dir = root.join("r");
         write_atomically(&dir, &[("a.txt".into(), b"one".to_vec())]).unwrap();
         write_atomically(&dir, &[("b.txt".into(), b"two".to_vec())]).unwrap();
-        assert!(!dir.join("a.txt").exists(), "the old report is replaced, not merged");
+        assert!(
+            !dir.join("a.txt").exists(),
+            "the old report is replaced, not merged"
+        );
         assert_eq!(fs::read(dir.join("b.txt")).unwrap(), b"two");
         assert!(!root.join(".r.partial").exists() && !root.join(".r.old").exists());
         fs::remove_dir_all(&root).unwrap();

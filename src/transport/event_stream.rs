@@ -89,16 +89,11 @@ impl EventStreamParser {
                 self.data.push_str(value);
                 self.data.push('\n');
             }
-            "id" => {
-                if !value.contains('\0') {
-                    self.last_event_id_buffer = value.to_string();
-                }
-            }
-            "retry" => {
-                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                    if let Ok(ms) = value.parse() {
-                        self.retry_ms = Some(ms);
-                    }
+            "id" if !value.contains('\0') => self.last_event_id_buffer = value.to_string(),
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                // All digits but too large for u64 is still not a usable delay: ignore it.
+                if let Ok(ms) = value.parse() {
+                    self.retry_ms = Some(ms);
                 }
             }
             _ => {}
@@ -119,7 +114,11 @@ impl EventStreamParser {
             t if t.is_empty() => "message".to_string(),
             t => t,
         };
-        out.push(SseEvent { event_type, data, last_event_id: self.last_event_id.clone() });
+        out.push(SseEvent {
+            event_type,
+            data,
+            last_event_id: self.last_event_id.clone(),
+        });
     }
 }
 
@@ -164,7 +163,11 @@ mod tests {
         let (_, parser) = parse("retry: 2500\n\n");
         assert_eq!(parser.retry_ms, Some(2500));
         let (_, parser) = parse("retry: 2500\nretry: 3s\nretry: -1\nretry: 1e3\nretry:\n\n");
-        assert_eq!(parser.retry_ms, Some(2500), "non-digit retry values are ignored");
+        assert_eq!(
+            parser.retry_ms,
+            Some(2500),
+            "non-digit retry values are ignored"
+        );
     }
 
     #[test]

@@ -48,7 +48,9 @@ impl Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+        self.rx
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
     }
 }
 
@@ -77,12 +79,18 @@ pub fn response(
 
 /// A plain-text error answer.
 pub fn error(server: &ServerCtx, status: StatusCode, message: &str) -> Response<ResponseBody> {
-    response(server, status, "text/plain; charset=utf-8", full(format!("{message}\n")))
+    response(
+        server,
+        status,
+        "text/plain; charset=utf-8",
+        full(format!("{message}\n")),
+    )
 }
 
 /// The JSON array the polling transports answer with: the events' payloads, as published.
 pub fn events_json(events: &[Event]) -> Bytes {
-    let mut body = Vec::with_capacity(2 + events.iter().map(|e| e.payload.len() + 1).sum::<usize>());
+    let mut body =
+        Vec::with_capacity(2 + events.iter().map(|e| e.payload.len() + 1).sum::<usize>());
     body.push(b'[');
     for (i, event) in events.iter().enumerate() {
         if i > 0 {
@@ -142,7 +150,10 @@ impl HttpConnection {
             // Ends when the connection closes or breaks; the sender sees the error.
             let _ = connection.await;
         });
-        Ok(Self { sender, authority: client.connector.authority().to_string() })
+        Ok(Self {
+            sender,
+            authority: client.connector.authority().to_string(),
+        })
     }
 
     /// False once the connection has closed.
@@ -178,7 +189,10 @@ impl HttpConnection {
         let request = builder.body(body).expect("request parts are valid");
         let exchange = async {
             self.sender.ready().await.map_err(RequestError::Http)?;
-            self.sender.send_request(request).await.map_err(RequestError::Http)
+            self.sender
+                .send_request(request)
+                .await
+                .map_err(RequestError::Http)
         };
         let response = tokio::time::timeout(patience, exchange)
             .await
@@ -196,7 +210,9 @@ impl HttpConnection {
         patience: Duration,
     ) -> Result<Bytes, RequestError> {
         let deadline = tokio::time::Instant::now() + patience;
-        let response = self.send(Method::GET, path_and_query, &[], None, patience).await?;
+        let response = self
+            .send(Method::GET, path_and_query, &[], None, patience)
+            .await?;
         let body = tokio::time::timeout_at(deadline, response.into_body().collect())
             .await
             .map_err(|_| RequestError::Timeout)?
@@ -223,7 +239,9 @@ pub async fn upstream_loop(client: Rc<ClientCtx>) {
             if connection.as_ref().is_none_or(|c| !c.is_open()) {
                 connection = HttpConnection::open(&client).await.ok();
             }
-            let Some(open) = connection.as_mut() else { break };
+            let Some(open) = connection.as_mut() else {
+                break;
+            };
             let sent = open
                 .send(
                     Method::POST,
@@ -251,10 +269,18 @@ pub async fn receive_upstream(
     server: Rc<ServerCtx>,
 ) -> Response<ResponseBody> {
     if request.method() != Method::POST {
-        return error(&server, StatusCode::METHOD_NOT_ALLOWED, "POST a message to /messages");
+        return error(
+            &server,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST a message to /messages",
+        );
     }
     let Ok(body) = request.into_body().collect().await else {
-        return error(&server, StatusCode::BAD_REQUEST, "the request body broke off");
+        return error(
+            &server,
+            StatusCode::BAD_REQUEST,
+            "the request body broke off",
+        );
     };
     match super::upstream_sent_at(&body.to_bytes()) {
         Some(sent) => {
@@ -263,6 +289,10 @@ pub async fn receive_upstream(
             answer.headers_mut().remove(header::CONTENT_TYPE);
             answer
         }
-        None => error(&server, StatusCode::BAD_REQUEST, "expected a JSON message with `sent_us`"),
+        None => error(
+            &server,
+            StatusCode::BAD_REQUEST,
+            "expected a JSON message with `sent_us`",
+        ),
     }
 }

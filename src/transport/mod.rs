@@ -215,7 +215,9 @@ pub fn event_id(payload: &[u8]) -> Option<u64> {
     struct EventId {
         id: u64,
     }
-    serde_json::from_slice::<EventId>(payload).ok().map(|e| e.id)
+    serde_json::from_slice::<EventId>(payload)
+        .ok()
+        .map(|e| e.id)
 }
 
 #[cfg(test)]
@@ -226,7 +228,10 @@ mod tests {
     fn upstream_payload_has_its_size_and_time() {
         let text = upstream_payload(3, 9, Duration::from_millis(1234), 120);
         assert_eq!(text.len(), 120);
-        assert_eq!(upstream_sent_at(text.as_bytes()), Some(Duration::from_millis(1234)));
+        assert_eq!(
+            upstream_sent_at(text.as_bytes()),
+            Some(Duration::from_millis(1234))
+        );
     }
 
     #[test]
@@ -234,7 +239,10 @@ mod tests {
         let a = crate::hub::event_payload(4, Duration::ZERO, 80);
         let b = crate::hub::event_payload(5, Duration::ZERO, 80);
         let body = http::events_json(&[
-            crate::hub::Event { id: 4, payload: a.clone() },
+            crate::hub::Event {
+                id: 4,
+                payload: a.clone(),
+            },
             crate::hub::Event { id: 5, payload: b },
         ]);
         assert_eq!(event_ids(&body).unwrap(), vec![4, 5]);

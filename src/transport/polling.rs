@@ -66,7 +66,11 @@ pub(crate) async fn poll_loop(
     interval: impl Fn(&ClientCtx) -> std::time::Duration,
     next_poll: &mut tokio::time::Instant,
 ) {
-    let held = if path == "/poll" { std::time::Duration::ZERO } else { client.settings.long_poll_hold };
+    let held = if path == "/poll" {
+        std::time::Duration::ZERO
+    } else {
+        client.settings.long_poll_hold
+    };
     let mut cursor = 0u64;
     let mut connection: Option<HttpConnection> = None;
     let mut failures = 0u32;
@@ -77,7 +81,9 @@ pub(crate) async fn poll_loop(
                 Ok(open) => connection = Some(open),
                 Err(_) => {
                     client.lost_session();
-                    client.wait_before_reconnect(failures, std::time::Duration::ZERO).await;
+                    client
+                        .wait_before_reconnect(failures, std::time::Duration::ZERO)
+                        .await;
                     failures += 1;
                     *next_poll = tokio::time::Instant::now();
                     continue;
@@ -87,7 +93,10 @@ pub(crate) async fn poll_loop(
         let open = connection.as_mut().expect("connection was just opened");
         let started = tokio::time::Instant::now();
         let answer = open
-            .get_body(&format!("{path}?since={cursor}"), http::patience(client, held))
+            .get_body(
+                &format!("{path}?since={cursor}"),
+                http::patience(client, held),
+            )
             .await;
         match answer.map(|body| super::event_ids(&body)) {
             Ok(Ok(ids)) => {
@@ -103,7 +112,9 @@ pub(crate) async fn poll_loop(
                 // A timeout or a broken connection: this connection is no use any more.
                 connection = None;
                 client.lost_session();
-                client.wait_before_reconnect(failures, std::time::Duration::ZERO).await;
+                client
+                    .wait_before_reconnect(failures, std::time::Duration::ZERO)
+                    .await;
                 failures += 1;
                 *next_poll = tokio::time::Instant::now();
             }

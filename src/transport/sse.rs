@@ -39,7 +39,11 @@ impl Transport for Sse {
         async move {
             let cursor = match request.headers().get("last-event-id") {
                 None => server.hub.latest(),
-                Some(value) => match value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+                Some(value) => match value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                {
                     Some(id) => id,
                     None => {
                         return http::error(
@@ -141,7 +145,10 @@ async fn one_stream(
     retry: &mut Duration,
 ) -> Option<bool> {
     let mut connection = HttpConnection::open(client).await.ok()?;
-    let mut headers = vec![("accept", "text/event-stream"), ("cache-control", "no-cache")];
+    let mut headers = vec![
+        ("accept", "text/event-stream"),
+        ("cache-control", "no-cache"),
+    ];
     if !last_event_id.is_empty() {
         headers.push(("last-event-id", last_event_id.as_str()));
     }
@@ -162,8 +169,12 @@ async fn one_stream(
             },
             None => body.frame().await,
         };
-        let Some(Ok(frame)) = frame else { return Some(true) };
-        let Ok(data) = frame.into_data() else { continue };
+        let Some(Ok(frame)) = frame else {
+            return Some(true);
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         parser.feed(&data, &mut events);
         for event in events.drain(..) {
             if let Ok(id) = event.last_event_id.parse::<u64>() {

@@ -105,7 +105,11 @@ impl Connector for SimConnector {
 
 /// Runs one simulation to its end and returns its metrics. `progress` is told the simulated time now
 /// and then (once per simulated second).
-pub fn run(plan: &Plan, spec: &RunSpec, progress: &mut dyn FnMut(Duration)) -> Result<RunMetrics, SimError> {
+pub fn run(
+    plan: &Plan,
+    spec: &RunSpec,
+    progress: &mut dyn FnMut(Duration),
+) -> Result<RunMetrics, SimError> {
     let scenario = &plan.scenarios[spec.scenario];
     let fail = |message: String| SimError {
         scenario: scenario.name.clone(),
@@ -159,7 +163,10 @@ pub fn run(plan: &Plan, spec: &RunSpec, progress: &mut dyn FnMut(Duration)) -> R
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
                 loop {
                     let (stream, _peer) = listener.accept().await?;
-                    tokio::task::spawn_local(crate::server::serve_connection(stream, server.clone()));
+                    tokio::task::spawn_local(crate::server::serve_connection(
+                        stream,
+                        server.clone(),
+                    ));
                 }
             }
         });
@@ -212,6 +219,8 @@ pub fn run(plan: &Plan, spec: &RunSpec, progress: &mut dyn FnMut(Duration)) -> R
             next_report += Duration::from_secs(1);
         }
     }
-    let metrics = recorder.borrow().finish(plan.duration, grace(plan, spec.transport));
+    let metrics = recorder
+        .borrow()
+        .finish(plan.duration, grace(plan, spec.transport));
     Ok(metrics)
 }
