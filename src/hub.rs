@@ -115,7 +115,7 @@ pub fn next_gap(workload: &Workload, rng: &mut ChaCha8Rng) -> Duration {
     Duration::from_secs_f64(seconds)
 }
 
-/// Publishes events from `start` until the end of time, on the workload's schedule.
+/// Publishes events from `start` until the recorder closes the run, on the workload's schedule.
 pub async fn publish(
     hub: Rc<Hub>,
     recorder: SharedRecorder,
@@ -128,6 +128,9 @@ pub async fn publish(
         tokio::time::sleep(next_gap(&workload, &mut rng)).await;
         let (id, now) = {
             let mut recorder = recorder.borrow_mut();
+            if recorder.is_closed() {
+                return;
+            }
             let id = recorder.published();
             (id, recorder.now())
         };

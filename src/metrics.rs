@@ -58,10 +58,8 @@ pub struct RunMetrics {
     pub expected: u64,
     /// Distinct (event, client) deliveries.
     pub delivered: u64,
-    /// Deliveries owed for events published before the end's grace period that never arrived.
+    /// Deliveries owed that never arrived, not even while clients recovered after the run.
     pub lost: u64,
-    /// Deliveries of events published within the grace period that had not arrived when the run ended.
-    pub in_flight: u64,
     /// Copies of events a client had already received.
     pub duplicates: u64,
     /// Delivery latency, publish to receipt, milliseconds.
@@ -82,10 +80,18 @@ pub struct RunMetrics {
     pub reconnects: u64,
     /// WebSocket clients that fell back to another transport after a refused upgrade.
     pub fallbacks: u64,
+    /// WebSocket upgrades answered with an HTTP error instead of 101.
+    pub refused_upgrades: u64,
     /// From a connection dying silently to its client noticing, milliseconds.
     pub time_to_detect_ms: Percentiles,
-    /// Silent deaths that clients noticed.
+    /// Silent deaths that clients noticed (by letting the connection go).
     pub detections: u64,
+    /// Silent deaths still unnoticed when the run ended.
+    pub undetected: u64,
+    /// Connections the network killed silently (NAT expiry, network switch).
+    pub silent_deaths: u64,
+    /// Connections cut openly by a proxy's read timeout or a server restart.
+    pub cuts: u64,
     /// Total time, summed over clients, spent without a working connection, seconds.
     pub disconnected_s: f64,
     /// Total time, summed over clients, the radio spent in its high-power state, seconds.
@@ -98,7 +104,8 @@ pub struct RunMetrics {
     pub upstream_received: u64,
     /// Upstream message latency, send to server receipt, milliseconds.
     pub upstream_latency_ms: Percentiles,
-    /// Most reconnect attempts started in any one simulated second.
+    /// Most session reconnect attempts (connects by clients that had a session before) in any one
+    /// simulated second: the load a mass disconnect throws at the server.
     pub peak_reconnects_per_second: u64,
     /// Time series, exported separately (CSV, charts).
     #[serde(skip)]

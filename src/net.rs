@@ -5,6 +5,7 @@
 //! runs over simulated TCP and real TCP. Nothing here knows which transport is speaking.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -22,27 +23,58 @@ pub type BoxIo = Box<dyn Io>;
 
 /// How one client reaches the server.
 pub trait Connector {
-    /// Opens a TCP connection towards the server (directly or through middleboxes).
-    fn connect(&self) -> LocalBoxFuture<'static, io::Result<BoxIo>>;
+    /// Opens a TCP connection towards the server (directly or through middleboxes); returns it with the
+    /// client-side address, which is how middleboxes and the recorder tell connections apart.
+    fn connect(&self) -> LocalBoxFuture<'static, io::Result<(BoxIo, SocketAddr)>>;
 
     /// The `Host` header value for requests.
     fn authority(&self) -> &str;
 }
 
-/// Counts the bytes a client's socket carries and reports them to the recorder (which also drives the
-/// radio model from their timing).
+/// What a client opened a connection for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// The connection that carries events to the client (polls, the stream, the WebSocket).
+    Session,
+    /// A second connection for upstream messages.
+    Upstream,
+}
+
+/// A client's socket, registered with the recorder while it is open: counts the bytes it carries (which
+/// also drive the radio model), and on drop tells the recorder the client has let it go — which is when
+/// a silently dead connection counts as noticed.
 pub struct CountingStream<S> {
     inner: S,
     client: usize,
+    local: SocketAddr,
     recorder: SharedRecorder,
 }
 
 impl<S> CountingStream<S> {
-    pub fn new(inner: S, client: usize, recorder: SharedRecorder) -> Self {
+    pub fn new(
+        inner: S,
+        client: usize,
+        local: SocketAddr,
+        purpose: Purpose,
+        recorder: SharedRecorder,
+    ) -> Self {
+        recorder
+            .borrow_mut()
+            .connection_opened(client, local, purpose);
         Self {
             inner,
             client,
+            local,
             recorder,
+        }
+    }
+}
+
+impl<S> Drop for CountingStream<S> {
+    fn drop(&mut self) {
+        // Runtimes are torn down after the run, when `finish` may hold the recorder.
+        if let Ok(mut recorder) = self.recorder.try_borrow_mut() {
+            recorder.connection_closed(self.local);
         }
     }
 }

@@ -182,6 +182,8 @@ pub struct ScenarioSection {
     pub proxy: Option<ProxySection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switch: Option<SwitchSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartSection>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -212,6 +214,16 @@ pub struct SwitchSection {
     /// Time with no network at all during a switch.
     #[serde(default = "defaults::outage")]
     pub outage: HumanDuration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartSection {
+    /// When the server process restarts (a deploy): every connection closes at once.
+    pub at: HumanDuration,
+    /// How long the server is down before it accepts connections again.
+    #[serde(default = "defaults::outage")]
+    pub down: HumanDuration,
 }
 
 mod defaults {

@@ -5,12 +5,15 @@
 //! a wall clock: every timestamp comes from the [`Clock`] it is given.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
 use crate::metrics::{Percentiles, RunMetrics, Timeline};
+use crate::net::Purpose;
 
 /// Where "now" comes from: the simulation's clock, or a real one when serving real clients.
 pub trait Clock {
@@ -32,8 +35,14 @@ struct ClientRecord {
     /// Since when the client has had no working connection (`None` while connected).
     down_since: Option<Duration>,
     disconnected: Duration,
-    /// When the connection the client is using died, if it did (for time-to-detect).
-    died_at: Option<Duration>,
+}
+
+/// A client socket that is open, as the recorder knows it.
+struct OpenConnection {
+    client: usize,
+    purpose: Purpose,
+    /// When the network killed it silently, if it did.
+    died: Option<Duration>,
 }
 
 /// Counters for one second of simulated time (charts and CSV read these).
@@ -44,7 +53,12 @@ pub struct Bucket {
     pub latency_sum_ms: f64,
     pub requests: u64,
     pub connections: u64,
+    /// Session connect attempts by clients that had a session before (the reconnect load).
     pub reconnects: u64,
+    /// Connections the network killed silently (NAT expiry, network switch).
+    pub silent_deaths: u64,
+    /// Connections a proxy cut (read timeout) or a server restart closed.
+    pub cuts: u64,
 }
 
 /// Everything observed in one run.
@@ -56,6 +70,8 @@ pub struct Recorder {
     /// Per event: deliveries and summed latency (for the per-event delay series).
     per_event: Vec<(u32, f64)>,
     clients: Vec<ClientRecord>,
+    /// Open client sockets by client-side address.
+    connections: BTreeMap<SocketAddr, OpenConnection>,
     latency_us: Histogram<u64>,
     upstream_latency_us: Histogram<u64>,
     detect_us: Histogram<u64>,
@@ -65,6 +81,7 @@ pub struct Recorder {
     connections_opened: u64,
     reconnects: u64,
     fallbacks: u64,
+    refused_upgrades: u64,
     bytes_down: u64,
     bytes_up: u64,
     upstream_sent: u64,
@@ -72,6 +89,9 @@ pub struct Recorder {
     timeline: Vec<Bucket>,
     /// Moments a fault struck (seconds, label), for charts.
     fault_marks: Vec<(f64, String)>,
+    /// The end of the measured run: publishing stops, cost counters freeze, and only deliveries (late
+    /// ones included) are still recorded while clients recover.
+    closed_at: Option<Duration>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -89,6 +109,7 @@ impl Recorder {
             published: Vec::new(),
             per_event: Vec::new(),
             clients: records,
+            connections: BTreeMap::new(),
             latency_us: histogram(),
             upstream_latency_us: histogram(),
             detect_us: histogram(),
@@ -98,13 +119,35 @@ impl Recorder {
             connections_opened: 0,
             reconnects: 0,
             fallbacks: 0,
+            refused_upgrades: 0,
             bytes_down: 0,
             bytes_up: 0,
             upstream_sent: 0,
             upstream_received: 0,
             timeline: Vec::new(),
             fault_marks: Vec::new(),
+            closed_at: None,
         }
+    }
+
+    /// Ends the measured run at `at` (see `closed_at`).
+    pub fn close(&mut self, at: Duration) {
+        self.closed_at = Some(at);
+    }
+
+    /// True once the measured run is over: the publisher and scheduled faults stop.
+    pub fn is_closed(&self) -> bool {
+        self.closed_at.is_some()
+    }
+
+    /// True while cost counters still count.
+    fn measuring(&self, now: Duration) -> bool {
+        self.closed_at.is_none_or(|closed| now <= closed)
+    }
+
+    /// Every published event has reached every client.
+    pub fn all_delivered(&self) -> bool {
+        self.delivered >= self.published.len() as u64 * self.clients.len() as u64
     }
 
     pub fn shared(self) -> SharedRecorder {
@@ -174,30 +217,92 @@ impl Recorder {
 
     /// The server answered an HTTP request (a WebSocket handshake counts as one).
     pub fn request(&mut self) {
-        self.requests += 1;
         let now = self.now();
-        self.bucket(now).requests += 1;
+        if self.measuring(now) {
+            self.requests += 1;
+            self.bucket(now).requests += 1;
+        }
     }
 
-    /// `client` opened a connection (TCP connect succeeded).
-    pub fn connection_opened(&mut self, client: usize) {
-        self.connections_opened += 1;
+    /// `client` opened a connection (TCP connect succeeded) from `local`.
+    pub fn connection_opened(&mut self, client: usize, local: SocketAddr, purpose: Purpose) {
         let now = self.now();
-        self.bucket(now).connections += 1;
+        if self.measuring(now) {
+            self.connections_opened += 1;
+            self.bucket(now).connections += 1;
+        }
         self.clients[client].connections += 1;
+        self.connections.insert(
+            local,
+            OpenConnection {
+                client,
+                purpose,
+                died: None,
+            },
+        );
+    }
+
+    /// The client let go of its connection from `local`. If the network had killed it silently, this is
+    /// when the client noticed: the wait is the time to detect.
+    pub fn connection_closed(&mut self, local: SocketAddr) {
+        let Some(connection) = self.connections.remove(&local) else {
+            return;
+        };
+        if let Some(died) = connection.died {
+            let waited = self.now().saturating_sub(died);
+            self.detect_us
+                .saturating_record(waited.as_micros().max(1) as u64);
+        }
+    }
+
+    /// The network killed the connection from `local` silently (a fault only the simulation sees).
+    /// Returns the client it belonged to.
+    pub fn connection_died(&mut self, local: SocketAddr) -> Option<usize> {
+        let now = self.now();
+        let connection = self.connections.get_mut(&local)?;
+        if connection.died.is_some() {
+            return Some(connection.client);
+        }
+        connection.died = Some(now);
+        let (client, purpose) = (connection.client, connection.purpose);
+        if purpose == Purpose::Session {
+            // The client is without a working session from now, whenever it notices.
+            let record = &mut self.clients[client];
+            if record.down_since.is_none() {
+                record.down_since = Some(now);
+            }
+        }
+        self.bucket(now).silent_deaths += 1;
+        Some(client)
+    }
+
+    /// A middlebox or the server cut a connection openly (the client sees it close).
+    pub fn connection_cut(&mut self) {
+        let now = self.now();
+        self.bucket(now).cuts += 1;
+    }
+
+    /// The client-side addresses of `client`'s open connections, in address order.
+    pub fn connections_of(&self, client: usize) -> Vec<SocketAddr> {
+        self.connections
+            .iter()
+            .filter(|(_, c)| c.client == client)
+            .map(|(addr, _)| *addr)
+            .collect()
     }
 
     /// `client` has a working session again (stream open, first response seen).
     pub fn session_up(&mut self, client: usize) {
-        let now = self.now();
+        let upto = self
+            .closed_at
+            .map_or(self.now(), |closed| self.now().min(closed));
         let record = &mut self.clients[client];
         if let Some(since) = record.down_since.take() {
-            record.disconnected += now.saturating_sub(since);
+            record.disconnected += upto.saturating_sub(since);
         }
     }
 
-    /// `client` lost its session and will reconnect. `detected` is true when the client noticed a silent
-    /// death by itself (heartbeat or read timeout) rather than being told (close, error).
+    /// `client` lost its session and will reconnect.
     pub fn session_down(&mut self, client: usize) {
         let now = self.now();
         let record = &mut self.clients[client];
@@ -206,36 +311,29 @@ impl Recorder {
         }
     }
 
-    /// `client` starts a reconnect attempt after losing a session.
+    /// `client` set out to reconnect after losing a session.
     pub fn reconnect(&mut self, client: usize) {
         let _ = client;
-        self.reconnects += 1;
-        let now = self.now();
-        self.bucket(now).reconnects += 1;
-    }
-
-    /// The network killed `client`'s connection silently now (a fault, seen only by the simulation).
-    pub fn connection_died(&mut self, client: usize) {
-        let now = self.now();
-        let record = &mut self.clients[client];
-        if record.died_at.is_none() {
-            record.died_at = Some(now);
+        if self.measuring(self.now()) {
+            self.reconnects += 1;
         }
     }
 
-    /// `client` noticed that its connection is dead (timeout, error or close).
-    pub fn death_noticed(&mut self, client: usize) {
+    /// `client` tries to open a connection for `purpose`. Session attempts by a client that has had a
+    /// connection before are the reconnect load the server sees (a storm after a mass disconnect).
+    pub fn connect_attempt(&mut self, client: usize, purpose: Purpose) {
         let now = self.now();
-        if let Some(died) = self.clients[client].died_at.take() {
-            let waited = now.saturating_sub(died);
-            self.detect_us
-                .saturating_record(waited.as_micros().max(1) as u64);
-            // The client was without a working connection from the death, not from the noticing.
-            let record = &mut self.clients[client];
-            if record.down_since.is_none_or(|since| since > died) {
-                record.down_since = Some(died);
-            }
+        if purpose == Purpose::Session
+            && self.clients[client].connections > 0
+            && self.measuring(now)
+        {
+            self.bucket(now).reconnects += 1;
         }
+    }
+
+    /// A WebSocket upgrade was answered with an HTTP error (refused by a proxy or the server).
+    pub fn upgrade_refused(&mut self) {
+        self.refused_upgrades += 1;
     }
 
     /// A WebSocket client gave up on the upgrade and fell back to another transport.
@@ -245,9 +343,12 @@ impl Recorder {
 
     /// `client`'s socket carried bytes; `down` is server-to-client. Feeds the radio model too.
     pub fn bytes(&mut self, client: usize, down: usize, up: usize) {
+        let now = self.now();
+        if !self.measuring(now) {
+            return;
+        }
         self.bytes_down += down as u64;
         self.bytes_up += up as u64;
-        let now = self.now();
         let tail = self.radio_tail;
         let record = &mut self.clients[client];
         if let Some(last) = record.last_packet {
@@ -258,11 +359,16 @@ impl Recorder {
 
     /// A client sent an upstream message.
     pub fn upstream_sent(&mut self) {
-        self.upstream_sent += 1;
+        if self.measuring(self.now()) {
+            self.upstream_sent += 1;
+        }
     }
 
     /// The server received an upstream message that was sent at `sent` (carried in the message).
     pub fn upstream_received(&mut self, sent: Duration) {
+        if !self.measuring(sent) {
+            return;
+        }
         self.upstream_received += 1;
         let latency = self.now().saturating_sub(sent);
         self.upstream_latency_us
@@ -271,33 +377,25 @@ impl Recorder {
 
     /// A fault struck now (for charts); `label` says which.
     pub fn mark_fault(&mut self, label: impl Into<String>) {
-        let at = self.now().as_secs_f64();
-        self.fault_marks.push((at, label.into()));
+        let now = self.now();
+        self.mark_fault_at(now, label);
     }
 
-    /// The metrics of the run, which ended at `end`. Events published less than `grace` before the end
-    /// are not counted as lost when undelivered (they may still be on their way).
-    pub fn finish(&self, end: Duration, grace: Duration) -> RunMetrics {
+    /// A fault struck at `at` (for the world, which marks faults between steps, outside any host).
+    pub fn mark_fault_at(&mut self, at: Duration, label: impl Into<String>) {
+        self.fault_marks.push((at.as_secs_f64(), label.into()));
+    }
+
+    /// The metrics of the run. Cost figures cover the measured run (up to `close`, or `end` if the run
+    /// was never closed); deliveries include late ones made while clients recovered after it, so `lost`
+    /// counts only what never arrived at all.
+    pub fn finish(&self, end: Duration) -> RunMetrics {
+        let end = self.closed_at.unwrap_or(end);
         let clients = self.clients.len() as u64;
         let published = self.published.len() as u64;
-        let cutoff = end.saturating_sub(grace);
-        let settled: Vec<u64> = (1..=published)
-            .filter(|&id| self.published[(id - 1) as usize] <= cutoff)
-            .collect();
-        let mut lost = 0u64;
         let mut radio = Duration::ZERO;
         let mut disconnected = Duration::ZERO;
         for record in &self.clients {
-            for &id in &settled {
-                let (word, bit) = ((id / 64) as usize, id % 64);
-                let got = record
-                    .received
-                    .get(word)
-                    .is_some_and(|w| w & (1 << bit) != 0);
-                if !got {
-                    lost += 1;
-                }
-            }
             radio += match record.last_packet {
                 Some(last) => record.radio_active + end.saturating_sub(last).min(self.radio_tail),
                 None => Duration::ZERO,
@@ -325,8 +423,7 @@ impl Recorder {
             published,
             expected,
             delivered: self.delivered,
-            lost,
-            in_flight: expected.saturating_sub(self.delivered).saturating_sub(lost),
+            lost: expected.saturating_sub(self.delivered),
             duplicates: self.duplicates,
             latency_ms: Percentiles::from_histogram(&self.latency_us),
             requests: self.requests,
@@ -341,8 +438,16 @@ impl Recorder {
             connections_opened: self.connections_opened,
             reconnects: self.reconnects,
             fallbacks: self.fallbacks,
+            refused_upgrades: self.refused_upgrades,
             time_to_detect_ms: Percentiles::from_histogram(&self.detect_us),
             detections: self.detect_us.len(),
+            undetected: self
+                .connections
+                .values()
+                .filter(|c| c.died.is_some())
+                .count() as u64,
+            silent_deaths: self.timeline.iter().map(|b| b.silent_deaths).sum(),
+            cuts: self.timeline.iter().map(|b| b.cuts).sum(),
             disconnected_s: round3(disconnected.as_secs_f64()),
             radio_active_s: round3(radio.as_secs_f64()),
             radio_active_per_client_s: if clients == 0 {
@@ -401,23 +506,25 @@ mod tests {
         let first = r.published();
         at(&clock, 2000);
         let second = r.published();
-        at(&clock, 9_000);
-        let late = r.published();
         at(&clock, 1050);
         assert!(r.delivered(0, first));
         at(&clock, 1100);
         assert!(!r.delivered(0, first), "second copy is a duplicate");
         at(&clock, 2150);
         assert!(r.delivered(1, second));
-        let m = r.finish(Duration::from_secs(10), Duration::from_secs(2));
-        assert_eq!(m.published, 3);
-        assert_eq!(m.expected, 6);
-        assert_eq!(m.delivered, 2);
+        r.close(Duration::from_secs(10));
+        at(&clock, 10_500);
+        // Late, after the close: still a delivery (with its real latency), but no longer a request.
+        assert!(r.delivered(1, first));
+        r.request();
+        let m = r.finish(Duration::from_secs(11));
+        assert_eq!(m.published, 2);
+        assert_eq!(m.expected, 4);
+        assert_eq!(m.delivered, 3);
         assert_eq!(m.duplicates, 1);
-        // first→client 1 and second→client 0 never arrived; `late` is within the grace period.
-        assert_eq!(m.lost, 2);
-        assert_eq!(m.in_flight, 2);
-        assert_eq!(late, 3);
+        assert_eq!(m.requests, 0);
+        // second→client 0 never arrived.
+        assert_eq!(m.lost, 1);
         assert!((m.latency_ms.max - 150.0).abs() < 1.0, "{:?}", m.latency_ms);
         assert!(
             (m.latency_ms.mean - 100.0).abs() < 1.0,
@@ -438,7 +545,7 @@ mod tests {
         at(&clock, 30_000);
         r.bytes(0, 0, 10);
         // Run ends at 35 s: 5 s of tail after the last packet.
-        let m = r.finish(Duration::from_secs(35), Duration::ZERO);
+        let m = r.finish(Duration::from_secs(35));
         assert_eq!(m.radio_active_s, 2.0 + 10.0 + 5.0);
         assert_eq!(m.bytes_down, 20);
         assert_eq!(m.bytes_up, 10);
@@ -455,7 +562,7 @@ mod tests {
         r.reconnect(0);
         at(&clock, 32_000);
         r.session_up(0);
-        let m = r.finish(Duration::from_secs(40), Duration::ZERO);
+        let m = r.finish(Duration::from_secs(40));
         assert_eq!(m.detections, 1);
         assert!(
             (m.time_to_detect_ms.p50 - 30_000.0).abs() < 50.0,

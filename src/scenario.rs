@@ -96,6 +96,7 @@ pub struct Scenario {
     pub nat: Option<Nat>,
     pub proxy: Option<Proxy>,
     pub switch: Option<Switch>,
+    pub restart: Option<Restart>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -115,6 +116,12 @@ pub struct Proxy {
 pub struct Switch {
     pub every: Duration,
     pub outage: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Restart {
+    pub at: Duration,
+    pub down: Duration,
 }
 
 /// One simulation to execute: a scenario, a transport and a seed.
@@ -137,6 +144,9 @@ impl Scenario {
         }
         if self.switch.is_some() {
             faults.push("switch");
+        }
+        if self.restart.is_some() {
+            faults.push("restart");
         }
         faults
     }
@@ -365,12 +375,21 @@ impl Plan {
                 }
                 None => None,
             };
+            let restart = match &s.restart {
+                Some(x) => {
+                    let at = within_run(&key("restart.at"), x.at.0)?;
+                    let down = positive(&key("restart.down"), x.down.0)?;
+                    Some(Restart { at, down })
+                }
+                None => None,
+            };
             scenarios.push(Scenario {
                 name: s.name.clone(),
                 description: s.description.clone().unwrap_or_default(),
                 nat,
                 proxy,
                 switch,
+                restart,
             });
         }
         if scenarios.is_empty() {

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::{ClientCtx, ServerCtx};
 use crate::hub::Event;
+use crate::net::Purpose;
 
 /// The body type of every response the server sends.
 pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -141,8 +142,11 @@ pub enum RequestError {
 
 impl HttpConnection {
     /// Connects and performs the HTTP/1.1 handshake (nothing crosses the wire until the first request).
-    pub async fn open(client: &ClientCtx) -> Result<Self, RequestError> {
-        let io = client.connect().await.map_err(RequestError::Connect)?;
+    pub async fn open(client: &ClientCtx, purpose: Purpose) -> Result<Self, RequestError> {
+        let io = client
+            .connect(purpose)
+            .await
+            .map_err(RequestError::Connect)?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(RequestError::Http)?;
@@ -237,7 +241,7 @@ pub async fn upstream_loop(client: Rc<ClientCtx>) {
         let message = Bytes::from(client.upstream_message(seq));
         for attempt in 0..2 {
             if connection.as_ref().is_none_or(|c| !c.is_open()) {
-                connection = HttpConnection::open(&client).await.ok();
+                connection = HttpConnection::open(&client, Purpose::Upstream).await.ok();
             }
             let Some(open) = connection.as_mut() else {
                 break;

@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::hub::Hub;
-use crate::net::{BoxIo, Connector};
+use crate::net::{BoxIo, Connector, CountingStream, Purpose};
 use crate::recorder::SharedRecorder;
 use crate::scenario::{TransportSettings, Workload};
 
@@ -112,11 +112,21 @@ impl ClientCtx {
         }
     }
 
-    /// Opens a connection to the server and counts it.
-    pub async fn connect(&self) -> io::Result<BoxIo> {
-        let io = self.connector.connect().await?;
-        self.recorder.borrow_mut().connection_opened(self.id);
-        Ok(io)
+    /// Opens a connection to the server, registered and counted for this client. Gives up after the
+    /// request timeout: a SYN into a dead network gets no answer at all.
+    pub async fn connect(&self, purpose: Purpose) -> io::Result<BoxIo> {
+        self.recorder.borrow_mut().connect_attempt(self.id, purpose);
+        let patience = self.settings.request_timeout;
+        let (io, local) = tokio::time::timeout(patience, self.connector.connect())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        Ok(Box::new(CountingStream::new(
+            io,
+            self.id,
+            local,
+            purpose,
+            self.recorder.clone(),
+        )))
     }
 
     /// A uniform random number in [0, 1) from this client's own seeded generator.
@@ -142,7 +152,6 @@ impl ClientCtx {
     /// the reconnect it is about to make.
     pub fn lost_session(&self) {
         let mut recorder = self.recorder.borrow_mut();
-        recorder.death_noticed(self.id);
         recorder.session_down(self.id);
         recorder.reconnect(self.id);
     }

@@ -13,6 +13,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::http::{self, HttpConnection, ResponseBody};
 use super::{ClientCtx, ServerCtx, Transport, TransportKind};
+use crate::net::Purpose;
 
 pub struct Polling;
 
@@ -77,7 +78,7 @@ pub(crate) async fn poll_loop(
     loop {
         tokio::time::sleep_until(*next_poll).await;
         if connection.as_ref().is_none_or(|c| !c.is_open()) {
-            match HttpConnection::open(client).await {
+            match HttpConnection::open(client, Purpose::Session).await {
                 Ok(open) => connection = Some(open),
                 Err(_) => {
                     client.lost_session();

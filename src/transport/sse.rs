@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::event_stream::EventStreamParser;
 use super::http::{self, ChannelBody, HttpConnection, ResponseBody};
 use super::{ClientCtx, ServerCtx, Transport, TransportKind};
+use crate::net::Purpose;
 
 pub struct Sse;
 
@@ -144,7 +145,7 @@ async fn one_stream(
     last_event_id: &mut String,
     retry: &mut Duration,
 ) -> Option<bool> {
-    let mut connection = HttpConnection::open(client).await.ok()?;
+    let mut connection = HttpConnection::open(client, Purpose::Session).await.ok()?;
     let mut headers = vec![
         ("accept", "text/event-stream"),
         ("cache-control", "no-cache"),

@@ -25,6 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::http::{self, ResponseBody};
 use super::long_polling::run_long_poll_client;
 use super::{ClientCtx, ServerCtx, Transport, TransportKind};
+use crate::net::Purpose;
 use crate::profile::Fallback;
 
 pub struct WebSocket;
@@ -221,7 +222,7 @@ enum Session {
 }
 
 async fn one_session(client: &ClientCtx, last_id: &mut u64) -> Session {
-    let Ok(io) = client.connect().await else {
+    let Ok(io) = client.connect(Purpose::Session).await else {
         return Session::Failed;
     };
     let query = if client.settings.ws_resume && *last_id > 0 {
@@ -238,7 +239,10 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64) -> Session {
     .await
     {
         Ok(Ok((ws, _response))) => ws,
-        Ok(Err(tungstenite::Error::Http(_))) => return Session::Refused,
+        Ok(Err(tungstenite::Error::Http(_))) => {
+            client.recorder.borrow_mut().upgrade_refused();
+            return Session::Refused;
+        }
         Ok(Err(_)) | Err(_) => return Session::Failed,
     };
     client.session_up();

@@ -2,6 +2,12 @@
 //! simulated users share each, since turmoil's cost follows hosts × steps, not connections), and the
 //! middleboxes the scenario puts between them.
 //!
+//! Topology, first hop first: client hosts → gateway (carrier NAT; two of them, Wi-Fi and cellular,
+//! when clients switch networks) → HTTP proxy → server. Each middlebox is present only when the
+//! scenario asks for it. The client ↔ first-hop link carries the profile's latency and jitter (the last
+//! mile and the internet); links between middleboxes and the server are a data centre's (no latency
+//! beyond the 1-tick hop).
+//!
 //! This is the only module that knows about turmoil. It wires hosts and links, starts the transports'
 //! halves on them, steps simulated time to the end and hands back what the recorder saw.
 
@@ -13,14 +19,24 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::hub::{self, Hub};
 use crate::metrics::RunMetrics;
-use crate::net::{BoxIo, Connector, CountingStream};
-use crate::recorder::{Clock, Recorder, SharedRecorder};
+use crate::net::Connector;
+use crate::recorder::{Clock, Recorder};
 use crate::scenario::{Plan, RunSpec};
 use crate::transport::{transport_for, ClientCtx, ServerCtx, TransportKind};
 
-/// Port the application server listens on.
+mod gateway;
+mod proxy;
+mod route;
+
+use gateway::Gateway;
+use route::{Route, SimConnector};
+
+/// Port the application server (and every middlebox) listens on.
 pub const SERVER_PORT: u16 = 80;
 const SERVER_HOST: &str = "server";
+const PROXY_HOST: &str = "proxy";
+/// Gateway hosts: the clients' networks (a NAT, or Wi-Fi and cellular for network switching).
+const GATEWAY_HOSTS: [&str; 2] = ["wifi", "cellular"];
 
 /// Simulated time zero is this wall-clock date (2026-01-01T00:00:00Z), so `Date` headers are stable.
 pub const EPOCH_UNIX_SECONDS: u64 = 1_767_225_600;
@@ -60,6 +76,7 @@ mod streams {
     pub const TURMOIL: u64 = 1;
     pub const PUBLISHER: u64 = 2;
     pub const ARRIVALS: u64 = 3;
+    pub const SWITCHES: u64 = 4;
     pub const CLIENT_BASE: u64 = 1 << 32;
 }
 
@@ -70,37 +87,39 @@ pub fn warmup(plan: &Plan) -> Duration {
     ARRIVAL_WINDOW + rtt * 3 + Duration::from_millis(100)
 }
 
-/// How long before the end an undelivered event still counts as on its way rather than lost.
-pub fn grace(plan: &Plan, transport: TransportKind) -> Duration {
+/// The longest a client may take to notice a broken connection and be back after the measured run:
+/// the drain period during which late deliveries still count (the run stops earlier once every event
+/// has reached every client). Events still missing after it are lost.
+pub fn recovery_horizon(
+    plan: &Plan,
+    scenario: &crate::scenario::Scenario,
+    transport: TransportKind,
+) -> Duration {
+    let s = &plan.settings;
     let rtt = (plan.network.latency + plan.network.jitter) * 2;
-    let natural = match transport {
-        TransportKind::Polling => plan.settings.polling_interval,
-        _ => Duration::ZERO,
+    let long_poll = s.long_poll_hold + s.request_timeout;
+    let detect = match transport {
+        TransportKind::Polling => s.polling_interval + s.request_timeout,
+        TransportKind::LongPolling => long_poll,
+        TransportKind::Sse => s
+            .sse_client_timeout
+            .unwrap_or_default()
+            .max(s.request_timeout),
+        TransportKind::Websocket => {
+            let silence = s
+                .ws_ping_interval
+                .map(|p| p + s.ws_ping_timeout)
+                .unwrap_or_default();
+            silence.max(s.request_timeout) + long_poll
+        }
     };
-    natural + rtt * 2 + Duration::from_secs(1)
-}
-
-/// Reaches the server over simulated TCP, counting the client's bytes.
-struct SimConnector {
-    target: (String, u16),
-    client: usize,
-    recorder: SharedRecorder,
-}
-
-impl Connector for SimConnector {
-    fn connect(&self) -> futures_util::future::LocalBoxFuture<'static, std::io::Result<BoxIo>> {
-        let target = self.target.clone();
-        let client = self.client;
-        let recorder = self.recorder.clone();
-        Box::pin(async move {
-            let stream = turmoil::net::TcpStream::connect((target.0.as_str(), target.1)).await?;
-            Ok(Box::new(CountingStream::new(stream, client, recorder)) as BoxIo)
-        })
-    }
-
-    fn authority(&self) -> &str {
-        SERVER_HOST
-    }
+    let outage = scenario
+        .switch
+        .as_ref()
+        .map(|x| x.outage)
+        .unwrap_or_default();
+    let backoff = s.reconnect.max.mul_f64(1.0 + s.reconnect.jitter);
+    detect + outage + backoff + s.sse_retry + rtt * 4 + Duration::from_secs(1)
 }
 
 /// Runs one simulation to its end and returns its metrics. `progress` is told the simulated time now
@@ -118,12 +137,13 @@ pub fn run(
     };
     let clients = plan.clients as usize;
     let latency = plan.network.latency;
+    let drain = recovery_horizon(plan, scenario, spec.transport);
 
     let mut builder = turmoil::Builder::new();
     builder
         .rng_seed(derive_seed(spec.seed, streams::TURMOIL))
         .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS))
-        .simulation_duration(plan.duration + Duration::from_secs(1))
+        .simulation_duration(plan.duration + drain + Duration::from_secs(1))
         .tick_duration(plan.simulation.tick)
         .min_message_latency(latency)
         .max_message_latency(latency + plan.network.jitter)
@@ -136,15 +156,62 @@ pub fn run(
     let settings = Rc::new(plan.settings.clone());
     let workload = Rc::new(plan.workload.clone());
 
-    // The server host: the application server and the event publisher.
+    // Middleboxes, from the server outwards: each knows its next hop.
+    let mut next_hop = (SERVER_HOST.to_string(), SERVER_PORT);
+    let mut inner_hosts = vec![SERVER_HOST.to_string()];
+    if let Some(settings) = &scenario.proxy {
+        let proxy = Rc::new(proxy::Proxy {
+            settings: settings.clone(),
+            next_hop: next_hop.clone(),
+            recorder: recorder.clone(),
+        });
+        sim.host(PROXY_HOST, move || proxy.clone().run(SERVER_PORT));
+        next_hop = (PROXY_HOST.to_string(), SERVER_PORT);
+        inner_hosts.push(PROXY_HOST.to_string());
+    }
+    let networks = match (&scenario.nat, &scenario.switch) {
+        (_, Some(_)) => 2,
+        (Some(_), None) => 1,
+        (None, None) => 0,
+    };
+    let gateways: Rc<Vec<Rc<Gateway>>> = Rc::new(
+        GATEWAY_HOSTS[..networks]
+            .iter()
+            .map(|&name| {
+                let gateway = Gateway::new(
+                    scenario.nat.as_ref().map(|n| n.idle_timeout),
+                    next_hop.clone(),
+                    recorder.clone(),
+                );
+                let running = gateway.clone();
+                sim.host(name, move || running.clone().run(SERVER_PORT));
+                inner_hosts.push(name.to_string());
+                gateway
+            })
+            .collect(),
+    );
+    let first_hops: Vec<(String, u16)> = if networks == 0 {
+        vec![next_hop]
+    } else {
+        GATEWAY_HOSTS[..networks]
+            .iter()
+            .map(|h| (h.to_string(), SERVER_PORT))
+            .collect()
+    };
+
+    // The server host: the application server and the event publisher. The hub lives outside the
+    // host's software so that a restart keeps the history (as a real deployment's store would).
+    let hub = Hub::new(settings.history);
+    let boots = Rc::new(std::cell::Cell::new(0u64));
     {
         let recorder = recorder.clone();
         let settings = settings.clone();
         let workload = workload.clone();
-        let publisher_seed = derive_seed(spec.seed, streams::PUBLISHER);
         let start = warmup(plan);
+        let seed = spec.seed;
         sim.host(SERVER_HOST, move || {
-            let hub = Hub::new(settings.history);
+            let boot = boots.get();
+            boots.set(boot + 1);
             let server = Rc::new(ServerCtx {
                 hub: hub.clone(),
                 settings: settings.clone(),
@@ -152,11 +219,11 @@ pub fn run(
                 epoch: SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
             });
             let publisher = hub::publish(
-                hub,
+                hub.clone(),
                 recorder.clone(),
                 workload.clone(),
-                ChaCha8Rng::seed_from_u64(publisher_seed),
-                start,
+                ChaCha8Rng::seed_from_u64(derive_seed(seed, streams::PUBLISHER + (boot << 8))),
+                if boot == 0 { start } else { Duration::ZERO },
             );
             async move {
                 tokio::task::spawn_local(publisher);
@@ -179,19 +246,22 @@ pub fn run(
         .map(|_| ARRIVAL_WINDOW.mul_f64(rand::Rng::gen::<f64>(&mut arrivals)))
         .collect();
     let transport = transport_for(spec.transport);
+    let switch = scenario.switch.clone();
     for host in 0..hosts {
         let members: Vec<usize> = (host..clients).step_by(hosts).collect();
         let recorder = recorder.clone();
         let settings = settings.clone();
         let workload = workload.clone();
         let starts = starts.clone();
+        let first_hops = first_hops.clone();
+        let gateways = gateways.clone();
+        let switch = switch.clone();
         let seed = spec.seed;
         sim.host(format!("clients-{host}"), move || {
             for &id in &members {
+                let route = Route::new(first_hops.clone(), SERVER_HOST);
                 let connector: Rc<dyn Connector> = Rc::new(SimConnector {
-                    target: (SERVER_HOST.to_string(), SERVER_PORT),
-                    client: id,
-                    recorder: recorder.clone(),
+                    route: route.clone(),
                 });
                 let client = Rc::new(ClientCtx::new(
                     id,
@@ -206,21 +276,62 @@ pub fn run(
                     tokio::time::sleep(start).await;
                     transport.run_client(client).await;
                 });
+                if let Some(switch) = &switch {
+                    let rng = ChaCha8Rng::seed_from_u64(derive_seed(
+                        seed,
+                        streams::SWITCHES + ((id as u64) << 8),
+                    ));
+                    tokio::task::spawn_local(route::switch_networks(
+                        id,
+                        route,
+                        gateways.clone(),
+                        recorder.clone(),
+                        switch.every,
+                        switch.outage,
+                        rng,
+                    ));
+                }
             }
             async { std::future::pending::<turmoil::Result>().await }
         });
     }
 
+    // Links inside the data centre carry no extra latency: the profile's latency is the clients' path.
+    for (i, a) in inner_hosts.iter().enumerate() {
+        for b in &inner_hosts[i + 1..] {
+            sim.set_link_latency(a.as_str(), b.as_str(), Duration::ZERO);
+        }
+    }
+
+    let restart = scenario.restart.clone();
+    let mut restarted = false;
     let mut next_report = Duration::ZERO;
     while sim.elapsed() < plan.duration {
         sim.step().map_err(|e| fail(e.to_string()))?;
+        if let Some(r) = &restart {
+            if !restarted && sim.elapsed() >= r.at {
+                sim.crash(SERVER_HOST);
+                recorder
+                    .borrow_mut()
+                    .mark_fault_at(sim.elapsed(), "server restart");
+                restarted = true;
+            }
+            if restarted && sim.elapsed() >= r.at + r.down && !sim.is_host_running(SERVER_HOST) {
+                sim.bounce(SERVER_HOST);
+            }
+        }
         if sim.elapsed() >= next_report {
             progress(sim.elapsed());
             next_report += Duration::from_secs(1);
         }
     }
-    let metrics = recorder
-        .borrow()
-        .finish(plan.duration, grace(plan, spec.transport));
+    // The measured run is over: no more events or scheduled faults. Let clients recover so that late
+    // deliveries count as late, not lost.
+    recorder.borrow_mut().close(plan.duration);
+    let deadline = plan.duration + drain;
+    while sim.elapsed() < deadline && !recorder.borrow().all_delivered() {
+        sim.step().map_err(|e| fail(e.to_string()))?;
+    }
+    let metrics = recorder.borrow().finish(plan.duration);
     Ok(metrics)
 }
