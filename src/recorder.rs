@@ -552,23 +552,33 @@ mod tests {
     }
 
     #[test]
-    fn detection_time_runs_from_death_to_noticing() {
+    fn detection_time_runs_from_death_to_letting_go() {
         let clock = Rc::new(ManualClock(Cell::new(Duration::ZERO)));
         let mut r = Recorder::new(clock.clone(), 1, Duration::from_secs(10));
+        let session: SocketAddr = "10.0.0.2:4000".parse().unwrap();
+        let upstream: SocketAddr = "10.0.0.2:4001".parse().unwrap();
+        r.connection_opened(0, session, Purpose::Session);
+        r.connection_opened(0, upstream, Purpose::Upstream);
+        assert_eq!(r.connections_of(0), vec![session, upstream]);
         at(&clock, 1000);
-        r.connection_died(0);
+        assert_eq!(r.connection_died(session), Some(0));
+        r.connection_died(upstream);
         at(&clock, 31_000);
-        r.death_noticed(0);
+        r.session_down(0);
         r.reconnect(0);
+        r.connection_closed(session);
         at(&clock, 32_000);
         r.session_up(0);
         let m = r.finish(Duration::from_secs(40));
         assert_eq!(m.detections, 1);
+        assert_eq!(m.undetected, 1, "the upstream connection was never let go");
+        assert_eq!(m.silent_deaths, 2);
         assert!(
             (m.time_to_detect_ms.p50 - 30_000.0).abs() < 50.0,
             "{:?}",
             m.time_to_detect_ms
         );
+        // Down from the death (1 s), not from the noticing (31 s), until the session came back (32 s).
         assert_eq!(m.disconnected_s, 31.0);
         assert_eq!(m.reconnects, 1);
     }
