@@ -5,9 +5,11 @@
 //! The modules follow the data flow, in pipeline order:
 //! - [`duration`], [`profile`]: the profile TOML as the user wrote it, with located errors.
 //! - [`scenario`]: the validated plan — units resolved, impossible values refused, runs listed.
+//! - [`wizard`]: questions as data → pure decision function → recommendation + a profile for `simulate`.
 pub mod cli;
 pub mod duration;
 pub mod profile;
 pub mod scenario;
 pub mod simulate;
 pub mod transport;
+pub mod wizard;
