@@ -285,14 +285,16 @@ impl Answers {
             "mobile_share" => self.mobile_share = parse_number(text, 0.0, 1.0, "a fraction")?,
             "corporate_proxies" => self.corporate_proxies = parse_yes_no(text)?,
             "cdn" => self.cdn = parse_yes_no(text)?,
-            "load_balancer" => self.load_balancer = LoadBalancer::ALL
-                .into_iter()
-                .find(|lb| lb.name() == text)
-                .ok_or_else(|| {
-                    format!(
+            "load_balancer" => {
+                self.load_balancer = LoadBalancer::ALL
+                    .into_iter()
+                    .find(|lb| lb.name() == text)
+                    .ok_or_else(|| {
+                        format!(
                         "`{text}` is not a load balancer kind (use none, sticky or round-robin)"
                     )
-                })?,
+                    })?
+            }
             "latency_budget" => {
                 let d = duration::parse(text)?;
                 if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {

@@ -131,10 +131,12 @@ pub fn scenarios(a: &Answers) -> Vec<ScenarioSection> {
 }
 
 /// The mitigation settings applied to the profile: those of every transport (so that the comparison is
-/// fair), first occurrence of a key wins, in `TransportKind::ALL` then rule order.
-pub fn applied_settings(a: &Answers) -> Vec<(Setting, &'static str)> {
+/// fair), the recommended transport's first, then `TransportKind::ALL` order; a key's first setting wins.
+pub fn applied_settings(a: &Answers, chosen: TransportKind) -> Vec<(Setting, &'static str)> {
     let mut out: Vec<(Setting, &'static str)> = Vec::new();
-    for t in TransportKind::ALL {
+    let order =
+        std::iter::once(chosen).chain(TransportKind::ALL.into_iter().filter(|&t| t != chosen));
+    for t in order {
         for m in mitigations(a, t) {
             for s in m.settings {
                 if !out.iter().any(|(seen, _)| seen.key == s.key) {
@@ -193,7 +195,7 @@ pub fn build_profile(a: &Answers, rec: &Recommendation) -> anyhow::Result<Profil
         scenario: scenarios(a),
     };
     let mut table = toml::Table::try_from(&profile).context("serialising the profile")?;
-    for (setting, _) in applied_settings(a) {
+    for (setting, _) in applied_settings(a, rec.transport) {
         set_dotted(&mut table, setting.key, setting.value.clone())
             .with_context(|| format!("applying `{}`", setting.key))?;
     }
@@ -261,7 +263,7 @@ pub fn header(a: &Answers, rec: &Recommendation, path: &Path) -> String {
         "  network latency, radio tail and other unset keys: rtsim's defaults (see src/profile.rs).".into(),
         "Mitigations applied (to every transport, so the comparison is fair):".into(),
     ]);
-    let settings = applied_settings(a);
+    let settings = applied_settings(a, rec.transport);
     if settings.is_empty() {
         lines.push("  none".into());
     }
@@ -421,7 +423,10 @@ mod tests {
             load_balancer: LoadBalancer::RoundRobin,
             ..Answers::default()
         };
-        let keys: Vec<&str> = applied_settings(&a).iter().map(|(s, _)| s.key).collect();
+        let keys: Vec<&str> = applied_settings(&a, TransportKind::Sse)
+            .iter()
+            .map(|(s, _)| s.key)
+            .collect();
         for expected in [
             "sse.heartbeat",
             "websocket.ping_interval",

@@ -208,7 +208,7 @@ pub fn recommendation_text(rec: &Recommendation) -> String {
         rec.transport.name()
     );
     for line in &rec.path {
-        out.push_str(&format!("  {line}\n"));
+        out.push_str(&wrap(line, "  ", "     ", TEXT_WIDTH));
     }
     out.push('\n');
     out.push_str(&wrap(
@@ -218,6 +218,7 @@ pub fn recommendation_text(rec: &Recommendation) -> String {
             rec.runner_up.when
         ),
         "",
+        "",
         TEXT_WIDTH,
     ));
     if rec.mitigations.is_empty() {
@@ -225,14 +226,29 @@ pub fn recommendation_text(rec: &Recommendation) -> String {
     } else {
         out.push_str("\nWhat this environment demands:\n");
         for (i, m) in rec.mitigations.iter().enumerate() {
-            out.push_str(&format!("  {}. {}\n", i + 1, m.title));
-            out.push_str(&wrap(&format!("Why: {}", m.reason), "     ", TEXT_WIDTH));
-            out.push_str(&wrap(&format!("Source: {}", m.source), "     ", TEXT_WIDTH));
+            out.push_str(&wrap(
+                &m.title,
+                &format!("  {}. ", i + 1),
+                "     ",
+                TEXT_WIDTH,
+            ));
+            out.push_str(&wrap(
+                &format!("Why: {}", m.reason),
+                "     ",
+                "     ",
+                TEXT_WIDTH,
+            ));
+            out.push_str(&wrap(
+                &format!("Source: {}", m.source),
+                "     ",
+                "     ",
+                TEXT_WIDTH,
+            ));
         }
     }
     for note in &rec.notes {
         out.push('\n');
-        out.push_str(&wrap(&format!("Note: {note}"), "", TEXT_WIDTH));
+        out.push_str(&wrap(&format!("Note: {note}"), "", "", TEXT_WIDTH));
     }
     out
 }
@@ -240,8 +256,9 @@ pub fn recommendation_text(rec: &Recommendation) -> String {
 /// Width of running text in the recommendation.
 const TEXT_WIDTH: usize = 100;
 
-/// Word-wraps `text` to `width` columns, every line starting with `indent`; ends with a newline.
-fn wrap(text: &str, indent: &str, width: usize) -> String {
+/// Word-wraps `text` to `width` columns: the first line starts with `first`, the others with `rest`;
+/// ends with a newline. A word longer than a line gets a line of its own.
+fn wrap(text: &str, first: &str, rest: &str, width: usize) -> String {
     // A unit stays with its number: "30–60 s" never breaks before the "s".
     let is_unit = |w: &str| {
         matches!(
@@ -260,18 +277,20 @@ fn wrap(text: &str, indent: &str, width: usize) -> String {
         }
     }
     let mut out = String::new();
-    let mut line = String::from(indent);
+    let mut line = String::from(first);
+    let mut empty = true;
     for word in &words {
-        let fits = line.chars().count() + 1 + word.chars().count() <= width;
-        if line.len() > indent.len() && !fits {
+        if !empty && line.chars().count() + 1 + word.chars().count() > width {
             out.push_str(&line);
             out.push('\n');
-            line = String::from(indent);
+            line = String::from(rest);
+            empty = true;
         }
-        if line.len() > indent.len() {
+        if !empty {
             line.push(' ');
         }
         line.push_str(word);
+        empty = false;
     }
     out.push_str(&line);
     out.push('\n');
@@ -286,10 +305,11 @@ mod tests {
 
     #[test]
     fn wrap_keeps_words_and_indent() {
-        assert_eq!(wrap("aa bb cc", "  ", 7), "  aa bb\n  cc\n");
-        assert_eq!(wrap("averylongword x", "", 4), "averylongword\nx\n");
+        assert_eq!(wrap("aa bb cc", "  ", "  ", 7), "  aa bb\n  cc\n");
+        assert_eq!(wrap("aa bb cc", " 1. ", "   ", 9), " 1. aa bb\n   cc\n");
+        assert_eq!(wrap("averylongword x", "", "", 4), "averylongword\nx\n");
         assert_eq!(
-            wrap("after 30–60 s; then", "", 10),
+            wrap("after 30–60 s; then", "", "", 10),
             "after\n30–60 s;\nthen\n"
         );
     }
