@@ -232,10 +232,7 @@ fn millis(ms: u64) -> HumanDuration {
 
 impl Default for NetworkSection {
     fn default() -> Self {
-        Self {
-            latency: millis(50),
-            jitter: millis(10),
-        }
+        Self { latency: millis(50), jitter: millis(10) }
     }
 }
 
@@ -289,12 +286,7 @@ impl Default for WebSocketSection {
 
 impl Default for ReconnectSection {
     fn default() -> Self {
-        Self {
-            initial: secs(1),
-            max: secs(30),
-            factor: 2.0,
-            jitter: 0.5,
-        }
+        Self { initial: secs(1), max: secs(30), factor: 2.0, jitter: 0.5 }
     }
 }
 
@@ -307,18 +299,13 @@ impl Default for ServerSection {
 impl Default for RadioSection {
     fn default() -> Self {
         // LTE high-power tail ~10–11.6 s (Huang et al., MobiSys 2012; shared/REFERENCE.md).
-        Self {
-            tail: millis(11_600),
-        }
+        Self { tail: millis(11_600) }
     }
 }
 
 impl Default for SimulationSection {
     fn default() -> Self {
-        Self {
-            tick: millis(1),
-            client_hosts: 4,
-        }
+        Self { tick: millis(1), client_hosts: 4 }
     }
 }
 
@@ -380,10 +367,7 @@ impl Source {
             key: None,
             message: format!("cannot read the file: {e}"),
         })?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            text,
-        })
+        Ok(Self { path: path.to_path_buf(), text })
     }
 
     /// Deserialises any TOML document, turning serde's errors into located `InputError`s.
@@ -501,10 +485,7 @@ mod tests {
     use super::*;
 
     fn source(text: &str) -> Source {
-        Source {
-            path: PathBuf::from("p.toml"),
-            text: text.to_string(),
-        }
+        Source { path: PathBuf::from("p.toml"), text: text.to_string() }
     }
 
     const MINIMAL: &str = "name = \"x\"\nduration = \"1m\"\nclients = 10\n";
@@ -552,10 +533,7 @@ mod tests {
         let src = source(&text);
         assert_eq!(src.error_at("sse.heartbeat", "m").line, Some(5));
         assert_eq!(src.error_at("clients", "m").line, Some(3));
-        assert_eq!(
-            src.error_at("scenario[1].nat.idle_timeout", "m").line,
-            Some(13)
-        );
+        assert_eq!(src.error_at("scenario[1].nat.idle_timeout", "m").line, Some(13));
         assert_eq!(src.error_at("scenario[0].name", "m").line, Some(8));
     }
 

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::profile::InputError;
 use crate::profile::{Arrival, Fallback, Profile, Source};
+use crate::profile::InputError;
 use crate::transport::TransportKind;
 
 /// A whole profile, validated.
@@ -156,22 +156,13 @@ impl Plan {
             return Err(err("duration", "must be longer than zero".into()));
         }
         if duration > Duration::from_secs(7 * 24 * 3600) {
-            return Err(err(
-                "duration",
-                "must be at most a week of simulated time".into(),
-            ));
+            return Err(err("duration", "must be at most a week of simulated time".into()));
         }
         if p.clients < 1 {
-            return Err(err(
-                "clients",
-                format!("must be at least 1 (got {})", p.clients),
-            ));
+            return Err(err("clients", format!("must be at least 1 (got {})", p.clients)));
         }
         if p.clients > 100_000 {
-            return Err(err(
-                "clients",
-                format!("must be at most 100000 (got {})", p.clients),
-            ));
+            return Err(err("clients", format!("must be at most 100000 (got {})", p.clients)));
         }
         let transports = match &p.transports {
             None => TransportKind::ALL.to_vec(),
@@ -189,10 +180,7 @@ impl Plan {
             ));
         }
         if w.events_per_second > 1000.0 {
-            return Err(err(
-                "workload.events_per_second",
-                "must be at most 1000".into(),
-            ));
+            return Err(err("workload.events_per_second", "must be at most 1000".into()));
         }
         let event_bytes = bytes_in_range(w.event_bytes, 1, 1 << 20)
             .map_err(|m| err("workload.event_bytes", m))?;
@@ -261,42 +249,25 @@ impl Plan {
         let r = &p.reconnect;
         let initial = positive("reconnect.initial", r.initial.0)?;
         if r.max.0 < initial {
-            return Err(err(
-                "reconnect.max",
-                "must not be shorter than reconnect.initial".into(),
-            ));
+            return Err(err("reconnect.max", "must not be shorter than reconnect.initial".into()));
         }
         if !(r.factor.is_finite() && r.factor >= 1.0 && r.factor <= 10.0) {
-            return Err(err(
-                "reconnect.factor",
-                format!("must be between 1 and 10 (got {})", r.factor),
-            ));
+            return Err(err("reconnect.factor", format!("must be between 1 and 10 (got {})", r.factor)));
         }
         if !(r.jitter.is_finite() && (0.0..=1.0).contains(&r.jitter)) {
-            return Err(err(
-                "reconnect.jitter",
-                format!("must be between 0 and 1 (got {})", r.jitter),
-            ));
+            return Err(err("reconnect.jitter", format!("must be between 0 and 1 (got {})", r.jitter)));
         }
         let history = usize::try_from(p.server.history)
             .ok()
             .filter(|h| (1..=10_000_000).contains(h))
-            .ok_or_else(|| {
-                err(
-                    "server.history",
-                    format!("must be between 1 and 10000000 (got {})", p.server.history),
-                )
-            })?;
+            .ok_or_else(|| err("server.history", format!("must be between 1 and 10000000 (got {})", p.server.history)))?;
 
         let tick = positive("simulation.tick", p.simulation.tick.0)?;
         if tick > Duration::from_millis(100) {
             return Err(err("simulation.tick", "must be at most 100ms".into()));
         }
         if p.network.latency.0 + p.network.jitter.0 > Duration::from_secs(60) {
-            return Err(err(
-                "network.latency",
-                "latency plus jitter must be at most 60s".into(),
-            ));
+            return Err(err("network.latency", "latency plus jitter must be at most 60s".into()));
         }
         let client_hosts = u32::try_from(p.simulation.client_hosts)
             .ok()
@@ -309,19 +280,11 @@ impl Plan {
             if s.name.trim().is_empty() {
                 return Err(err(&key("name"), "must not be empty".into()));
             }
-            if scenarios
-                .iter()
-                .any(|other: &Scenario| other.name == s.name)
-            {
-                return Err(err(
-                    &key("name"),
-                    format!("`{}` names two scenarios", s.name),
-                ));
+            if scenarios.iter().any(|other: &Scenario| other.name == s.name) {
+                return Err(err(&key("name"), format!("`{}` names two scenarios", s.name)));
             }
             let nat = match &s.nat {
-                Some(n) => Some(Nat {
-                    idle_timeout: positive(&key("nat.idle_timeout"), n.idle_timeout.0)?,
-                }),
+                Some(n) => Some(Nat { idle_timeout: positive(&key("nat.idle_timeout"), n.idle_timeout.0)? }),
                 None => None,
             };
             let proxy = match &s.proxy {
@@ -341,15 +304,9 @@ impl Plan {
                 Some(x) => {
                     let every = positive(&key("switch.every"), x.every.0)?;
                     if x.outage.0 >= every {
-                        return Err(err(
-                            &key("switch.outage"),
-                            "must be shorter than switch.every".into(),
-                        ));
+                        return Err(err(&key("switch.outage"), "must be shorter than switch.every".into()));
                     }
-                    Some(Switch {
-                        every,
-                        outage: x.outage.0,
-                    })
+                    Some(Switch { every, outage: x.outage.0 })
                 }
                 None => None,
             };
@@ -362,10 +319,7 @@ impl Plan {
             });
         }
         if scenarios.is_empty() {
-            scenarios.push(Scenario {
-                name: "baseline".into(),
-                ..Scenario::default()
-            });
+            scenarios.push(Scenario { name: "baseline".into(), ..Scenario::default() });
         }
 
         Ok(Plan {
@@ -375,10 +329,7 @@ impl Plan {
             duration,
             clients: p.clients as u32,
             transports,
-            network: Network {
-                latency: p.network.latency.0,
-                jitter: p.network.jitter.0,
-            },
+            network: Network { latency: p.network.latency.0, jitter: p.network.jitter.0 },
             workload: Workload {
                 events_per_second: w.events_per_second,
                 event_bytes,
@@ -397,12 +348,7 @@ impl Plan {
                 ws_ping_timeout,
                 ws_fallback: p.websocket.fallback,
                 ws_resume: p.websocket.resume,
-                reconnect: Reconnect {
-                    initial,
-                    max: r.max.0,
-                    factor: r.factor,
-                    jitter: r.jitter,
-                },
+                reconnect: Reconnect { initial, max: r.max.0, factor: r.factor, jitter: r.jitter },
                 history,
                 radio_tail: p.radio.tail.0,
             },
@@ -416,11 +362,7 @@ impl Plan {
         let mut runs = Vec::new();
         for scenario in 0..self.scenarios.len() {
             for &transport in &self.transports {
-                runs.push(RunSpec {
-                    scenario,
-                    transport,
-                    seed: self.seed,
-                });
+                runs.push(RunSpec { scenario, transport, seed: self.seed });
             }
         }
         runs
@@ -447,9 +389,7 @@ pub fn check_report_name(name: &str) -> Result<(), String> {
 
 fn bytes_in_range(value: i64, min: i64, max: i64) -> Result<usize, String> {
     if value < min || value > max {
-        Err(format!(
-            "must be between {min} and {max} bytes (got {value})"
-        ))
+        Err(format!("must be between {min} and {max} bytes (got {value})"))
     } else {
         Ok(value as usize)
     }
@@ -471,10 +411,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn plan(text: &str) -> Result<Plan, InputError> {
-        let source = Source {
-            path: PathBuf::from("t.toml"),
-            text: text.to_string(),
-        };
+        let source = Source { path: PathBuf::from("t.toml"), text: text.to_string() };
         let profile: Profile = source.parse()?;
         Plan::from_profile(&profile, &source)
     }
@@ -495,10 +432,7 @@ mod tests {
         let e = plan("name = \"t\"\nduration = \"1m\"\nclients = 0\n").unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("clients")));
         let e = plan(&format!("{BASE}[workload]\nevents_per_second = -2.0\n")).unwrap_err();
-        assert_eq!(
-            (e.line, e.key.as_deref()),
-            (Some(5), Some("workload.events_per_second"))
-        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("workload.events_per_second")));
         let e = plan(&format!("{BASE}[sse]\nheartbeat = \"2m\"\n")).unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("sse.heartbeat")));
         assert!(e.message.contains("not shorter than the run"), "{e}");
@@ -510,10 +444,7 @@ mod tests {
     fn scenario_errors_name_the_array_entry() {
         let text = format!("{BASE}[[scenario]]\nname = \"a\"\n[[scenario]]\nname = \"a\"\n");
         let e = plan(&text).unwrap_err();
-        assert_eq!(
-            (e.line, e.key.as_deref()),
-            (Some(7), Some("scenario[1].name"))
-        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(7), Some("scenario[1].name")));
     }
 
     #[test]

@@ -58,9 +58,7 @@ impl FromStr for TransportKind {
             .into_iter()
             .find(|t| t.name() == s.trim())
             .ok_or_else(|| {
-                format!(
-                    "unknown transport `{s}` (expected polling, long-polling, sse or websocket)"
-                )
+                format!("unknown transport `{s}` (expected polling, long-polling, sse or websocket)")
             })
     }
 }
@@ -73,10 +71,7 @@ mod tests {
     fn names_round_trip() {
         for t in TransportKind::ALL {
             assert_eq!(t.name().parse::<TransportKind>(), Ok(t));
-            assert_eq!(
-                serde_json::to_string(&t).unwrap(),
-                format!("\"{}\"", t.name())
-            );
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.name()));
         }
         assert!("smoke-signals".parse::<TransportKind>().is_err());
     }
