@@ -479,4 +479,17 @@ mod pty {
         assert!(plan.settings.sse_accel_buffering_off);
         assert_eq!(plan.workload.events_per_second, 20.0 / 60.0);
     }
+
+    #[test]
+    fn ctrl_c_stops_without_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Terminal::start(dir.path());
+        t.answer("Name of the application", &format!("stopped{ENTER}"));
+        t.answer("Do both client and server send", "\x03");
+        t.wait("Interrupted; nothing more was written.");
+        t.finish();
+        let status = t.session.get_process().wait().unwrap();
+        assert!(matches!(status, WaitStatus::Exited(_, 130)), "{status:?}");
+        assert!(!dir.path().join("profiles").exists());
+    }
 }

@@ -491,6 +491,19 @@ mod tests {
     }
 
     #[test]
+    fn every_answers_key_has_a_question_and_the_other_way_round() {
+        let table = toml::Table::try_from(Answers::default()).unwrap();
+        let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut asked: Vec<&str> = QUESTIONS.iter().map(|q| q.key).collect();
+        keys.sort();
+        asked.sort();
+        assert_eq!(keys, asked);
+        assert!(QUESTIONS
+            .iter()
+            .all(|q| question(q.key).is_some() && !q.help.is_empty()));
+    }
+
+    #[test]
     fn written_answers_read_back() {
         let mut a = Answers::default();
         a.set("mobile_share", "0.25").unwrap();

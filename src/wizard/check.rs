@@ -109,12 +109,17 @@ pub fn check_against_summary(
             ));
         }
     }
-    if runs
-        .iter()
-        .all(|r| r.transport != chosen.name() || r.lost.is_none())
-    {
+    let mine = || runs.iter().filter(|r| r.transport == chosen.name());
+    if mine().all(|r| r.lost.is_none()) {
         out.push(format!(
             "The summary does not say how many events {} lost, so losses were not checked.",
+            chosen.name()
+        ));
+    }
+    if mine().all(|r| r.p95_ms.is_none()) {
+        out.push(format!(
+            "The summary gives no 95th-percentile latency for {}, so the latency budget was not \
+             checked.",
             chosen.name()
         ));
     }
@@ -228,9 +233,10 @@ mod tests {
         assert!(check_against_summary(&rec, &json!({}), budget)[0].contains("no `runs` list"));
         let only_ws = json!({"runs": [run("baseline", "websocket", 0, 10.0)]});
         assert!(check_against_summary(&rec, &only_ws, budget)[0].contains("no run of sse"));
-        let no_loss = json!({"runs": [{"scenario": "baseline", "transport": "sse"}]});
-        let out = check_against_summary(&rec, &no_loss, budget);
-        assert_eq!(out.len(), 1);
+        let bare = json!({"runs": [{"scenario": "baseline", "transport": "sse"}]});
+        let out = check_against_summary(&rec, &bare, budget);
+        assert_eq!(out.len(), 2);
         assert!(out[0].contains("does not say how many events"), "{out:?}");
+        assert!(out[1].contains("latency budget was not checked"), "{out:?}");
     }
 }

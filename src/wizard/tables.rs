@@ -17,7 +17,7 @@ use crate::transport::TransportKind;
 const DEFAULT_WIDTH: u16 = 110;
 
 /// Should output be coloured? Only on a terminal, and never when `NO_COLOR` is set to anything non-empty
-/// (https://no-color.org).
+/// (<https://no-color.org>).
 pub fn use_color(stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     stdout_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
