@@ -118,6 +118,7 @@ pub struct Question {
     pub prompt: &'static str,
     /// Shown under the question: what it means and why it matters.
     pub help: &'static str,
+    /// Yes/no, a choice, or free text.
     pub kind: Kind,
     /// Whether the question matters given the answers so far (irrelevant ones are skipped).
     pub relevant: fn(&Answers) -> bool,

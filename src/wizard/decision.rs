@@ -22,25 +22,33 @@ pub const FREQUENT_CHANGES_PER_MINUTE: f64 = 2.0;
 /// A question of the decision tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
+    /// Step 1: do both client and server send frequently?
     Bidirectional,
+    /// Step 2: does the server push data the client did not ask for?
     ServerPush,
+    /// Step 3: does the data change more often than every 30 seconds?
     FrequentChanges,
 }
 
 /// Where an answer leads: another question, or a transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
+    /// Ask another question.
     Ask(Step),
+    /// The walk ends: this transport.
     Leaf(TransportKind),
 }
 
 /// One node of the tree.
 #[derive(Clone, Copy, Debug)]
 pub struct Branch {
+    /// Which question this node asks.
     pub step: Step,
     /// The question as the design brief asks it.
     pub question: &'static str,
+    /// Where a yes leads.
     pub yes: Next,
+    /// Where a no leads.
     pub no: Next,
 }
 
@@ -69,6 +77,7 @@ pub const TREE: [Branch; 3] = [
 /// The transport that would come second, and the condition under which it would be the better choice.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunnerUp {
+    /// The second-best transport.
     pub transport: TransportKind,
     /// When it would win, in words tied to the user's own answers.
     pub when: String,
@@ -77,7 +86,9 @@ pub struct RunnerUp {
 /// A profile key and the value a mitigation gives it (dotted key as in the profile file).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Setting {
+    /// Dotted profile key, e.g. `sse.heartbeat`.
     pub key: &'static str,
+    /// The value written to the profile.
     pub value: toml::Value,
 }
 
@@ -99,10 +110,13 @@ pub struct Mitigation {
 /// The wizard's verdict.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Recommendation {
+    /// The transport the tree leads to.
     pub transport: TransportKind,
     /// The path taken through the tree, one line per question.
     pub path: Vec<String>,
+    /// The second-best transport and when it would win.
     pub runner_up: RunnerUp,
+    /// What the user's environment demands of the chosen transport, in [`RULES`] order.
     pub mitigations: Vec<Mitigation>,
     /// Answers that look inconsistent with each other, and what that would change.
     pub notes: Vec<String>,
@@ -111,8 +125,11 @@ pub struct Recommendation {
 /// A mitigation rule: when it applies, and what it says.
 #[derive(Clone, Copy)]
 pub struct Rule {
+    /// Stable identifier, the same as the produced [`Mitigation::id`].
     pub id: &'static str,
+    /// Whether the rule applies to these answers and this transport.
     pub applies: fn(&Answers, TransportKind) -> bool,
+    /// The mitigation, worded for these answers and this transport.
     pub build: fn(&Answers, TransportKind) -> Mitigation,
 }
 
@@ -879,6 +896,9 @@ mod tests {
         ];
         for (name, a, t, expected) in cases {
             assert_eq!(ids(a, *t), expected.to_vec(), "{name}");
+            for rule in RULES.iter().filter(|r| (r.applies)(a, *t)) {
+                assert_eq!((rule.build)(a, *t).id, rule.id, "{name}");
+            }
         }
         // Every rule fires in at least one case of the table above.
         for rule in RULES {

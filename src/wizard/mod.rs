@@ -44,6 +44,8 @@
 //! This module is the only one with side effects: it reads the answers file, prints, writes the profile
 //! and starts `rtsim simulate` as a child process.
 
+#![warn(missing_docs)]
+
 pub mod answers;
 pub mod check;
 pub mod decision;

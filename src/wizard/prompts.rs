@@ -14,6 +14,7 @@ use super::answers::{Answers, Kind, Question, QUESTIONS};
 
 /// What became of a prompt session.
 pub enum Asked<T> {
+    /// The user answered.
     Answered(T),
     /// The user pressed Ctrl-C.
     Interrupted,
