@@ -37,7 +37,8 @@ pub enum Command {
     /// Walk the decision tree, get a recommendation and a profile that `simulate` can run.
     #[command(after_help = "Examples:
   rtsim wizard                                        # interactive
-  rtsim wizard --answers answers.toml --json          # scripted, no prompts")]
+  rtsim wizard --answers answers.toml --json          # scripted, no prompts
+  rtsim wizard --answers profiles/answers/team-chat.toml --profile-out /tmp/chat.toml")]
     Wizard(WizardArgs),
 }
 
@@ -54,6 +55,12 @@ pub struct SimulateArgs {
     /// Only these transports, comma-separated (overrides the profile's `transports`).
     #[arg(long, value_delimiter = ',')]
     pub transports: Option<Vec<TransportKind>>,
+    /// Simulate this many clients instead of the profile's `clients` (a quick look).
+    #[arg(long)]
+    pub clients: Option<u32>,
+    /// Simulate this long instead of the profile's `duration`, e.g. `30s` (a quick look).
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub duration: Option<std::time::Duration>,
     /// Print summary.json on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -68,17 +75,20 @@ pub struct WizardArgs {
     #[arg(long)]
     pub answers: Option<PathBuf>,
     /// With --answers: print the recommendation as JSON.
-    #[arg(long)]
+    #[arg(long, requires = "answers")]
     pub json: bool,
     /// Where to write the profile (default: profiles/<name>.toml).
     #[arg(long)]
     pub profile_out: Option<PathBuf>,
+    /// With --answers: overwrite an existing profile that differs (interactively the wizard asks).
+    #[arg(long, requires = "answers")]
+    pub force: bool,
 }
 
 /// Runs a parsed command line; the error chain is printed by `main`.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Simulate(args) => crate::simulate::run_cli(args),
-        Command::Wizard(_args) => anyhow::bail!("the wizard is not built yet"),
+        Command::Wizard(args) => crate::wizard::run_cli(args),
     }
 }

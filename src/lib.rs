@@ -16,6 +16,7 @@
 //! - [`recorder`]: what happened, stamped with simulated time; [`metrics`]: the numbers made from it.
 //! - [`report`]: the comparison table, `summary.json` and the report folder, written atomically.
 //! - [`simulate`]: the `simulate` command tying these together; [`cli`]: argument parsing only.
+//! - [`wizard`]: questions as data → pure decision function → recommendation + a profile for `simulate`.
 pub mod cli;
 pub mod duration;
 pub mod hub;
@@ -28,4 +29,5 @@ pub mod scenario;
 pub mod server;
 pub mod simulate;
 pub mod transport;
+pub mod wizard;
 pub mod world;

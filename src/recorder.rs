@@ -526,9 +526,17 @@ mod tests {
         // second→client 0 never arrived.
         assert_eq!(m.lost, 1);
         // Latencies 50 ms, 150 ms and the late 9,500 ms.
-        assert!((m.latency_ms.max - 9500.0).abs() < 10.0, "{:?}", m.latency_ms);
+        assert!(
+            (m.latency_ms.max - 9500.0).abs() < 10.0,
+            "{:?}",
+            m.latency_ms
+        );
         assert!((m.latency_ms.p50 - 150.0).abs() < 1.0, "{:?}", m.latency_ms);
-        assert!((m.latency_ms.mean - 3233.3).abs() < 5.0, "{:?}", m.latency_ms);
+        assert!(
+            (m.latency_ms.mean - 3233.3).abs() < 5.0,
+            "{:?}",
+            m.latency_ms
+        );
     }
 
     #[test]

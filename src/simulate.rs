@@ -21,6 +21,8 @@ use crate::transport::TransportKind;
 pub struct Overrides {
     pub seed: Option<u64>,
     pub transports: Option<Vec<TransportKind>>,
+    pub clients: Option<u32>,
+    pub duration: Option<Duration>,
 }
 
 /// Loads and validates a profile, applying overrides.
@@ -29,6 +31,26 @@ pub fn load_plan(path: &Path, overrides: &Overrides) -> anyhow::Result<Plan> {
     let mut plan = Plan::from_profile(&profile, &source)?;
     if let Some(seed) = overrides.seed {
         plan.seed = seed;
+    }
+    if let Some(clients) = overrides.clients {
+        anyhow::ensure!(
+            (1..=100_000).contains(&clients),
+            "--clients must be between 1 and 100000"
+        );
+        plan.clients = clients;
+    }
+    if let Some(duration) = overrides.duration {
+        anyhow::ensure!(!duration.is_zero(), "--duration must be longer than zero");
+        plan.duration = duration;
+        let late = plan
+            .scenarios
+            .iter()
+            .filter_map(|s| s.restart.as_ref())
+            .any(|r| r.at >= duration);
+        anyhow::ensure!(
+            !late,
+            "--duration ends the run before a scenario's server restart"
+        );
     }
     if let Some(transports) = &overrides.transports {
         anyhow::ensure!(!transports.is_empty(), "--transports lists no transport");
@@ -61,6 +83,8 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let overrides = Overrides {
         seed: args.seed,
         transports: args.transports.clone(),
+        clients: args.clients,
+        duration: args.duration,
     };
     let plan = load_plan(&args.profile, &overrides)?;
     let dir = args

@@ -1,0 +1,455 @@
+//! From answers and recommendation to a runnable profile: the workload from the answers, a scenario
+//! per middlebox the user has, and the settings of every mitigation applied.
+//!
+//! The profile is built as a [`Profile`] value, mitigation settings are applied through the profile's own
+//! serde schema (so a misspelt key cannot slip through), and the final text — a comment header saying
+//! where each number comes from, then [`Profile::to_toml`] — is validated with the same
+//! `Plan::from_profile` that `rtsim simulate` uses. This module builds text; it never writes files.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::answers::{Answers, LoadBalancer};
+use super::decision::{mitigations, polling_interval_for, Recommendation, Setting};
+use crate::duration::{self, HumanDuration, OptionalDuration};
+use crate::profile::{
+    LongPollingSection, NatSection, NetworkSection, PollingSection, Profile, ProxySection,
+    RadioSection, ReconnectSection, ScenarioSection, ServerSection, SimulationSection, Source,
+    SseSection, SwitchSection, WebSocketSection, WorkloadSection,
+};
+use crate::scenario::Plan;
+use crate::transport::TransportKind;
+
+/// At most this many clients are simulated; the real count goes in the description.
+pub const SIMULATED_CLIENTS_CAP: i64 = 1000;
+
+/// Simulated time per run: several 30 s NAT timeouts and a few network switches fit in it.
+pub const SIMULATED_DURATION: Duration = Duration::from_secs(300);
+
+fn secs(s: u64) -> HumanDuration {
+    HumanDuration(Duration::from_secs(s))
+}
+
+/// The scenarios for the user's environment: always `baseline`, then one per middlebox they have.
+pub fn scenarios(a: &Answers) -> Vec<ScenarioSection> {
+    let mut out = vec![ScenarioSection {
+        name: "baseline".into(),
+        description: Some("Clean network: the reference for every other scenario.".into()),
+        ..ScenarioSection::default()
+    }];
+    if a.mobile_share > 0.0 {
+        out.push(ScenarioSection {
+            name: "mobile-nat".into(),
+            description: Some(
+                "Carrier NAT forgetting TCP mappings idle for 30 s (REFERENCE.md: mobile carrier NAT \
+                 30–60 s, design brief); every simulated client is behind it."
+                    .into(),
+            ),
+            nat: Some(NatSection { idle_timeout: secs(30) }),
+            ..ScenarioSection::default()
+        });
+        out.push(ScenarioSection {
+            name: "network-switch".into(),
+            description: Some(
+                "Each client switches between Wi-Fi and cellular about every 2 minutes, 2 s without \
+                 network; every TCP connection dies (REFERENCE.md: Wi-Fi → cellular switch)."
+                    .into(),
+            ),
+            switch: Some(SwitchSection { every: secs(120), outage: secs(2) }),
+            ..ScenarioSection::default()
+        });
+    }
+    if a.corporate_proxies {
+        out.push(ScenarioSection {
+            name: "corporate-proxy".into(),
+            description: Some(
+                "A corporate proxy that buffers 8 KiB, ignores X-Accel-Buffering and cuts responses \
+                 silent for 60 s (REFERENCE.md: nginx buffering and proxy_read_timeout; corporate proxies)."
+                    .into(),
+            ),
+            proxy: Some(ProxySection {
+                buffer_bytes: 8192,
+                honor_accel_buffering: false,
+                block_websocket: false,
+                read_timeout: OptionalDuration(Some(Duration::from_secs(60))),
+            }),
+            ..ScenarioSection::default()
+        });
+        out.push(ScenarioSection {
+            name: "proxy-blocks-websocket".into(),
+            description: Some(
+                "A proxy that refuses the WebSocket upgrade (REFERENCE.md: corporate proxies may not pass \
+                 the Upgrade header)."
+                    .into(),
+            ),
+            proxy: Some(ProxySection {
+                buffer_bytes: 0,
+                honor_accel_buffering: true,
+                block_websocket: true,
+                read_timeout: OptionalDuration(Some(Duration::from_secs(60))),
+            }),
+            ..ScenarioSection::default()
+        });
+    }
+    if a.cdn {
+        out.push(ScenarioSection {
+            name: "cdn".into(),
+            description: Some(
+                "A CDN edge that buffers 8 KiB unless told X-Accel-Buffering: no, and cuts responses silent \
+                 for 100 s (REFERENCE.md: nginx buffering; Cloudflare read timeout 100 s)."
+                    .into(),
+            ),
+            proxy: Some(ProxySection {
+                buffer_bytes: 8192,
+                honor_accel_buffering: true,
+                block_websocket: false,
+                read_timeout: OptionalDuration(Some(Duration::from_secs(100))),
+            }),
+            ..ScenarioSection::default()
+        });
+    }
+    if a.load_balancer != LoadBalancer::None {
+        out.push(ScenarioSection {
+            name: "load-balancer-idle".into(),
+            description: Some(
+                "A load balancer closing connections idle for 60 s (REFERENCE.md: AWS ALB idle timeout \
+                 60 s). Stickiness is not simulated (one server)."
+                    .into(),
+            ),
+            proxy: Some(ProxySection {
+                buffer_bytes: 0,
+                honor_accel_buffering: true,
+                block_websocket: false,
+                read_timeout: OptionalDuration(Some(Duration::from_secs(60))),
+            }),
+            ..ScenarioSection::default()
+        });
+    }
+    out
+}
+
+/// The mitigation settings applied to the profile: those of every transport (so that the comparison is
+/// fair), the recommended transport's first, then `TransportKind::ALL` order; a key's first setting wins.
+pub fn applied_settings(a: &Answers, chosen: TransportKind) -> Vec<(Setting, &'static str)> {
+    let mut out: Vec<(Setting, &'static str)> = Vec::new();
+    let order =
+        std::iter::once(chosen).chain(TransportKind::ALL.into_iter().filter(|&t| t != chosen));
+    for t in order {
+        for m in mitigations(a, t) {
+            for s in m.settings {
+                if !out.iter().any(|(seen, _)| seen.key == s.key) {
+                    out.push((s, m.id));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The profile for these answers, with every mitigation's settings applied.
+pub fn build_profile(a: &Answers, rec: &Recommendation) -> anyhow::Result<Profile> {
+    let simulated = a.clients.min(SIMULATED_CLIENTS_CAP);
+    let description = if simulated < a.clients {
+        format!(
+            "Written by rtsim wizard: {} recommended for {} clients (simulated: {}).",
+            rec.transport.name(),
+            a.clients,
+            simulated
+        )
+    } else {
+        format!(
+            "Written by rtsim wizard: {} recommended for {} clients.",
+            rec.transport.name(),
+            a.clients
+        )
+    };
+    let profile = Profile {
+        name: a.name.clone(),
+        description,
+        seed: 1,
+        duration: HumanDuration(SIMULATED_DURATION),
+        clients: simulated,
+        transports: None,
+        network: NetworkSection::default(),
+        workload: WorkloadSection {
+            events_per_second: a.changes_per_minute / 60.0,
+            event_bytes: a.event_bytes,
+            upstream_per_minute: a.upstream_per_minute,
+            ..WorkloadSection::default()
+        },
+        polling: PollingSection {
+            interval: HumanDuration(polling_interval_for(a)),
+        },
+        long_polling: LongPollingSection::default(),
+        sse: SseSection::default(),
+        websocket: WebSocketSection::default(),
+        reconnect: ReconnectSection::default(),
+        server: ServerSection::default(),
+        radio: RadioSection::default(),
+        simulation: SimulationSection {
+            client_hosts: simulated.min(4),
+            ..SimulationSection::default()
+        },
+        scenario: scenarios(a),
+    };
+    let mut table = toml::Table::try_from(&profile).context("serialising the profile")?;
+    for (setting, _) in applied_settings(a, rec.transport) {
+        set_dotted(&mut table, setting.key, setting.value.clone())
+            .with_context(|| format!("applying `{}`", setting.key))?;
+    }
+    toml::Value::Table(table)
+        .try_into::<Profile>()
+        .context("a mitigation set a key the profile format does not have")
+}
+
+fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> anyhow::Result<()> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().context("empty key")?;
+    let mut current = table;
+    for part in parts {
+        current = current
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("`{part}` is not a table"))?;
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// The comment header: what the file is, and where every number comes from.
+pub fn header(a: &Answers, rec: &Recommendation, path: &Path) -> String {
+    let mut lines = vec![
+        format!(
+            "{} — written by `rtsim wizard` from the answers below; edit freely.",
+            path.display()
+        ),
+        format!(
+            "Recommendation: {} (runner-up: {}). Check it: rtsim simulate {}",
+            rec.transport.name(),
+            rec.runner_up.transport.name(),
+            path.display()
+        ),
+        String::new(),
+        "Where the numbers come from:".into(),
+    ];
+    let simulated = a.clients.min(SIMULATED_CLIENTS_CAP);
+    if simulated < a.clients {
+        lines.push(format!(
+            "  clients = {simulated}: your {} clients, capped so the simulation runs quickly (its cost grows \
+             with hosts × simulated steps; REFERENCE.md, known gaps in turmoil).",
+            a.clients
+        ));
+    } else {
+        lines.push(format!("  clients = {simulated}: your answer."));
+    }
+    lines.extend([
+        format!(
+            "  duration = \"{}\": several 30 s NAT timeouts and network switches fit in one run.",
+            duration::format(SIMULATED_DURATION)
+        ),
+        format!(
+            "  workload: events_per_second = {} changes a minute / 60; event_bytes and upstream_per_minute \
+             as answered.",
+            a.changes_per_minute
+        ),
+        format!(
+            "  polling.interval = \"{}\": your latency budget ({}), kept between 1s and 60s.",
+            duration::format(polling_interval_for(a)),
+            a.latency_budget
+        ),
+        "  network latency, radio tail and other unset keys: rtsim's defaults (see src/profile.rs).".into(),
+        "Mitigations applied (to every transport, so the comparison is fair):".into(),
+    ]);
+    let settings = applied_settings(a, rec.transport);
+    if settings.is_empty() {
+        lines.push("  none".into());
+    }
+    for (setting, id) in &settings {
+        lines.push(format!("  {} = {}  ({id})", setting.key, setting.value));
+    }
+    lines.push("Sources of the recommended transport's mitigations:".into());
+    for m in &rec.mitigations {
+        lines.push(format!("  {}: {}", m.id, m.source));
+    }
+    if a.load_balancer == LoadBalancer::RoundRobin {
+        lines.push(
+            "A round-robin load balancer cannot be simulated (one server): its sticky-session advice is \
+             not tested here."
+                .into(),
+        );
+    }
+    lines.push(String::new());
+    lines.push("Answers:".into());
+    lines.extend(a.to_toml_lines().into_iter().map(|l| format!("  {l}")));
+    let mut text: String = lines
+        .iter()
+        .map(|l| {
+            if l.is_empty() {
+                "#\n".to_string()
+            } else {
+                format!("# {l}\n")
+            }
+        })
+        .collect();
+    text.push('\n');
+    text
+}
+
+/// The whole profile file for these answers, validated as `rtsim simulate` would validate it.
+pub fn render(a: &Answers, rec: &Recommendation, path: &Path) -> anyhow::Result<String> {
+    let profile = build_profile(a, rec)?;
+    let text = format!("{}{}", header(a, rec, path), profile.to_toml());
+    let source = Source {
+        path: path.to_path_buf(),
+        text: text.clone(),
+    };
+    let reparsed: Profile = source
+        .parse()
+        .context("the wizard wrote a profile it cannot read back (a bug in rtsim)")?;
+    Plan::from_profile(&reparsed, &source).context(
+        "the wizard wrote a profile that `rtsim simulate` would refuse (a bug in rtsim)",
+    )?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Fallback;
+    use crate::wizard::decision::recommend;
+    use std::path::PathBuf;
+
+    fn plan_for(a: &Answers) -> (String, Plan) {
+        let rec = recommend(a);
+        let path = PathBuf::from("profiles/t.toml");
+        let text = render(a, &rec, &path).unwrap();
+        let source = Source {
+            path,
+            text: text.clone(),
+        };
+        let profile: Profile = source.parse().unwrap();
+        (text, Plan::from_profile(&profile, &source).unwrap())
+    }
+
+    fn names(plan: &Plan) -> Vec<&str> {
+        plan.scenarios.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn scenarios_follow_the_environment() {
+        let mut a = Answers {
+            mobile_share: 0.0,
+            load_balancer: LoadBalancer::None,
+            ..Answers::default()
+        };
+        assert_eq!(names(&plan_for(&a).1), ["baseline"]);
+        a.mobile_share = 0.2;
+        assert_eq!(
+            names(&plan_for(&a).1),
+            ["baseline", "mobile-nat", "network-switch"]
+        );
+        a.corporate_proxies = true;
+        a.cdn = true;
+        a.load_balancer = LoadBalancer::Sticky;
+        let (_, plan) = plan_for(&a);
+        assert_eq!(
+            names(&plan),
+            [
+                "baseline",
+                "mobile-nat",
+                "network-switch",
+                "corporate-proxy",
+                "proxy-blocks-websocket",
+                "cdn",
+                "load-balancer-idle"
+            ]
+        );
+        assert_eq!(
+            plan.scenarios[1].nat.as_ref().unwrap().idle_timeout,
+            Duration::from_secs(30)
+        );
+        let blocking = plan.scenarios[4].proxy.as_ref().unwrap();
+        assert!(blocking.block_websocket);
+        assert!(
+            !plan.scenarios[3]
+                .proxy
+                .as_ref()
+                .unwrap()
+                .honor_accel_buffering
+        );
+    }
+
+    #[test]
+    fn workload_and_mitigations_reach_the_profile() {
+        let a = Answers {
+            bidirectional: true,
+            changes_per_minute: 30.0,
+            clients: 5000,
+            upstream_per_minute: 4.0,
+            mobile_share: 0.7,
+            corporate_proxies: true,
+            ..Answers::default()
+        };
+        let (text, plan) = plan_for(&a);
+        assert_eq!(plan.clients, 1000, "capped");
+        assert!(plan.description.contains("5000 clients (simulated: 1000)"));
+        assert_eq!(plan.workload.events_per_second, 0.5);
+        assert_eq!(plan.workload.upstream_per_minute, 4.0);
+        assert_eq!(plan.duration, SIMULATED_DURATION);
+        let s = &plan.settings;
+        assert_eq!(s.ws_fallback, Fallback::LongPolling);
+        assert_eq!(s.ws_ping_interval, Some(Duration::from_secs(20)));
+        assert_eq!(s.sse_heartbeat, Some(Duration::from_secs(15)));
+        assert!(s.sse_accel_buffering_off);
+        assert_eq!(s.long_poll_hold, Duration::from_secs(20));
+        assert_eq!(s.reconnect.initial, Duration::from_secs(1));
+        assert_eq!(s.reconnect.max, Duration::from_secs(8));
+        assert_eq!((s.reconnect.factor, s.reconnect.jitter), (2.0, 0.5));
+        assert!(text.starts_with("# profiles/t.toml — written by `rtsim wizard`"));
+        assert!(text.contains("#   websocket.fallback = \"long-polling\"  (websocket-fallback)"));
+        assert!(text.contains("#   bidirectional = true"));
+    }
+
+    #[test]
+    fn every_setting_a_rule_can_emit_is_a_real_profile_key() {
+        // The broadest environment makes every rule with settings fire for some transport.
+        let a = Answers {
+            mobile_share: 1.0,
+            corporate_proxies: true,
+            cdn: true,
+            load_balancer: LoadBalancer::RoundRobin,
+            ..Answers::default()
+        };
+        let keys: Vec<&str> = applied_settings(&a, TransportKind::Sse)
+            .iter()
+            .map(|(s, _)| s.key)
+            .collect();
+        for expected in [
+            "sse.heartbeat",
+            "websocket.ping_interval",
+            "long_polling.hold",
+            "reconnect.initial",
+            "server.history",
+            "websocket.resume",
+            "sse.accel_buffering_off",
+            "websocket.fallback",
+            "polling.interval",
+        ] {
+            assert!(keys.contains(&expected), "{expected} missing from {keys:?}");
+        }
+        plan_for(&a);
+    }
+
+    #[test]
+    fn small_populations_are_not_inflated() {
+        let a = Answers {
+            clients: 3,
+            ..Answers::default()
+        };
+        let (_, plan) = plan_for(&a);
+        assert_eq!((plan.clients, plan.simulation.client_hosts), (3, 3));
+    }
+}
