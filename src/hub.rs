@@ -3,15 +3,16 @@
 //!
 //! The hub knows nothing of HTTP or WebSocket; transports read from it and decide how to frame events.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::poll_fn;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::watch;
 
 use crate::profile::Arrival;
 use crate::recorder::SharedRecorder;
@@ -25,10 +26,50 @@ pub struct Event {
 }
 
 /// Events the server still holds, and a signal for new ones.
+///
+/// The signal is hand-made rather than `tokio::sync::watch`: watch spreads its waiters over shards
+/// chosen by tokio's unseeded random generator, so the order in which subscribers wake — and with it
+/// every simulation with faults — would change from run to run. Here subscribers wake in the order
+/// they subscribed.
 pub struct Hub {
     history: RefCell<VecDeque<Event>>,
     capacity: usize,
-    latest: watch::Sender<u64>,
+    latest: Cell<u64>,
+    waiting: RefCell<BTreeMap<u64, Waker>>,
+    next_subscriber: Cell<u64>,
+}
+
+/// A subscriber's view of the hub: wakes when an event newer than the last one it saw is published.
+pub struct Subscription {
+    hub: Rc<Hub>,
+    id: u64,
+    seen: u64,
+}
+
+impl Subscription {
+    /// Waits until an event newer than the last one seen has been published.
+    pub async fn changed(&mut self) {
+        poll_fn(|cx| {
+            let latest = self.hub.latest();
+            if latest != self.seen {
+                self.seen = latest;
+                Poll::Ready(())
+            } else {
+                self.hub
+                    .waiting
+                    .borrow_mut()
+                    .insert(self.id, cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.waiting.borrow_mut().remove(&self.id);
+    }
 }
 
 /// What a client asking for events after a cursor gets.
@@ -41,22 +82,29 @@ pub struct Backlog {
 
 impl Hub {
     pub fn new(capacity: usize) -> Rc<Self> {
-        let (latest, _) = watch::channel(0);
         Rc::new(Self {
             history: RefCell::new(VecDeque::new()),
             capacity,
-            latest,
+            latest: Cell::new(0),
+            waiting: RefCell::new(BTreeMap::new()),
+            next_subscriber: Cell::new(0),
         })
     }
 
     /// The newest event id (0 before the first event).
     pub fn latest(&self) -> u64 {
-        *self.latest.borrow()
+        self.latest.get()
     }
 
-    /// A receiver that wakes whenever an event is published.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.latest.subscribe()
+    /// A subscription that wakes whenever an event is published from now on.
+    pub fn subscribe(self: &Rc<Self>) -> Subscription {
+        let id = self.next_subscriber.get();
+        self.next_subscriber.set(id + 1);
+        Subscription {
+            hub: self.clone(),
+            id,
+            seen: self.latest(),
+        }
     }
 
     /// Adds an event, forgetting the oldest beyond capacity.
@@ -69,7 +117,11 @@ impl Hub {
                 history.pop_front();
             }
         }
-        self.latest.send_replace(id);
+        self.latest.set(id);
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        for waker in waiting.into_values() {
+            waker.wake();
+        }
     }
 
     /// Events with an id greater than `cursor`, oldest first.

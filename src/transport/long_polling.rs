@@ -42,7 +42,7 @@ impl Transport for LongPolling {
             let mut backlog = server.hub.since(since);
             if backlog.events.is_empty() {
                 let hold = server.settings.long_poll_hold;
-                if let Ok(Ok(())) = tokio::time::timeout(hold, updates.changed()).await {
+                if tokio::time::timeout(hold, updates.changed()).await.is_ok() {
                     backlog = server.hub.since(since);
                 }
             }

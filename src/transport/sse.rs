@@ -2,7 +2,8 @@
 //! `retry:` first, then each event as `id:`/`data:` lines, and a comment line (`:`) when the stream has
 //! been idle for `heartbeat`. The client parses the stream by the WHATWG rules, resumes with
 //! `Last-Event-ID`, waits `retry` (or its backoff, if longer) before reconnecting, and declares a silent
-//! stream dead after `client_timeout`.
+//! stream dead after `client_timeout`. The stream opens with `retry:` and an `id:` of the position it
+//! starts from, so even a client that never saw an event can resume without a gap.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -85,7 +86,12 @@ impl Transport for Sse {
 /// The server's writer for one stream; ends when the client is gone (the body is dropped).
 async fn stream_events(server: Rc<ServerCtx>, mut cursor: u64, tx: mpsc::Sender<Bytes>) {
     let mut updates = server.hub.subscribe();
-    let retry = format!("retry: {}\n\n", server.settings.sse_retry.as_millis());
+    // The opening block carries `id:` with the stream's starting point: a client whose connection
+    // dies before its first event can still resume with `Last-Event-ID` instead of starting over.
+    let retry = format!(
+        "retry: {}\nid: {cursor}\n\n",
+        server.settings.sse_retry.as_millis()
+    );
     if tx.send(Bytes::from(retry)).await.is_err() {
         return;
     }
@@ -110,7 +116,9 @@ async fn stream_events(server: Rc<ServerCtx>, mut cursor: u64, tx: mpsc::Sender<
             }
         };
         tokio::select! {
-            changed = updates.changed() => if changed.is_err() { return },
+            // Fixed branch order: tokio's random order is unseeded and would break determinism.
+            biased;
+            () = updates.changed() => {}
             () = idle => {
                 if tx.send(Bytes::from_static(b":\n\n")).await.is_err() {
                     return;

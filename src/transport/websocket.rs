@@ -1,7 +1,8 @@
 //! WebSocket (RFC 6455): `GET /ws` with the `Upgrade` handshake, then text frames carrying events (the
 //! same JSON payloads as the other transports, so the event id travels in each frame). The server pings
 //! every `ping_interval` and drops a client whose pong is `ping_timeout` late; the client declares the
-//! connection dead after `ping_interval + ping_timeout` of silence. A reconnecting client with `resume`
+//! connection dead after `ping_interval + ping_timeout` of silence. Each session opens with a welcome
+//! frame (`{"type":"welcome","last_event_id":N}`) telling the client where it starts. A reconnecting client with `resume`
 //! asks for `?last_event_id=<id>` and the server replays from its history. When the upgrade is refused
 //! (a restrictive proxy), a client with `fallback = "long-polling"` switches to long polling, as
 //! Socket.IO and SignalR do.
@@ -142,6 +143,11 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
     mut cursor: u64,
 ) {
     let mut updates = server.hub.subscribe();
+    // First frame: where this session starts, so that a client can resume even before its first event.
+    let welcome = format!("{{\"type\":\"welcome\",\"last_event_id\":{cursor}}}");
+    if ws.send(Message::text(welcome)).await.is_err() {
+        return;
+    }
     let ping_interval = server.settings.ws_ping_interval;
     let ping_timeout = server.settings.ws_ping_timeout;
     let mut next_ping = ping_interval.map(|every| Instant::now() + every);
@@ -159,7 +165,9 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
         tokio::select! {
-            changed = updates.changed() => if changed.is_err() { return },
+            // Fixed branch order: tokio's random order is unseeded and would break determinism.
+            biased;
+            () = updates.changed() => {}
             message = ws.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     if let Some(sent) = super::upstream_sent_at(text.as_bytes()) {
@@ -193,9 +201,11 @@ async fn sleep_until_option(deadline: Option<Instant>) {
 /// A browser `WebSocket` with a reconnecting wrapper, for the whole run.
 async fn run_websocket_client(client: Rc<ClientCtx>) {
     let mut last_id = 0u64;
+    // True once a session has told us where we stand (welcome or event): from then on we can resume.
+    let mut resumable = false;
     let mut failures = 0u32;
     loop {
-        match one_session(&client, &mut last_id).await {
+        match one_session(&client, &mut last_id, &mut resumable).await {
             Session::Ended => failures = 0,
             Session::Failed => {}
             Session::Refused if client.settings.ws_fallback == Fallback::LongPolling => {
@@ -221,11 +231,22 @@ enum Session {
     Ended,
 }
 
-async fn one_session(client: &ClientCtx, last_id: &mut u64) -> Session {
+/// The session's starting point announced in the server's welcome frame.
+fn welcome_cursor(text: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Welcome {
+        last_event_id: u64,
+    }
+    serde_json::from_slice::<Welcome>(text)
+        .ok()
+        .map(|w| w.last_event_id)
+}
+
+async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool) -> Session {
     let Ok(io) = client.connect(Purpose::Session).await else {
         return Session::Failed;
     };
-    let query = if client.settings.ws_resume && *last_id > 0 {
+    let query = if client.settings.ws_resume && *resumable {
         format!("?last_event_id={last_id}")
     } else {
         String::new()
@@ -256,6 +277,8 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64) -> Session {
     loop {
         let silent_until = silence_limit.map(|limit| last_heard + limit);
         tokio::select! {
+            // Fixed branch order: tokio's random order is unseeded and would break determinism.
+            biased;
             message = ws.next() => {
                 last_heard = Instant::now();
                 match message {
@@ -263,7 +286,10 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64) -> Session {
                         if let Some(id) = super::event_id(text.as_bytes()) {
                             client.deliver(id);
                             *last_id = (*last_id).max(id);
+                        } else if let Some(start) = welcome_cursor(text.as_bytes()) {
+                            *last_id = (*last_id).max(start);
                         }
+                        *resumable = true;
                     }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Session::Ended,
                     // Pings are answered by tungstenite on the next read.

@@ -98,6 +98,8 @@ impl Gateway {
             }
         };
         tokio::select! {
+            // Fixed branch order: tokio's random order is unseeded and would break determinism.
+            biased;
             _ = &mut pumps => {}
             () = expiry => {
                 pumps.await;

@@ -408,6 +408,8 @@ async fn tunnel(
         }
     };
     let stop = tokio::select! {
+        // Fixed branch order: tokio's random order is unseeded and would break determinism.
+        biased;
         stop = up => stop,
         stop = down => stop,
     };
