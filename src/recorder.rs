@@ -312,6 +312,7 @@ impl Recorder {
                 })
                 .collect(),
             fault_marks: self.fault_marks.clone(),
+            latency_cdf_ms: crate::metrics::cdf_points(&self.latency_us),
         };
         RunMetrics {
             published,
