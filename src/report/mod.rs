@@ -253,4 +253,50 @@ mod tests {
         assert!(!root.join(".r.partial").exists() && !root.join(".r.old").exists());
         fs::remove_dir_all(&root).unwrap();
     }
+
+    struct Failing;
+
+    impl Exporter for Failing {
+        fn name(&self) -> &'static str {
+            "failing format"
+        }
+
+        fn render(&self, _: &Report) -> anyhow::Result<Vec<ReportFile>> {
+            anyhow::bail!("out of ink")
+        }
+    }
+
+    #[test]
+    fn a_failing_exporter_keeps_the_previous_report() {
+        let root = std::env::temp_dir().join(format!("rtsim-report-fail-{}", std::process::id()));
+        let dir = root.join("r");
+        let report = fixture::report();
+        write_report_with(&dir, &report, &[Box::new(json::SummaryJson)]).unwrap();
+        let before = fs::read(dir.join("summary.json")).unwrap();
+        let exporters: Vec<Box<dyn Exporter>> = vec![Box::new(csv::CsvExport), Box::new(Failing)];
+        let err = write_report_with(&dir, &report, &exporters).unwrap_err();
+        assert_eq!(err.to_string(), "cannot render the failing format");
+        assert_eq!(fs::read(dir.join("summary.json")).unwrap(), before);
+        assert!(!dir.join("runs.csv").exists(), "nothing of the failed report is written");
+        assert!(!root.join(".r.partial").exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn every_exporter_renders_the_fixture_into_distinct_files() {
+        let report = fixture::report();
+        let mut names: Vec<String> = exporters()
+            .iter()
+            .flat_map(|e| e.render(&report).unwrap())
+            .map(|(name, bytes)| {
+                assert!(!bytes.is_empty(), "{name} is empty");
+                name
+            })
+            .collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "two exporters write the same file");
+        assert!(names.contains(&"index.html".to_string()) && names.contains(&"charts/cost.png".to_string()));
+    }
 }
