@@ -54,7 +54,9 @@ pub struct Timeline {
 
 /// Quantiles at which [`cdf_points`] samples a distribution: every 1 % and a finer tail up to 99.9 %.
 const CDF_QUANTILES: usize = 100;
-const CDF_TAIL: [f64; 9] = [0.991, 0.992, 0.993, 0.994, 0.995, 0.996, 0.997, 0.998, 0.999];
+const CDF_TAIL: [f64; 9] = [
+    0.991, 0.992, 0.993, 0.994, 0.995, 0.996, 0.997, 0.998, 0.999,
+];
 
 /// A compact cumulative distribution of a histogram of microseconds: (milliseconds, quantile) pairs,
 /// ascending in both, at most ~110 points (empty when nothing was recorded).
@@ -62,7 +64,9 @@ pub fn cdf_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     if h.is_empty() {
         return Vec::new();
     }
-    let mut quantiles: Vec<f64> = (0..=CDF_QUANTILES).map(|i| i as f64 / CDF_QUANTILES as f64).collect();
+    let mut quantiles: Vec<f64> = (0..=CDF_QUANTILES)
+        .map(|i| i as f64 / CDF_QUANTILES as f64)
+        .collect();
     quantiles.extend(CDF_TAIL);
     quantiles.sort_by(f64::total_cmp);
     let mut points: Vec<(f64, f64)> = Vec::with_capacity(quantiles.len());
@@ -146,7 +150,12 @@ mod tests {
         }
         let points = cdf_points(&h);
         assert!(points.len() <= 110, "{}", points.len());
-        assert!(points.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "{points:?}");
+        assert!(
+            points
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+            "{points:?}"
+        );
         assert_eq!(points.last().unwrap().1, 1.0);
         let median = points.iter().find(|p| p.1 >= 0.5).unwrap();
         assert!((median.0 - 500.0).abs() < 2.0, "{median:?}");

@@ -42,11 +42,18 @@ impl Progress {
             let style = ProgressStyle::with_template(template(colour))
                 .expect("the progress template is valid")
                 .progress_chars("=> ");
-            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(style)
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+                .with_style(style)
         } else {
             ProgressBar::hidden()
         };
-        Self { bar, runs, run_ms, current: None, last_ms: 0 }
+        Self {
+            bar,
+            runs,
+            run_ms,
+            current: None,
+            last_ms: 0,
+        }
     }
 
     /// Run `index` (of the plan's runs) has reached simulated time `at`.
@@ -56,7 +63,8 @@ impl Progress {
             self.current = Some(index);
             self.last_ms = 0;
             let name = self.runs.get(index).map_or("", String::as_str);
-            self.bar.set_message(format!("[{}/{}] {name}", index + 1, self.runs.len()));
+            self.bar
+                .set_message(format!("[{}/{}] {name}", index + 1, self.runs.len()));
         } else if at_ms < self.last_ms + 100 {
             // The simulation reports every step; a tenth of a simulated second is fine enough.
             return;
@@ -82,18 +90,30 @@ mod tests {
         assert!(colour_allowed(None));
         assert!(colour_allowed(Some(OsStr::new(""))));
         assert!(!colour_allowed(Some(OsStr::new("1"))));
-        assert!(!template(false).contains('.'), "no style directives without colour");
+        assert!(
+            !template(false).contains('.'),
+            "no style directives without colour"
+        );
         assert!(ProgressStyle::with_template(template(true)).is_ok());
         assert!(ProgressStyle::with_template(template(false)).is_ok());
     }
 
     #[test]
     fn a_hidden_bar_still_follows_the_runs() {
-        let mut p = Progress::new(false, false, vec!["a × sse".into(), "b × sse".into()], Duration::from_secs(10));
+        let mut p = Progress::new(
+            false,
+            false,
+            vec!["a × sse".into(), "b × sse".into()],
+            Duration::from_secs(10),
+        );
         p.update(0, Duration::from_secs(5));
         assert_eq!(p.bar.position(), 5_000);
         p.update(0, Duration::from_millis(5_050));
-        assert_eq!(p.bar.position(), 5_000, "updates closer than 100 ms are skipped");
+        assert_eq!(
+            p.bar.position(),
+            5_000,
+            "updates closer than 100 ms are skipped"
+        );
         p.update(1, Duration::from_secs(1));
         assert_eq!(p.bar.position(), 11_000);
     }

@@ -3,8 +3,8 @@
 //!
 //! Every chart uses the same colour per transport ([`colour`], Okabe–Ito, colour-blind friendly), a title,
 //! axis titles with units and one legend row. Text is laid out and rasterised with the DejaVu Sans font
-//! embedded in the binary ([`fonts`]): nothing depends on system fonts or libraries, and the same report
-//! gives byte-identical files. The charts only read the report: they never reconstruct a series the
+//! embedded in the binary ([`super::fonts`]): nothing depends on system fonts or libraries, and the same
+//! report gives byte-identical files. The charts only read the report: they never reconstruct a series the
 //! simulation did not record.
 
 use std::ops::Range;
@@ -15,6 +15,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::fonts::{self, CrispText};
 use super::insights::fmt_num;
 use super::{label, Exporter, Report, ReportFile, RunResult};
 use crate::transport::TransportKind;
@@ -22,7 +23,7 @@ use crate::transport::TransportKind;
 /// Width of every chart, pixels: a 16:9 slide at 1600×900.
 pub const WIDTH: u32 = 1600;
 
-const FONT: &str = "sans-serif";
+const FONT: &str = super::fonts::FAMILY;
 const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
 const GRID: RGBColor = RGBColor(0xdd, 0xdd, 0xdd);
 const FAULT: RGBColor = RGBColor(0x55, 0x55, 0x55);
@@ -31,10 +32,10 @@ const FAULT: RGBColor = RGBColor(0x55, 0x55, 0x55);
 pub fn colour(transport: TransportKind) -> RGBColor {
     // Okabe & Ito, "Color Universal Design": distinguishable with every common colour-vision deficiency.
     match transport {
-        TransportKind::Polling => RGBColor(0xE6, 0x9F, 0x00),     // orange
+        TransportKind::Polling => RGBColor(0xE6, 0x9F, 0x00), // orange
         TransportKind::LongPolling => RGBColor(0xCC, 0x79, 0xA7), // reddish purple
-        TransportKind::Sse => RGBColor(0x00, 0x9E, 0x73),         // bluish green
-        TransportKind::Websocket => RGBColor(0x00, 0x72, 0xB2),   // blue
+        TransportKind::Sse => RGBColor(0x00, 0x9E, 0x73),     // bluish green
+        TransportKind::Websocket => RGBColor(0x00, 0x72, 0xB2), // blue
     }
 }
 
@@ -42,26 +43,6 @@ pub fn colour(transport: TransportKind) -> RGBColor {
 pub fn colour_hex(transport: TransportKind) -> String {
     let RGBColor(r, g, b) = colour(transport);
     format!("#{r:02x}{g:02x}{b:02x}")
-}
-
-/// The embedded fonts, registered with plotters once per process.
-pub mod fonts {
-    use plotters::style::FontStyle;
-
-    static REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-    static BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
-
-    /// Makes `sans-serif` (regular and bold) available to plotters' text layout and rasteriser.
-    pub fn register() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            for (style, bytes) in [(FontStyle::Normal, REGULAR), (FontStyle::Bold, BOLD)] {
-                if plotters::style::register_font(super::FONT, style, bytes).is_err() {
-                    panic!("the embedded DejaVu Sans font is not a valid TrueType font");
-                }
-            }
-        });
-    }
 }
 
 /// The charts of a report, in the order the report page shows them.
@@ -127,12 +108,12 @@ impl Chart {
                 "Median, 95th and 99th percentile delivery latency; lower is better. Logarithmic axis."
             }
             Chart::Deliveries => {
-                "Deliveries per second of simulated time, all clients together; the dashed grey line is \
-                 what was owed (events published × clients). Vertical lines mark faults."
+                "Deliveries per second of simulated time, all clients together, as a moving average; the \
+                 dashed line is what was owed (events published × clients). Vertical lines mark faults."
             }
             Chart::EventDelay => {
-                "Mean time from publication to receipt of each event; × marks events no client received. \
-                 Vertical lines mark faults."
+                "Mean time from publication to receipt of each event; × marks events no client received \
+                 (events still on their way when the run ended are not marked). Vertical lines mark faults."
             }
             Chart::Cost => "Requests the server answered per second, and bytes on the wire (both \
                  directions, headers included) per delivered event; lower is cheaper.",
@@ -153,7 +134,11 @@ impl Chart {
     }
 
     /// Draws the chart on `root`.
-    pub fn draw<DB: DrawingBackend>(self, report: &Report, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    pub fn draw<DB: DrawingBackend>(
+        self,
+        report: &Report,
+        root: &DrawingArea<DB, Shift>,
+    ) -> DrawResult<DB> {
         fonts::register();
         root.fill(&WHITE)?;
         let root = root.margin(14, 0, 0, 0);
@@ -181,8 +166,10 @@ impl Chart {
         let mut text = String::new();
         {
             let root = SVGBackend::with_string(&mut text, self.size(report)).into_drawing_area();
-            self.draw(report, &root).map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
-            root.present().map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
+            self.draw(report, &root)
+                .map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
+            root.present()
+                .map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
         }
         Ok(text)
     }
@@ -192,9 +179,12 @@ impl Chart {
         let (w, h) = self.size(report);
         let mut pixels = vec![0u8; (w * h * 3) as usize];
         {
-            let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
-            self.draw(report, &root).map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
-            root.present().map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
+            let backend = CrispText(BitMapBackend::with_buffer(&mut pixels, (w, h)));
+            let root = backend.into_drawing_area();
+            self.draw(report, &root)
+                .map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
+            root.present()
+                .map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
         }
         encode_png(&pixels, w, h)
     }
@@ -226,7 +216,10 @@ impl Exporter for ChartExport {
     fn render(&self, report: &Report) -> anyhow::Result<Vec<ReportFile>> {
         let mut files = Vec::new();
         for chart in Chart::ALL {
-            files.push((format!("charts/{}.svg", chart.stem()), chart.svg(report)?.into_bytes()));
+            files.push((
+                format!("charts/{}.svg", chart.stem()),
+                chart.svg(report)?.into_bytes(),
+            ));
             files.push((format!("charts/{}.png", chart.stem()), chart.png(report)?));
         }
         Ok(files)
@@ -248,9 +241,15 @@ fn grid(n: usize) -> (usize, usize) {
 }
 
 /// One area per panel, row by row.
-fn panels<DB: DrawingBackend>(body: &DrawingArea<DB, Shift>, n: usize) -> Vec<DrawingArea<DB, Shift>> {
+fn panels<DB: DrawingBackend>(
+    body: &DrawingArea<DB, Shift>,
+    n: usize,
+) -> Vec<DrawingArea<DB, Shift>> {
     let (rows, cols) = grid(n);
-    body.split_evenly((rows, cols)).into_iter().take(n).collect()
+    body.split_evenly((rows, cols))
+        .into_iter()
+        .take(n)
+        .collect()
 }
 
 /// Legend entries besides the transports.
@@ -261,13 +260,19 @@ enum Extra {
     Fault,
 }
 
-fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, transports: &[TransportKind], extras: &[Extra]) -> DrawResult<DB> {
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    transports: &[TransportKind],
+    extras: &[Extra],
+) -> DrawResult<DB> {
     let font = (FONT, 30).into_font().color(&INK);
     let (w, h) = area.dim_in_pixel();
     let swatch = 28;
     let gap = 36;
-    let mut entries: Vec<(String, Option<TransportKind>, Option<Extra>)> =
-        transports.iter().map(|&t| (label(t).to_string(), Some(t), None)).collect();
+    let mut entries: Vec<(String, Option<TransportKind>, Option<Extra>)> = transports
+        .iter()
+        .map(|&t| (label(t).to_string(), Some(t), None))
+        .collect();
     for &extra in extras {
         let text = match extra {
             Extra::Owed => "owed",
@@ -278,7 +283,10 @@ fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, transports: &[Trans
     }
     let widths: Vec<i32> = entries
         .iter()
-        .map(|(text, _, _)| area.estimate_text_size(text, &font).map(|(tw, _)| swatch + 10 + tw as i32))
+        .map(|(text, _, _)| {
+            area.estimate_text_size(text, &font)
+                .map(|(tw, _)| swatch + 10 + tw as i32)
+        })
         .collect::<Result<_, _>>()?;
     let total: i32 = widths.iter().sum::<i32>() + gap * (entries.len() as i32 - 1).max(0);
     let mut x = ((w as i32 - total) / 2).max(0);
@@ -286,11 +294,17 @@ fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, transports: &[Trans
     for ((text, transport, extra), width) in entries.iter().zip(widths) {
         match (transport, extra) {
             (Some(t), _) => {
-                area.draw(&Rectangle::new([(x, y - swatch / 2), (x + swatch, y + swatch / 2)], colour(*t).filled()))?;
+                area.draw(&Rectangle::new(
+                    [(x, y - swatch / 2), (x + swatch, y + swatch / 2)],
+                    colour(*t).filled(),
+                ))?;
             }
             (None, Some(Extra::Owed)) => {
                 for dx in (0..swatch).step_by(10) {
-                    area.draw(&PathElement::new(vec![(x + dx, y), (x + (dx + 6).min(swatch), y)], FAULT.stroke_width(3)))?;
+                    area.draw(&PathElement::new(
+                        vec![(x + dx, y), (x + (dx + 6).min(swatch), y)],
+                        INK.stroke_width(2),
+                    ))?;
                 }
             }
             (None, Some(Extra::Undelivered)) => {
@@ -306,7 +320,11 @@ fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, transports: &[Trans
             }
             (None, None) => {}
         }
-        area.draw(&Text::new(text.clone(), (x + swatch + 10, y), font.pos(Pos::new(HPos::Left, VPos::Center))))?;
+        area.draw(&Text::new(
+            text.clone(),
+            (x + swatch + 10, y),
+            font.pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
         x += width + gap;
     }
     Ok(())
@@ -329,22 +347,30 @@ fn desc_font<'a>() -> TextStyle<'a> {
     (FONT, 26).into_font().color(&INK)
 }
 
-/// Line width for `transport`: the first transports drawn are the widest, so that a line hidden under
-/// an identical one still shows as a coloured edge.
-fn line_width(report: &Report, transport: TransportKind, base: u32) -> u32 {
+/// Line width for `transport`: the first transports drawn are a little wider, so that a line hidden
+/// under an identical one (SSE and WebSocket often coincide) still shows as a coloured edge.
+fn line_width(report: &Report, transport: TransportKind) -> u32 {
+    const WIDTHS: [u32; 4] = [2, 4, 5, 7];
     let order = report.transports();
     let behind = order.len() - 1 - order.iter().position(|t| *t == transport).unwrap_or(0);
-    base + 3 * behind as u32
+    WIDTHS[behind.min(WIDTHS.len() - 1)]
 }
 
 /// "No data" text in the middle of a panel that has nothing to show.
-fn empty_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, caption: &str, why: &str) -> DrawResult<DB> {
+fn empty_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    why: &str,
+) -> DrawResult<DB> {
     let inner = area.titled(caption, caption_font())?;
     let (w, h) = inner.dim_in_pixel();
     inner.draw(&Text::new(
         why.to_string(),
         (w as i32 / 2, h as i32 / 2),
-        (FONT, 28).into_font().color(&FAULT).pos(Pos::new(HPos::Center, VPos::Center)),
+        (FONT, 28)
+            .into_font()
+            .color(&FAULT)
+            .pos(Pos::new(HPos::Center, VPos::Center)),
     ))
 }
 
@@ -352,7 +378,9 @@ fn empty_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, caption: &str,
 fn log_range(values: impl Iterator<Item = f64>) -> Option<Range<f64>> {
     let (lo, hi) = values
         .filter(|v| v.is_finite() && *v > 0.0)
-        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     if !lo.is_finite() {
         return None;
     }
@@ -442,7 +470,11 @@ where
                 let dy = 6 + 26 * (i as i32 % 2);
                 chart.draw_series(std::iter::once(
                     EmptyElement::at((at, y_top.clone()))
-                        + Text::new(format!(" {}", names.join(", ")), (4, dy), label_font.clone()),
+                        + Text::new(
+                            format!(" {}", names.join(", ")),
+                            (4, dy),
+                            label_font.clone(),
+                        ),
                 ))?;
             }
         }
@@ -450,10 +482,17 @@ where
         let transports: Vec<TransportKind> = runs.iter().map(|r| r.transport).collect();
         for (lane, &t) in transports.iter().enumerate() {
             let style = colour(t).stroke_width(2);
-            let ticks: Vec<f64> = marks.iter().filter(|m| m.2.contains(&t)).map(|m| m.0).collect();
+            let ticks: Vec<f64> = marks
+                .iter()
+                .filter(|m| m.2.contains(&t))
+                .map(|m| m.0)
+                .collect();
             chart.draw_series(ticks.into_iter().map(|at| {
                 EmptyElement::at((at, y_top.clone()))
-                    + PathElement::new(vec![(0, 4 + 8 * lane as i32), (0, 10 + 8 * lane as i32)], style)
+                    + PathElement::new(
+                        vec![(0, 4 + 8 * lane as i32), (0, 10 + 8 * lane as i32)],
+                        style,
+                    )
             }))?;
         }
     }
@@ -464,9 +503,15 @@ where
 // The charts
 
 /// Latency CDF per transport, one panel per scenario, shared log time axis.
-pub fn latency_cdf<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+pub fn latency_cdf<DB: DrawingBackend>(
+    report: &Report,
+    body: &DrawingArea<DB, Shift>,
+) -> DrawResult<DB> {
     let scenarios = report.by_scenario();
-    let all = report.runs.iter().flat_map(|r| r.metrics.timeline.latency_cdf_ms.iter().map(|p| p.0));
+    let all = report
+        .runs
+        .iter()
+        .flat_map(|r| r.metrics.timeline.latency_cdf_ms.iter().map(|p| p.0));
     let Some(x_range) = log_range(all) else {
         for ((scenario, _), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
             empty_panel(&area, &scenario.name, "no deliveries")?;
@@ -474,7 +519,10 @@ pub fn latency_cdf<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, S
         return Ok(());
     };
     for ((scenario, runs), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
-        if runs.iter().all(|r| r.metrics.timeline.latency_cdf_ms.is_empty()) {
+        if runs
+            .iter()
+            .all(|r| r.metrics.timeline.latency_cdf_ms.is_empty())
+        {
             empty_panel(&area, &scenario.name, "no deliveries")?;
             continue;
         }
@@ -489,7 +537,13 @@ pub fn latency_cdf<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, S
             .configure_mesh()
             .x_desc("delivery latency (log scale)")
             .y_desc("deliveries within (%)")
-            .x_label_formatter(&|v| if is_decade(*v) { ms_label(*v) } else { String::new() })
+            .x_label_formatter(&|v| {
+                if is_decade(*v) {
+                    ms_label(*v)
+                } else {
+                    String::new()
+                }
+            })
             .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style(axis_font())
             .axis_desc_style(desc_font())
@@ -501,9 +555,14 @@ pub fn latency_cdf<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, S
             if points.is_empty() {
                 continue;
             }
-            let path = points.iter().map(|&(ms, q)| (ms.max(x_range.start), q * 100.0));
-            let width = line_width(report, run.transport, 3);
-            chart.draw_series(LineSeries::new(path, colour(run.transport).stroke_width(width)))?;
+            let path = points
+                .iter()
+                .map(|&(ms, q)| (ms.max(x_range.start), q * 100.0));
+            let width = line_width(report, run.transport);
+            chart.draw_series(LineSeries::new(
+                path,
+                colour(run.transport).stroke_width(width),
+            ))?;
         }
     }
     Ok(())
@@ -523,7 +582,11 @@ struct Bars<'a> {
 }
 
 fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>) -> DrawResult<DB> {
-    let values = || bars.series.iter().flat_map(|(_, v)| v.iter().flatten().copied());
+    let values = || {
+        bars.series
+            .iter()
+            .flat_map(|(_, v)| v.iter().flatten().copied())
+    };
     let y_range = match (&bars.y_range, bars.log) {
         (Some(r), _) => r.clone(),
         (None, true) => log_range(values()).unwrap_or(1.0..10.0),
@@ -552,7 +615,11 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
     let label_font = (FONT, 20).into_font().color(&INK);
     let builder = |area| {
         let mut b = ChartBuilder::on(area);
-        b.caption(bars.caption, caption_font()).margin(10).margin_right(20).x_label_area_size(50).y_label_area_size(90);
+        b.caption(bars.caption, caption_font())
+            .margin(10)
+            .margin_right(20)
+            .x_label_area_size(50)
+            .y_label_area_size(90);
         b
     };
     macro_rules! draw_bars {
@@ -564,7 +631,10 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                     let v = (*v)?;
                     let x0 = i as f64 - 0.4 + j as f64 * bar_w;
                     let top = if bars.log { v.max(y_range.start) } else { v };
-                    Some(Rectangle::new([(x0, $bottom), (x0 + bar_w * 0.92, top)], style))
+                    Some(Rectangle::new(
+                        [(x0, $bottom), (x0 + bar_w * 0.92, top)],
+                        style,
+                    ))
                 }))?;
                 // Value labels above the bars, when the bar is wide enough for them.
                 let px_per_unit = area.dim_in_pixel().0 as f64 * 0.85 / n as f64;
@@ -581,21 +651,32 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                     let top = if bars.log { v.max(y_range.start) } else { v };
                     fits.then(|| {
                         EmptyElement::at((i as f64 - 0.4 + (j as f64 + 0.46) * bar_w, top))
-                            + Text::new(text, (0, -4), label_font.clone().pos(Pos::new(HPos::Center, VPos::Bottom)))
+                            + Text::new(
+                                text,
+                                (0, -4),
+                                label_font.clone().pos(Pos::new(HPos::Center, VPos::Bottom)),
+                            )
                     })
                 }))?;
             }
         }};
     }
     if bars.log {
-        let mut chart = builder(area).build_cartesian_2d(x_axis.clone(), y_range.clone().log_scale())?;
+        let mut chart =
+            builder(area).build_cartesian_2d(x_axis.clone(), y_range.clone().log_scale())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n)
             .x_label_formatter(&x_fmt)
             .y_desc(bars.y_desc)
-            .y_label_formatter(&|v| if is_decade(*v) { ms_label(*v) } else { String::new() })
+            .y_label_formatter(&|v| {
+                if is_decade(*v) {
+                    ms_label(*v)
+                } else {
+                    String::new()
+                }
+            })
             .label_style(axis_font())
             .axis_desc_style(desc_font())
             .light_line_style(GRID.mix(0.5))
@@ -622,7 +703,10 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
 }
 
 /// p50 / p95 / p99 per transport, one panel per scenario, shared log axis.
-pub fn latency_percentiles<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+pub fn latency_percentiles<DB: DrawingBackend>(
+    report: &Report,
+    body: &DrawingArea<DB, Shift>,
+) -> DrawResult<DB> {
     let scenarios = report.by_scenario();
     fn delivered(r: &&RunResult) -> bool {
         r.metrics.delivered > 0
@@ -642,9 +726,15 @@ pub fn latency_percentiles<DB: DrawingBackend>(report: &Report, body: &DrawingAr
             .transports()
             .into_iter()
             .map(|t| {
-                let run = runs.iter().find(|r| r.transport == t).filter(|r| delivered(r));
+                let run = runs
+                    .iter()
+                    .find(|r| r.transport == t)
+                    .filter(|r| delivered(r));
                 let l = run.map(|r| &r.metrics.latency_ms);
-                (t, vec![l.map(|l| l.p50), l.map(|l| l.p95), l.map(|l| l.p99)])
+                (
+                    t,
+                    vec![l.map(|l| l.p50), l.map(|l| l.p95), l.map(|l| l.p99)],
+                )
             })
             .collect();
         bar_panel(
@@ -655,7 +745,13 @@ pub fn latency_percentiles<DB: DrawingBackend>(report: &Report, body: &DrawingAr
                 groups: vec!["p50".into(), "p95".into(), "p99".into()],
                 series,
                 log: true,
-                value_label: |ms| if ms >= 1000.0 { format!("{}s", fmt_num(ms / 1000.0)) } else { fmt_num(ms) },
+                value_label: |ms| {
+                    if ms >= 1000.0 {
+                        format!("{}s", fmt_num(ms / 1000.0))
+                    } else {
+                        fmt_num(ms)
+                    }
+                },
                 y_range: Some(y_range.start..y_range.end * 1.6),
             },
         )?;
@@ -663,29 +759,50 @@ pub fn latency_percentiles<DB: DrawingBackend>(report: &Report, body: &DrawingAr
     Ok(())
 }
 
-/// Averages a per-second series into at most `max` points: (time at the middle of the bin, mean).
-fn per_second_bins(values: &[f64], max: usize) -> Vec<(f64, f64)> {
-    let width = values.len().div_ceil(max.max(1)).max(1);
-    values
-        .chunks(width)
-        .enumerate()
-        .map(|(i, c)| ((i * width) as f64 + c.len() as f64 / 2.0, c.iter().sum::<f64>() / c.len() as f64))
+/// A centred moving average of a per-second series over `window` seconds, at most `max` points:
+/// (time at the middle of the second, mean per second). Random arrivals make raw per-second counts
+/// jump between 0 and several times the mean; the average shows the trend and the dips faults cause.
+fn moving_average(values: &[f64], window: usize, max: usize) -> Vec<(f64, f64)> {
+    let step = values.len().div_ceil(max.max(1)).max(1);
+    let half = window / 2;
+    (0..values.len())
+        .step_by(step)
+        .map(|i| {
+            let from = i.saturating_sub(half);
+            let to = (i + window - half).min(values.len());
+            let slice = &values[from..to];
+            (
+                i as f64 + 0.5,
+                slice.iter().sum::<f64>() / slice.len().max(1) as f64,
+            )
+        })
         .collect()
+}
+
+/// The averaging window of the deliveries chart, seconds: 5 s, or 1 % of a long run.
+fn smoothing_window(duration_s: f64) -> usize {
+    ((duration_s / 100.0).ceil() as usize).max(5)
 }
 
 /// At most this many points per line on time charts (keeps SVGs small for long runs).
 const MAX_TIME_POINTS: usize = 600;
 
 /// Events delivered per second per transport, with the owed rate and fault marks.
-pub fn deliveries<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+pub fn deliveries<DB: DrawingBackend>(
+    report: &Report,
+    body: &DrawingArea<DB, Shift>,
+) -> DrawResult<DB> {
     let scenarios = report.by_scenario();
     let duration = report.plan.duration.as_secs_f64();
     let clients = report.plan.clients as f64;
     let seconds = duration.ceil() as usize;
+    let window = smoothing_window(duration);
     let series = |run: &RunResult, f: &dyn Fn(&crate::recorder::Bucket) -> f64| {
         let buckets = &run.metrics.timeline.buckets;
-        let values: Vec<f64> = (0..seconds).map(|s| buckets.get(s).map_or(0.0, f)).collect();
-        per_second_bins(&values, MAX_TIME_POINTS)
+        let values: Vec<f64> = (0..seconds)
+            .map(|s| buckets.get(s).map_or(0.0, f))
+            .collect();
+        moving_average(&values, window, MAX_TIME_POINTS)
     };
     let y_max = report
         .runs
@@ -708,7 +825,7 @@ pub fn deliveries<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Sh
         chart
             .configure_mesh()
             .x_desc("simulated time (s)")
-            .y_desc("deliveries per second")
+            .y_desc(format!("deliveries per second ({window} s average)"))
             .x_label_formatter(&|v| fmt_num(*v))
             .y_label_formatter(&|v| fmt_num(*v))
             .label_style(axis_font())
@@ -716,14 +833,18 @@ pub fn deliveries<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Sh
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
             .draw()?;
-        if let Some(first) = runs.first() {
-            let owed = series(first, &|b| b.published as f64 * clients);
-            chart.draw_series(DashedLineSeries::new(owed, 10, 8, FAULT.stroke_width(3)))?;
-        }
         for run in runs {
             let line = series(run, &|b| b.deliveries as f64);
-            let width = line_width(report, run.transport, 2);
-            chart.draw_series(LineSeries::new(line, colour(run.transport).stroke_width(width)))?;
+            let width = line_width(report, run.transport);
+            chart.draw_series(LineSeries::new(
+                line,
+                colour(run.transport).stroke_width(width),
+            ))?;
+        }
+        // The same events are published in every run of a scenario (same seed); the owed rate goes on top.
+        if let Some(first) = runs.first() {
+            let owed = series(first, &|b| b.published as f64 * clients);
+            chart.draw_series(DashedLineSeries::new(owed, 10, 8, INK.stroke_width(2)))?;
         }
         draw_faults(&mut chart, runs, 0.0, y_top)?;
     }
@@ -731,10 +852,17 @@ pub fn deliveries<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Sh
 }
 
 /// Mean delay of each event (binned when there are many), with undelivered events and fault marks.
-pub fn event_delay<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+pub fn event_delay<DB: DrawingBackend>(
+    report: &Report,
+    body: &DrawingArea<DB, Shift>,
+) -> DrawResult<DB> {
     let scenarios = report.by_scenario();
     let duration = report.plan.duration.as_secs_f64();
-    let binned: Vec<Vec<EventBin>> = report.runs.iter().map(|r| event_bins(&r.metrics.timeline.event_delay_ms, duration)).collect();
+    let binned: Vec<Vec<EventBin>> = report
+        .runs
+        .iter()
+        .map(|r| event_bins(&r.metrics.timeline.event_delay_ms, duration))
+        .collect();
     let all = binned.iter().flatten().filter_map(|b| b.delay_ms);
     let Some(range) = log_range(all) else {
         for ((scenario, _), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
@@ -758,16 +886,26 @@ pub fn event_delay<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, S
             .x_desc("publication time (simulated s)")
             .y_desc("delay (log scale)")
             .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| if is_decade(*v) && *v <= range.end { ms_label(*v) } else { String::new() })
+            .y_label_formatter(&|v| {
+                if is_decade(*v) && *v <= range.end {
+                    ms_label(*v)
+                } else {
+                    String::new()
+                }
+            })
             .label_style(axis_font())
             .axis_desc_style(desc_font())
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
             .draw()?;
         for run in runs {
-            let index = report.runs.iter().position(|r| std::ptr::eq(r, *run)).unwrap_or(0);
+            let index = report
+                .runs
+                .iter()
+                .position(|r| std::ptr::eq(r, *run))
+                .unwrap_or(0);
             let bins = &binned[index];
-            let style = colour(run.transport).stroke_width(line_width(report, run.transport, 2));
+            let style = colour(run.transport).stroke_width(line_width(report, run.transport));
             // One line per stretch of delivered events: a gap where nobody got them.
             let mut stretch: Vec<(f64, f64)> = Vec::new();
             for bin in bins {
@@ -782,20 +920,33 @@ pub fn event_delay<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, S
             if !stretch.is_empty() {
                 chart.draw_series(LineSeries::new(stretch, style))?;
             }
+            // Events published within the run's closing grace period may still be on their way: they
+            // are not lost (the same rule as the `lost` metric), so they are not marked.
+            let settled = duration - crate::world::grace(&report.plan, run.transport).as_secs_f64();
             chart.draw_series(
                 bins.iter()
-                    .filter(|b| b.undelivered > 0)
+                    .filter(|b| b.undelivered > 0 && b.at <= settled)
                     .map(|b| Cross::new((b.at, lost_y), 7, colour(run.transport).stroke_width(3))),
             )?;
         }
-        let any_undelivered = runs.iter().any(|r| r.metrics.timeline.event_delay_ms.iter().any(|e| e.1.is_none()));
+        let any_undelivered = runs.iter().any(|r| {
+            let settled = duration - crate::world::grace(&report.plan, r.transport).as_secs_f64();
+            r.metrics
+                .timeline
+                .event_delay_ms
+                .iter()
+                .any(|e| e.1.is_none() && e.0 <= settled)
+        });
         if any_undelivered {
             chart.draw_series(std::iter::once(
                 EmptyElement::at((duration, lost_y))
                     + Text::new(
                         "not received ",
                         (0, -16),
-                        (FONT, 20).into_font().color(&FAULT).pos(Pos::new(HPos::Right, VPos::Bottom)),
+                        (FONT, 20)
+                            .into_font()
+                            .color(&FAULT)
+                            .pos(Pos::new(HPos::Right, VPos::Bottom)),
                     ),
             ))?;
         }
@@ -819,7 +970,11 @@ fn event_bins(events: &[(f64, Option<f64>)], duration: f64) -> Vec<EventBin> {
     if events.len() <= MAX_TIME_POINTS {
         return events
             .iter()
-            .map(|&(at, d)| EventBin { at, delay_ms: d, undelivered: usize::from(d.is_none()) })
+            .map(|&(at, d)| EventBin {
+                at,
+                delay_ms: d,
+                undelivered: usize::from(d.is_none()),
+            })
             .collect();
     }
     let width = duration.max(1e-9) / MAX_TIME_POINTS as f64;
@@ -845,7 +1000,10 @@ fn event_bins(events: &[(f64, Option<f64>)], duration: f64) -> Vec<EventBin> {
         .collect()
 }
 
-fn per_scenario(report: &Report, f: impl Fn(&RunResult) -> f64) -> Vec<(TransportKind, Vec<Option<f64>>)> {
+fn per_scenario(
+    report: &Report,
+    f: impl Fn(&RunResult) -> f64,
+) -> Vec<(TransportKind, Vec<Option<f64>>)> {
     let scenarios = report.by_scenario();
     report
         .transports()
@@ -861,7 +1019,12 @@ fn per_scenario(report: &Report, f: impl Fn(&RunResult) -> f64) -> Vec<(Transpor
 }
 
 fn scenario_names(report: &Report) -> Vec<String> {
-    report.plan.scenarios.iter().map(|s| s.name.clone()).collect()
+    report
+        .plan
+        .scenarios
+        .iter()
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// Requests per second at the server and bytes on the wire per delivered event.
@@ -885,10 +1048,21 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             caption: "Bytes on the wire per delivered event",
             y_desc: "bytes / delivered event",
             groups: scenario_names(report),
-            series: per_scenario(report, |r| if r.metrics.delivered > 0 { r.metrics.bytes_per_delivery } else { f64::NAN })
-                .into_iter()
-                .map(|(t, v)| (t, v.into_iter().map(|x| x.filter(|x| x.is_finite())).collect()))
-                .collect(),
+            series: per_scenario(report, |r| {
+                if r.metrics.delivered > 0 {
+                    r.metrics.bytes_per_delivery
+                } else {
+                    f64::NAN
+                }
+            })
+            .into_iter()
+            .map(|(t, v)| {
+                (
+                    t,
+                    v.into_iter().map(|x| x.filter(|x| x.is_finite())).collect(),
+                )
+            })
+            .collect(),
             log: false,
             value_label: |b| fmt_num(b.round()),
             y_range: None,
@@ -905,13 +1079,34 @@ fn non_zero(v: f64) -> String {
     }
 }
 
+/// A resilience panel: caption, axis title, the value of a run, its bar label.
+type ResiliencePanel<'a> = (
+    &'a str,
+    &'a str,
+    Box<dyn Fn(&RunResult) -> f64 + 'a>,
+    fn(f64) -> String,
+);
+
 /// Lost deliveries, reconnects and time disconnected per client.
-pub fn resilience<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+pub fn resilience<DB: DrawingBackend>(
+    report: &Report,
+    body: &DrawingArea<DB, Shift>,
+) -> DrawResult<DB> {
     let areas = panels(body, 3);
     let clients = report.plan.clients.max(1) as f64;
-    let panels: [(&str, &str, Box<dyn Fn(&RunResult) -> f64>, fn(f64) -> String); 3] = [
-        ("Lost deliveries", "deliveries never received", Box::new(|r| r.metrics.lost as f64), non_zero),
-        ("Reconnects", "reconnect attempts", Box::new(|r| r.metrics.reconnects as f64), non_zero),
+    let panels: [ResiliencePanel; 3] = [
+        (
+            "Lost deliveries",
+            "deliveries never received",
+            Box::new(|r| r.metrics.lost as f64),
+            non_zero,
+        ),
+        (
+            "Reconnects",
+            "reconnect attempts",
+            Box::new(|r| r.metrics.reconnects as f64),
+            non_zero,
+        ),
         (
             "Time disconnected",
             "seconds per client",
@@ -951,10 +1146,23 @@ mod tests {
         for chart in Chart::ALL {
             let text = svg(chart, &report);
             assert!(text.starts_with("<svg"), "{}", chart.stem());
-            assert!(text.contains(chart.title()), "{} lacks its title", chart.stem());
+            assert!(
+                text.contains(chart.title()),
+                "{} lacks its title",
+                chart.stem()
+            );
             for t in TransportKind::ALL {
-                assert!(text.contains(label(t)), "{}: no legend entry for {t}", chart.stem());
-                assert!(text.to_uppercase().contains(&colour_hex(t)[1..].to_uppercase()), "{}: {t} is never drawn", chart.stem());
+                assert!(
+                    text.contains(label(t)),
+                    "{}: no legend entry for {t}",
+                    chart.stem()
+                );
+                assert!(
+                    text.to_uppercase()
+                        .contains(&colour_hex(t)[1..].to_uppercase()),
+                    "{}: {t} is never drawn",
+                    chart.stem()
+                );
             }
         }
     }
@@ -964,8 +1172,13 @@ mod tests {
         let report = fixture::report();
         let cdf = svg(Chart::LatencyCdf, &report);
         assert!(cdf.contains("\noffice\n") && cdf.contains("\nmobile\n"));
-        assert!(cdf.contains("delivery latency (log scale)") && cdf.contains("deliveries within (%)"));
-        assert!(cdf.contains("100 ms") && cdf.contains("1 s"), "decades are labelled with units");
+        assert!(
+            cdf.contains("delivery latency (log scale)") && cdf.contains("deliveries within (%)")
+        );
+        assert!(
+            cdf.contains("100 ms") && cdf.contains("1 s"),
+            "decades are labelled with units"
+        );
         let bars = svg(Chart::LatencyPercentiles, &report);
         assert!(bars.contains("\np95\n"));
         let cost = svg(Chart::Cost, &report);
@@ -977,12 +1190,26 @@ mod tests {
         let report = fixture::report();
         for chart in [Chart::Deliveries, Chart::EventDelay] {
             let text = svg(chart, &report);
-            assert_eq!(text.matches("network switch").count(), 1, "{}: labelled once", chart.stem());
-            assert_eq!(text.matches("NAT mapping dropped").count(), 1, "{}", chart.stem());
+            assert_eq!(
+                text.matches("network switch").count(),
+                1,
+                "{}: labelled once",
+                chart.stem()
+            );
+            assert_eq!(
+                text.matches("NAT mapping dropped").count(),
+                1,
+                "{}",
+                chart.stem()
+            );
         }
         let marks = fault_marks(&report.by_scenario()[1].1);
         assert_eq!(marks.len(), 3);
-        assert_eq!(marks[0].2.len(), 4, "all four transports saw the switch at 20 s");
+        assert_eq!(
+            marks[0].2.len(),
+            4,
+            "all four transports saw the switch at 20 s"
+        );
         assert!(fault_marks(&report.by_scenario()[0].1).is_empty());
     }
 
@@ -994,7 +1221,11 @@ mod tests {
             run.metrics.delivered = 0;
             run.metrics.lost = 0;
             run.metrics.timeline.latency_cdf_ms.clear();
-            run.metrics.timeline.event_delay_ms.iter_mut().for_each(|e| e.1 = None);
+            run.metrics
+                .timeline
+                .event_delay_ms
+                .iter_mut()
+                .for_each(|e| e.1 = None);
         }
         assert!(svg(Chart::LatencyCdf, &report).contains("no deliveries"));
         assert!(svg(Chart::Resilience, &report).contains("none in any run"));
@@ -1002,18 +1233,29 @@ mod tests {
 
     #[test]
     fn many_events_are_binned_and_many_faults_become_a_rug() {
-        let events: Vec<(f64, Option<f64>)> =
-            (0..6000).map(|i| (i as f64 / 100.0, if i % 1000 == 0 { None } else { Some(50.0) })).collect();
+        let events: Vec<(f64, Option<f64>)> = (0..6000)
+            .map(|i| {
+                (
+                    i as f64 / 100.0,
+                    if i % 1000 == 0 { None } else { Some(50.0) },
+                )
+            })
+            .collect();
         let bins = event_bins(&events, 60.0);
         assert_eq!(bins.len(), MAX_TIME_POINTS);
         assert_eq!(bins.iter().map(|b| b.undelivered).sum::<usize>(), 6);
         assert!(bins.iter().all(|b| b.delay_ms == Some(50.0)));
 
         let mut report = fixture::report();
-        let marks: Vec<(f64, String)> = (0..50).map(|i| (i as f64, "network switch".to_string())).collect();
+        let marks: Vec<(f64, String)> = (0..50)
+            .map(|i| (i as f64, "network switch".to_string()))
+            .collect();
         report.runs[5].metrics.timeline.fault_marks = marks;
         let text = svg(Chart::Deliveries, &report);
-        assert!(!text.contains("network switch"), "no label per mark when there are many");
+        assert!(
+            !text.contains("network switch"),
+            "no label per mark when there are many"
+        );
     }
 
     #[test]
@@ -1024,7 +1266,10 @@ mod tests {
         assert_eq!(a, b);
         let decoder = png::Decoder::new(std::io::Cursor::new(&a));
         let reader = decoder.read_info().unwrap();
-        assert_eq!((reader.info().width, reader.info().height), Chart::Cost.size(&report));
+        assert_eq!(
+            (reader.info().width, reader.info().height),
+            Chart::Cost.size(&report)
+        );
     }
 }
 
@@ -1034,11 +1279,21 @@ mod tests {
 #[test]
 #[ignore = "writes files; run by hand to look at the charts"]
 fn preview_fixture_charts() {
-    let dir = std::path::PathBuf::from(std::env::var("RTSIM_CHART_PREVIEW").expect("set RTSIM_CHART_PREVIEW"));
+    let dir = std::path::PathBuf::from(
+        std::env::var("RTSIM_CHART_PREVIEW").expect("set RTSIM_CHART_PREVIEW"),
+    );
     std::fs::create_dir_all(&dir).unwrap();
     let report = super::fixture::report();
     for chart in Chart::ALL {
-        std::fs::write(dir.join(format!("{}.png", chart.stem())), chart.png(&report).unwrap()).unwrap();
-        std::fs::write(dir.join(format!("{}.svg", chart.stem())), chart.svg(&report).unwrap()).unwrap();
+        std::fs::write(
+            dir.join(format!("{}.png", chart.stem())),
+            chart.png(&report).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{}.svg", chart.stem())),
+            chart.svg(&report).unwrap(),
+        )
+        .unwrap();
     }
 }

@@ -28,24 +28,44 @@ const RUN_COLUMNS: &[Column] = &[
     ("latency_p99_ms", |r| r.metrics.latency_ms.p99.to_string()),
     ("latency_max_ms", |r| r.metrics.latency_ms.max.to_string()),
     ("requests", |r| r.metrics.requests.to_string()),
-    ("requests_per_second", |r| r.metrics.requests_per_second.to_string()),
+    ("requests_per_second", |r| {
+        r.metrics.requests_per_second.to_string()
+    }),
     ("bytes_down", |r| r.metrics.bytes_down.to_string()),
     ("bytes_up", |r| r.metrics.bytes_up.to_string()),
-    ("bytes_per_delivery", |r| r.metrics.bytes_per_delivery.to_string()),
-    ("connections_opened", |r| r.metrics.connections_opened.to_string()),
+    ("bytes_per_delivery", |r| {
+        r.metrics.bytes_per_delivery.to_string()
+    }),
+    ("connections_opened", |r| {
+        r.metrics.connections_opened.to_string()
+    }),
     ("reconnects", |r| r.metrics.reconnects.to_string()),
     ("fallbacks", |r| r.metrics.fallbacks.to_string()),
     ("detections", |r| r.metrics.detections.to_string()),
-    ("time_to_detect_p50_ms", |r| r.metrics.time_to_detect_ms.p50.to_string()),
-    ("time_to_detect_p95_ms", |r| r.metrics.time_to_detect_ms.p95.to_string()),
+    ("time_to_detect_p50_ms", |r| {
+        r.metrics.time_to_detect_ms.p50.to_string()
+    }),
+    ("time_to_detect_p95_ms", |r| {
+        r.metrics.time_to_detect_ms.p95.to_string()
+    }),
     ("disconnected_s", |r| r.metrics.disconnected_s.to_string()),
     ("radio_active_s", |r| r.metrics.radio_active_s.to_string()),
-    ("radio_active_per_client_s", |r| r.metrics.radio_active_per_client_s.to_string()),
+    ("radio_active_per_client_s", |r| {
+        r.metrics.radio_active_per_client_s.to_string()
+    }),
     ("upstream_sent", |r| r.metrics.upstream_sent.to_string()),
-    ("upstream_received", |r| r.metrics.upstream_received.to_string()),
-    ("upstream_latency_p50_ms", |r| r.metrics.upstream_latency_ms.p50.to_string()),
-    ("upstream_latency_p95_ms", |r| r.metrics.upstream_latency_ms.p95.to_string()),
-    ("peak_reconnects_per_second", |r| r.metrics.peak_reconnects_per_second.to_string()),
+    ("upstream_received", |r| {
+        r.metrics.upstream_received.to_string()
+    }),
+    ("upstream_latency_p50_ms", |r| {
+        r.metrics.upstream_latency_ms.p50.to_string()
+    }),
+    ("upstream_latency_p95_ms", |r| {
+        r.metrics.upstream_latency_ms.p95.to_string()
+    }),
+    ("peak_reconnects_per_second", |r| {
+        r.metrics.peak_reconnects_per_second.to_string()
+    }),
 ];
 
 /// A CSV field, quoted when it needs to be.
@@ -58,7 +78,11 @@ fn field(text: &str) -> String {
 }
 
 fn line(fields: impl IntoIterator<Item = String>) -> String {
-    let mut out = fields.into_iter().map(|f| field(&f)).collect::<Vec<_>>().join(",");
+    let mut out = fields
+        .into_iter()
+        .map(|f| field(&f))
+        .collect::<Vec<_>>()
+        .join(",");
     out.push('\n');
     out
 }
@@ -149,7 +173,10 @@ impl Exporter for CsvExport {
             ("runs.csv".into(), runs_csv(report).into_bytes()),
             ("timeseries.csv".into(), timeseries_csv(report).into_bytes()),
             ("events.csv".into(), events_csv(report).into_bytes()),
-            ("latency-cdf.csv".into(), latency_cdf_csv(report).into_bytes()),
+            (
+                "latency-cdf.csv".into(),
+                latency_cdf_csv(report).into_bytes(),
+            ),
             ("faults.csv".into(), faults_csv(report).into_bytes()),
         ])
     }
@@ -169,7 +196,11 @@ mod tests {
         assert!(lines[0].starts_with("scenario,transport,seed,published,expected,delivered,lost,"));
         let columns = lines[0].split(',').count();
         assert!(lines.iter().all(|l| l.split(',').count() == columns));
-        assert!(lines[7].starts_with("mobile,sse,7,60,600,550,50,"), "{}", lines[7]);
+        assert!(
+            lines[7].starts_with("mobile,sse,7,60,600,550,50,"),
+            "{}",
+            lines[7]
+        );
     }
 
     #[test]
@@ -177,7 +208,10 @@ mod tests {
         let report = fixture::report();
         let ts = timeseries_csv(&report);
         assert_eq!(ts.lines().count(), 1 + 8 * 60);
-        assert!(ts.contains("\nmobile,sse,20,1,0,,1,0,0\n"), "a second without deliveries has no mean");
+        assert!(
+            ts.contains("\nmobile,sse,20,1,0,,1,0,0\n"),
+            "a second without deliveries has no mean"
+        );
         let events = events_csv(&report);
         assert_eq!(events.lines().count(), 1 + 8 * 60);
         assert!(events.contains("\nmobile,sse,21,20.000000,\n"));

@@ -32,24 +32,43 @@ switch = { every = "20s", outage = "3s" }
 
 /// The validated plan of [`PROFILE`].
 pub fn plan() -> Plan {
-    let source = Source { path: PathBuf::from("fixture.toml"), text: PROFILE.to_string() };
+    let source = Source {
+        path: PathBuf::from("fixture.toml"),
+        text: PROFILE.to_string(),
+    };
     let profile: Profile = source.parse().expect("the fixture parses");
     Plan::from_profile(&profile, &source).expect("the fixture is valid")
 }
 
 fn percentiles(p50: f64) -> Percentiles {
-    Percentiles { mean: p50 * 1.1, p50, p95: p50 * 2.0, p99: p50 * 3.0, max: p50 * 4.0 }
+    Percentiles {
+        mean: p50 * 1.1,
+        p50,
+        p95: p50 * 2.0,
+        p99: p50 * 3.0,
+        max: p50 * 4.0,
+    }
 }
 
 /// Metrics of one made-up run: `p50` sets the latency scale, `rps` the server load, `lost` the losses,
 /// `faults` the marks.
-pub fn metrics(p50: f64, rps: f64, lost: u64, reconnects: u64, faults: &[(f64, &str)]) -> RunMetrics {
+pub fn metrics(
+    p50: f64,
+    rps: f64,
+    lost: u64,
+    reconnects: u64,
+    faults: &[(f64, &str)],
+) -> RunMetrics {
     let clients = 10;
     let published = 60;
     let buckets = (0..60)
         .map(|s| Bucket {
             published: 1,
-            deliveries: if (20..25).contains(&s) && lost > 0 { 0 } else { clients },
+            deliveries: if (20..25).contains(&s) && lost > 0 {
+                0
+            } else {
+                clients
+            },
             latency_sum_ms: p50 * clients as f64,
             requests: rps.ceil() as u64,
             connections: u64::from(s == 0) * clients,
@@ -59,7 +78,11 @@ pub fn metrics(p50: f64, rps: f64, lost: u64, reconnects: u64, faults: &[(f64, &
     let event_delay_ms = (0..published)
         .map(|i| {
             let at = i as f64;
-            let delay = if (20.0..25.0).contains(&at) && lost > 0 { None } else { Some(p50) };
+            let delay = if (20.0..25.0).contains(&at) && lost > 0 {
+                None
+            } else {
+                Some(p50)
+            };
             (at, delay)
         })
         .collect();
@@ -83,14 +106,21 @@ pub fn metrics(p50: f64, rps: f64, lost: u64, reconnects: u64, faults: &[(f64, &
         connections_opened: clients + reconnects,
         reconnects,
         detections: u64::from(lost > 0) * 3,
-        time_to_detect_ms: if lost > 0 { percentiles(30_000.0) } else { Percentiles::default() },
+        time_to_detect_ms: if lost > 0 {
+            percentiles(30_000.0)
+        } else {
+            Percentiles::default()
+        },
         disconnected_s: lost as f64 * 0.5,
         radio_active_s: 300.0,
         radio_active_per_client_s: 30.0,
         timeline: Timeline {
             buckets,
             event_delay_ms,
-            fault_marks: faults.iter().map(|&(at, what)| (at, what.to_string())).collect(),
+            fault_marks: faults
+                .iter()
+                .map(|&(at, what)| (at, what.to_string()))
+                .collect(),
             latency_cdf_ms,
         },
         ..RunMetrics::default()

@@ -81,8 +81,16 @@ pub fn index_html(report: &Report) -> String {
     // What this means, first: it is what the room reads.
     h.push_str("<h2 id=\"meaning\">What this means</h2>\n");
     for insight in &found {
-        let _ = writeln!(h, "<section class=\"insight\">\n<h3>{}</h3>", escape(&insight.scenario));
-        let _ = writeln!(h, "<p class=\"conditions\">{}</p>\n<ul>", escape(&insight.conditions));
+        let _ = writeln!(
+            h,
+            "<section class=\"insight\">\n<h3>{}</h3>",
+            escape(&insight.scenario)
+        );
+        let _ = writeln!(
+            h,
+            "<p class=\"conditions\">{}</p>\n<ul>",
+            escape(&insight.conditions)
+        );
         for sentence in &insight.sentences {
             let _ = writeln!(h, "<li>{}</li>", escape(sentence));
         }
@@ -183,10 +191,20 @@ mod tests {
     fn the_page_references_every_chart_and_needs_no_network() {
         let page = index_html(&fixture::report());
         for chart in Chart::ALL {
-            assert!(page.contains(&format!("src=\"charts/{}.svg\"", chart.stem())), "{}", chart.stem());
-            assert!(page.contains(&format!("href=\"charts/{}.png\"", chart.stem())), "{}", chart.stem());
+            assert!(
+                page.contains(&format!("src=\"charts/{}.svg\"", chart.stem())),
+                "{}",
+                chart.stem()
+            );
+            assert!(
+                page.contains(&format!("href=\"charts/{}.png\"", chart.stem())),
+                "{}",
+                chart.stem()
+            );
         }
-        assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
+        assert!(
+            !page.contains("http://") && !page.contains("https://") && !page.contains("<script")
+        );
         assert!(page.contains("SSE lost 50 of 600 owed deliveries"));
         assert!(page.contains("--seed 7"));
         assert!(page.contains(env!("CARGO_PKG_VERSION")));

@@ -38,18 +38,27 @@ pub fn insights(report: &Report) -> Vec<ScenarioInsights> {
 pub fn conditions(scenario: &Scenario) -> String {
     let mut parts = Vec::new();
     if let Some(nat) = &scenario.nat {
-        parts.push(format!("a NAT that forgets connections idle for {}", fmt_duration_s(nat.idle_timeout.as_secs_f64())));
+        parts.push(format!(
+            "a NAT that forgets connections idle for {}",
+            fmt_duration_s(nat.idle_timeout.as_secs_f64())
+        ));
     }
     if let Some(proxy) = &scenario.proxy {
         let mut what = Vec::new();
         if proxy.buffer_bytes > 0 {
-            what.push(format!("buffers responses up to {} bytes", proxy.buffer_bytes));
+            what.push(format!(
+                "buffers responses up to {} bytes",
+                proxy.buffer_bytes
+            ));
         }
         if proxy.block_websocket {
             what.push("refuses WebSocket upgrades".to_string());
         }
         if let Some(t) = proxy.read_timeout {
-            what.push(format!("cuts responses silent for {}", fmt_duration_s(t.as_secs_f64())));
+            what.push(format!(
+                "cuts responses silent for {}",
+                fmt_duration_s(t.as_secs_f64())
+            ));
         }
         if what.is_empty() {
             parts.push("a pass-through proxy".to_string());
@@ -96,9 +105,15 @@ fn scenario_sentences(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> 
 fn verdict(runs: &[&RunResult]) -> Option<String> {
     let delivering: Vec<&&RunResult> = runs.iter().filter(|r| r.metrics.delivered > 0).collect();
     let fewest_lost = delivering.iter().map(|r| r.metrics.lost).min()?;
-    let safe: Vec<&&RunResult> =
-        delivering.iter().copied().filter(|r| r.metrics.lost == fewest_lost).collect();
-    let best_p95 = safe.iter().map(|r| r.metrics.latency_ms.p95).fold(f64::INFINITY, f64::min);
+    let safe: Vec<&&RunResult> = delivering
+        .iter()
+        .copied()
+        .filter(|r| r.metrics.lost == fewest_lost)
+        .collect();
+    let best_p95 = safe
+        .iter()
+        .map(|r| r.metrics.latency_ms.p95)
+        .fold(f64::INFINITY, f64::min);
     let best = safe
         .iter()
         .copied()
@@ -107,10 +122,18 @@ fn verdict(runs: &[&RunResult]) -> Option<String> {
             a.metrics
                 .requests_per_second
                 .total_cmp(&b.metrics.requests_per_second)
-                .then(a.metrics.bytes_per_delivery.total_cmp(&b.metrics.bytes_per_delivery))
+                .then(
+                    a.metrics
+                        .bytes_per_delivery
+                        .total_cmp(&b.metrics.bytes_per_delivery),
+                )
         })?;
     let m = &best.metrics;
-    let loss = if m.lost == 0 { "no lost events".to_string() } else { format!("the fewest lost events ({})", m.lost) };
+    let loss = if m.lost == 0 {
+        "no lost events".to_string()
+    } else {
+        format!("the fewest lost events ({})", m.lost)
+    };
     Some(format!(
         "Best fit here: {} — {}, p95 latency {}, {} requests/s at the server.",
         label(best.transport),
@@ -124,11 +147,24 @@ fn latency(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String>
     let delivering: Vec<&&RunResult> = runs.iter().filter(|r| r.metrics.delivered > 0).collect();
     let mut out = Vec::new();
     for run in runs.iter().filter(|r| r.metrics.delivered == 0) {
-        out.push(format!("{} delivered no event at all.", label(run.transport)));
+        out.push(format!(
+            "{} delivered no event at all.",
+            label(run.transport)
+        ));
     }
     let (Some(fast), Some(slow)) = (
-        delivering.iter().min_by(|a, b| a.metrics.latency_ms.p95.total_cmp(&b.metrics.latency_ms.p95)),
-        delivering.iter().max_by(|a, b| a.metrics.latency_ms.p95.total_cmp(&b.metrics.latency_ms.p95)),
+        delivering.iter().min_by(|a, b| {
+            a.metrics
+                .latency_ms
+                .p95
+                .total_cmp(&b.metrics.latency_ms.p95)
+        }),
+        delivering.iter().max_by(|a, b| {
+            a.metrics
+                .latency_ms
+                .p95
+                .total_cmp(&b.metrics.latency_ms.p95)
+        }),
     ) else {
         return out;
     };
@@ -158,7 +194,12 @@ fn latency(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String>
     };
     out.push(format!(
         "{} {} fastest (p95 {}); {} is slowest at p95 {}, {}× longer{}.",
-        join_and(&fastest.iter().map(|t| label(*t).to_string()).collect::<Vec<_>>()),
+        join_and(
+            &fastest
+                .iter()
+                .map(|t| label(*t).to_string())
+                .collect::<Vec<_>>()
+        ),
         if fastest.len() == 1 { "is" } else { "are" },
         fmt_ms(fast_p95),
         label(slow.transport),
@@ -219,10 +260,16 @@ fn loss_sentence(scenario: &Scenario, transport: TransportKind, m: &RunMetrics) 
         ));
     }
     if m.fallbacks > 0 {
-        why.push(format!("{} clients had to fall back after a refused WebSocket upgrade", m.fallbacks));
+        why.push(format!(
+            "{} clients had to fall back after a refused WebSocket upgrade",
+            m.fallbacks
+        ));
     }
     if m.reconnects > 0 {
-        why.push(format!("events published while its {} reconnects were under way did not all arrive", m.reconnects));
+        why.push(format!(
+            "events published while its {} reconnects were under way did not all arrive",
+            m.reconnects
+        ));
     }
     let mut sentence = format!(
         "{} lost {} of {} owed deliveries ({}%)",
@@ -248,12 +295,19 @@ fn loss_sentence(scenario: &Scenario, transport: TransportKind, m: &RunMetrics) 
 fn cost(runs: &[&RunResult]) -> Vec<String> {
     let mut out = Vec::new();
     let by = |f: fn(&RunMetrics) -> f64| {
-        let min = runs.iter().min_by(|a, b| f(&a.metrics).total_cmp(&f(&b.metrics)))?;
-        let max = runs.iter().max_by(|a, b| f(&a.metrics).total_cmp(&f(&b.metrics)))?;
+        let min = runs
+            .iter()
+            .min_by(|a, b| f(&a.metrics).total_cmp(&f(&b.metrics)))?;
+        let max = runs
+            .iter()
+            .max_by(|a, b| f(&a.metrics).total_cmp(&f(&b.metrics)))?;
         Some((*min, *max))
     };
     if let Some((cheap, dear)) = by(|m| m.requests_per_second) {
-        let (lo, hi) = (cheap.metrics.requests_per_second, dear.metrics.requests_per_second);
+        let (lo, hi) = (
+            cheap.metrics.requests_per_second,
+            dear.metrics.requests_per_second,
+        );
         if cheap.transport != dear.transport && hi > lo * 1.5 {
             out.push(format!(
                 "Server load: {} makes {} requests/s, {} only {}{}.",
@@ -261,15 +315,30 @@ fn cost(runs: &[&RunResult]) -> Vec<String> {
                 fmt_num(hi),
                 label(cheap.transport),
                 fmt_num(lo),
-                if lo > 0.0 { format!(" ({}× fewer)", fmt_num(hi / lo)) } else { String::new() }
+                if lo > 0.0 {
+                    format!(" ({}× fewer)", fmt_num(hi / lo))
+                } else {
+                    String::new()
+                }
             ));
         }
     }
-    let delivering: Vec<&RunResult> =
-        runs.iter().copied().filter(|r| r.metrics.delivered > 0).collect();
+    let delivering: Vec<&RunResult> = runs
+        .iter()
+        .copied()
+        .filter(|r| r.metrics.delivered > 0)
+        .collect();
     if let (Some(cheap), Some(dear)) = (
-        delivering.iter().min_by(|a, b| a.metrics.bytes_per_delivery.total_cmp(&b.metrics.bytes_per_delivery)),
-        delivering.iter().max_by(|a, b| a.metrics.bytes_per_delivery.total_cmp(&b.metrics.bytes_per_delivery)),
+        delivering.iter().min_by(|a, b| {
+            a.metrics
+                .bytes_per_delivery
+                .total_cmp(&b.metrics.bytes_per_delivery)
+        }),
+        delivering.iter().max_by(|a, b| {
+            a.metrics
+                .bytes_per_delivery
+                .total_cmp(&b.metrics.bytes_per_delivery)
+        }),
     ) {
         if cheap.transport != dear.transport {
             out.push(format!(
@@ -346,7 +415,10 @@ mod tests {
         assert_eq!(fmt_ms(56.0), "56 ms");
         assert_eq!(fmt_ms(4718.6), "4.72 s");
         assert_eq!(fmt_ms(150_000.0), "2.5 min");
-        assert_eq!(join_and(&["a".into(), "b".into(), "c".into()]), "a, b and c");
+        assert_eq!(
+            join_and(&["a".into(), "b".into(), "c".into()]),
+            "a, b and c"
+        );
     }
 
     #[test]
@@ -355,12 +427,28 @@ mod tests {
         assert_eq!(found.len(), 2);
         let mobile = &found[1];
         assert_eq!(mobile.scenario, "mobile");
-        assert!(mobile.conditions.contains("NAT that forgets connections idle for 30 s"), "{}", mobile.conditions);
-        let loss = mobile.sentences.iter().find(|s| s.starts_with("SSE lost")).expect("SSE's loss is told");
+        assert!(
+            mobile
+                .conditions
+                .contains("NAT that forgets connections idle for 30 s"),
+            "{}",
+            mobile.conditions
+        );
+        let loss = mobile
+            .sentences
+            .iter()
+            .find(|s| s.starts_with("SSE lost"))
+            .expect("SSE's loss is told");
         assert!(loss.contains("50 of 600 owed deliveries (8.33%)"), "{loss}");
-        assert!(loss.contains("3 connections died silently (NAT timeouts and network switches)"), "{loss}");
+        assert!(
+            loss.contains("3 connections died silently (NAT timeouts and network switches)"),
+            "{loss}"
+        );
         assert!(loss.contains("median 30 s to notice"), "{loss}");
-        assert!(!mobile.sentences.iter().any(|s| s.starts_with("WebSocket lost")));
+        assert!(!mobile
+            .sentences
+            .iter()
+            .any(|s| s.starts_with("WebSocket lost")));
     }
 
     #[test]
@@ -373,11 +461,31 @@ mod tests {
             "{:?}",
             office.sentences
         );
-        let latency = office.sentences.iter().find(|s| s.contains("slowest")).unwrap();
-        assert!(latency.contains("Short polling is slowest at p95 5 s"), "{latency}");
-        assert!(latency.contains("a client only asks every 5 s"), "{latency}");
-        assert!(office.sentences.iter().any(|s| s == "No transport lost an event."));
-        let load = office.sentences.iter().find(|s| s.starts_with("Server load")).unwrap();
-        assert!(load.contains("Long polling makes 10 requests/s, WebSocket only 0.17 (58.8× fewer)"), "{load}");
+        let latency = office
+            .sentences
+            .iter()
+            .find(|s| s.contains("slowest"))
+            .unwrap();
+        assert!(
+            latency.contains("Short polling is slowest at p95 5 s"),
+            "{latency}"
+        );
+        assert!(
+            latency.contains("a client only asks every 5 s"),
+            "{latency}"
+        );
+        assert!(office
+            .sentences
+            .iter()
+            .any(|s| s == "No transport lost an event."));
+        let load = office
+            .sentences
+            .iter()
+            .find(|s| s.starts_with("Server load"))
+            .unwrap();
+        assert!(
+            load.contains("Long polling makes 10 requests/s, WebSocket only 0.17 (58.8× fewer)"),
+            "{load}"
+        );
     }
 }

@@ -40,6 +40,9 @@ impl Exporter for SummaryJson {
     }
 
     fn render(&self, report: &Report) -> anyhow::Result<Vec<ReportFile>> {
-        Ok(vec![("summary.json".into(), summary_json(report)?.into_bytes())])
+        Ok(vec![(
+            "summary.json".into(),
+            summary_json(report)?.into_bytes(),
+        )])
     }
 }

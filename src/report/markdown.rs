@@ -12,7 +12,9 @@ use super::{brief, reproduce_command, Exporter, Report, ReportFile};
 
 /// Escapes text for a Markdown table cell or a list item.
 fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('|', "\\|").replace('\n', " ")
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('\n', " ")
 }
 
 /// The Markdown report.
@@ -30,7 +32,12 @@ pub fn report_md(report: &Report) -> String {
 
     md.push_str("## What this means\n\n");
     for insight in insights(report) {
-        let _ = writeln!(md, "### {}\n\n{}\n", cell(&insight.scenario), cell(&insight.conditions));
+        let _ = writeln!(
+            md,
+            "### {}\n\n{}\n",
+            cell(&insight.scenario),
+            cell(&insight.conditions)
+        );
         for sentence in &insight.sentences {
             let _ = writeln!(md, "- {}", cell(sentence));
         }
@@ -41,7 +48,13 @@ pub fn report_md(report: &Report) -> String {
     let (header, rows) = comparison_rows(report);
     let _ = writeln!(md, "| {} |", header.join(" | "));
     let rule: Vec<&str> = (0..header.len())
-        .map(|i| if i >= FIRST_NUMERIC_COLUMN { "---:" } else { "---" })
+        .map(|i| {
+            if i >= FIRST_NUMERIC_COLUMN {
+                "---:"
+            } else {
+                "---"
+            }
+        })
         .collect();
     let _ = writeln!(md, "| {} |", rule.join(" | "));
     for row in rows {
@@ -95,7 +108,12 @@ mod tests {
         let md = report_md(&fixture::report());
         assert!(md.contains("| scenario | transport | delivered |"));
         assert!(md.contains("| ---: |"));
-        assert_eq!(md.lines().filter(|l| l.starts_with("| office") || l.starts_with("| mobile")).count(), 8);
+        assert_eq!(
+            md.lines()
+                .filter(|l| l.starts_with("| office") || l.starts_with("| mobile"))
+                .count(),
+            8
+        );
         for chart in Chart::ALL {
             assert!(md.contains(&format!("(charts/{}.png)", chart.stem())));
         }

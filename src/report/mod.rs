@@ -20,9 +20,10 @@ use crate::scenario::{Plan, RunSpec};
 use crate::transport::TransportKind;
 
 pub mod charts;
+pub mod csv;
 #[cfg(test)]
 pub(crate) mod fixture;
-pub mod csv;
+pub mod fonts;
 pub mod html;
 pub mod insights;
 pub mod json;
@@ -73,7 +74,12 @@ impl Report {
         self.plan
             .scenarios
             .iter()
-            .map(|s| (s, self.runs.iter().filter(|r| r.scenario == s.name).collect()))
+            .map(|s| {
+                (
+                    s,
+                    self.runs.iter().filter(|r| r.scenario == s.name).collect(),
+                )
+            })
             .collect()
     }
 
@@ -117,11 +123,19 @@ pub fn brief(plan: &Plan) -> Vec<(&'static str, String)> {
         ),
         (
             "Network",
-            format!("{} latency ± {} jitter", format(plan.network.latency), format(plan.network.jitter)),
+            format!(
+                "{} latency ± {} jitter",
+                format(plan.network.latency),
+                format(plan.network.jitter)
+            ),
         ),
         (
             "Transports",
-            plan.transports.iter().map(|t| label(*t)).collect::<Vec<_>>().join(", "),
+            plan.transports
+                .iter()
+                .map(|t| label(*t))
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
     ];
     if w.upstream_per_minute > 0.0 {
@@ -193,7 +207,10 @@ pub fn write_report_with(
 
 /// Writes `files` into a fresh folder beside `dir`, then swaps it into place.
 pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = dir
         .file_name()
         .with_context(|| format!("`{}` does not name a folder", dir.display()))?
@@ -248,7 +265,10 @@ mod tests {
         let dir = root.join("r");
         write_atomically(&dir, &[("a.txt".into(), b"one".to_vec())]).unwrap();
         write_atomically(&dir, &[("b.txt".into(), b"two".to_vec())]).unwrap();
-        assert!(!dir.join("a.txt").exists(), "the old report is replaced, not merged");
+        assert!(
+            !dir.join("a.txt").exists(),
+            "the old report is replaced, not merged"
+        );
         assert_eq!(fs::read(dir.join("b.txt")).unwrap(), b"two");
         assert!(!root.join(".r.partial").exists() && !root.join(".r.old").exists());
         fs::remove_dir_all(&root).unwrap();
@@ -277,7 +297,10 @@ mod tests {
         let err = write_report_with(&dir, &report, &exporters).unwrap_err();
         assert_eq!(err.to_string(), "cannot render the failing format");
         assert_eq!(fs::read(dir.join("summary.json")).unwrap(), before);
-        assert!(!dir.join("runs.csv").exists(), "nothing of the failed report is written");
+        assert!(
+            !dir.join("runs.csv").exists(),
+            "nothing of the failed report is written"
+        );
         assert!(!root.join(".r.partial").exists());
         fs::remove_dir_all(&root).unwrap();
     }
@@ -297,6 +320,9 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), count, "two exporters write the same file");
-        assert!(names.contains(&"index.html".to_string()) && names.contains(&"charts/cost.png".to_string()));
+        assert!(
+            names.contains(&"index.html".to_string())
+                && names.contains(&"charts/cost.png".to_string())
+        );
     }
 }
