@@ -14,8 +14,10 @@
 //! - [`transport`]: the four transports behind one trait, each a client half and a server half speaking
 //!   the real wire protocol (HTTP/1.1, `text/event-stream`, RFC 6455).
 //! - [`recorder`]: what happened, stamped with simulated time; [`metrics`]: the numbers made from it.
-//! - [`report`]: the comparison table, `summary.json` and the report folder, written atomically.
-//! - [`simulate`]: the `simulate` command tying these together; [`cli`]: argument parsing only.
+//! - [`report`]: the results as a terminal table and a report folder — `summary.json`, CSV exports,
+//!   SVG/PNG charts, `index.html` and `report.md` — written atomically.
+//! - [`simulate`]: the `simulate` command tying these together, telling [`progress`] (the stderr bar)
+//!   how far it got; [`cli`]: argument parsing only.
 //! - [`wizard`]: questions as data → pure decision function → recommendation + a profile for `simulate`.
 pub mod cli;
 pub mod duration;
@@ -23,6 +25,7 @@ pub mod hub;
 pub mod metrics;
 pub mod net;
 pub mod profile;
+pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod scenario;

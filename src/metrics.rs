@@ -47,6 +47,38 @@ pub struct Timeline {
     pub event_delay_ms: Vec<(f64, Option<f64>)>,
     /// Moments a fault struck: (seconds, what).
     pub fault_marks: Vec<(f64, String)>,
+    /// The delivery latency distribution: (latency in ms, share of deliveries at or below it, 0–1),
+    /// ascending; see [`cdf_points`].
+    pub latency_cdf_ms: Vec<(f64, f64)>,
+}
+
+/// Quantiles at which [`cdf_points`] samples a distribution: every 1 % and a finer tail up to 99.9 %.
+const CDF_QUANTILES: usize = 100;
+const CDF_TAIL: [f64; 9] = [
+    0.991, 0.992, 0.993, 0.994, 0.995, 0.996, 0.997, 0.998, 0.999,
+];
+
+/// A compact cumulative distribution of a histogram of microseconds: (milliseconds, quantile) pairs,
+/// ascending in both, at most ~110 points (empty when nothing was recorded).
+pub fn cdf_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut quantiles: Vec<f64> = (0..=CDF_QUANTILES)
+        .map(|i| i as f64 / CDF_QUANTILES as f64)
+        .collect();
+    quantiles.extend(CDF_TAIL);
+    quantiles.sort_by(f64::total_cmp);
+    let mut points: Vec<(f64, f64)> = Vec::with_capacity(quantiles.len());
+    for q in quantiles {
+        let ms = round3(h.value_at_quantile(q) as f64 / 1000.0);
+        match points.last_mut() {
+            // Keep one point per latency: the highest share reached at it.
+            Some(last) if last.0 == ms => last.1 = q,
+            _ => points.push((ms, q)),
+        }
+    }
+    points
 }
 
 /// The measured outcome of one run (one scenario × one transport × one seed).
@@ -110,4 +142,29 @@ pub struct RunMetrics {
     /// Time series, exported separately (CSV, charts).
     #[serde(skip)]
     pub timeline: Timeline,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdf_points_rise_to_one_and_stay_compact() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 86_400_000_000, 3).unwrap();
+        assert!(cdf_points(&h).is_empty());
+        for ms in 1..=1000u64 {
+            h.record(ms * 1000).unwrap();
+        }
+        let points = cdf_points(&h);
+        assert!(points.len() <= 110, "{}", points.len());
+        assert!(
+            points
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+            "{points:?}"
+        );
+        assert_eq!(points.last().unwrap().1, 1.0);
+        let median = points.iter().find(|p| p.1 >= 0.5).unwrap();
+        assert!((median.0 - 500.0).abs() < 2.0, "{median:?}");
+    }
 }

@@ -257,8 +257,9 @@ impl Recorder {
 
     /// The network killed the connection from `local` silently (a fault only the simulation sees).
     /// Returns the client it belonged to.
-    pub fn connection_died(&mut self, local: SocketAddr) -> Option<usize> {
+    pub fn connection_died(&mut self, local: SocketAddr, cause: &'static str) -> Option<usize> {
         let now = self.now();
+        self.mark_fault_at(now, cause);
         let connection = self.connections.get_mut(&local)?;
         if connection.died.is_some() {
             return Some(connection.client);
@@ -277,8 +278,9 @@ impl Recorder {
     }
 
     /// A middlebox or the server cut a connection openly (the client sees it close).
-    pub fn connection_cut(&mut self) {
+    pub fn connection_cut(&mut self, cause: &'static str) {
         let now = self.now();
+        self.mark_fault_at(now, cause);
         self.bucket(now).cuts += 1;
     }
 
@@ -334,6 +336,8 @@ impl Recorder {
     /// A WebSocket upgrade was answered with an HTTP error (refused by a proxy or the server).
     pub fn upgrade_refused(&mut self) {
         self.refused_upgrades += 1;
+        let now = self.now();
+        self.mark_fault_at(now, "upgrade refused");
     }
 
     /// A WebSocket client gave up on the upgrade and fell back to another transport.
@@ -382,8 +386,19 @@ impl Recorder {
     }
 
     /// A fault struck at `at` (for the world, which marks faults between steps, outside any host).
+    /// Faults that strike many connections at once are marked once per kind and simulated second.
     pub fn mark_fault_at(&mut self, at: Duration, label: impl Into<String>) {
-        self.fault_marks.push((at.as_secs_f64(), label.into()));
+        let label = label.into();
+        let second = at.as_secs() as f64;
+        let repeated = self
+            .fault_marks
+            .iter()
+            .rev()
+            .take_while(|(t, _)| t.floor() >= second)
+            .any(|(_, l)| *l == label);
+        if !repeated {
+            self.fault_marks.push((at.as_secs_f64(), label));
+        }
     }
 
     /// The metrics of the run. Cost figures cover the measured run (up to `close`, or `end` if the run
@@ -418,6 +433,7 @@ impl Recorder {
                 })
                 .collect(),
             fault_marks: self.fault_marks.clone(),
+            latency_cdf_ms: crate::metrics::cdf_points(&self.latency_us),
         };
         RunMetrics {
             published,
@@ -567,8 +583,8 @@ mod tests {
         r.connection_opened(0, upstream, Purpose::Upstream);
         assert_eq!(r.connections_of(0), vec![session, upstream]);
         at(&clock, 1000);
-        assert_eq!(r.connection_died(session), Some(0));
-        r.connection_died(upstream);
+        assert_eq!(r.connection_died(session, "nat expiry"), Some(0));
+        r.connection_died(upstream, "nat expiry");
         at(&clock, 31_000);
         r.session_down(0);
         r.reconnect(0);
@@ -579,6 +595,11 @@ mod tests {
         assert_eq!(m.detections, 1);
         assert_eq!(m.undetected, 1, "the upstream connection was never let go");
         assert_eq!(m.silent_deaths, 2);
+        assert_eq!(
+            m.timeline.fault_marks,
+            vec![(1.0, "nat expiry".to_string())],
+            "marked once a second"
+        );
         assert!(
             (m.time_to_detect_ms.p50 - 30_000.0).abs() < 50.0,
             "{:?}",

@@ -91,22 +91,21 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&plan));
-    let show_progress = !args.quiet && std::io::stderr().is_terminal();
-    let mut last_run = usize::MAX;
-    let specs = plan.runs();
-    let report = simulate(&plan, &mut |index, total, _at| {
-        if show_progress && index != last_run {
-            last_run = index;
-            let spec = &specs[index];
-            eprintln!(
-                "[{}/{}] {} × {}",
-                index + 1,
-                total,
-                plan.scenarios[spec.scenario].name,
-                spec.transport
-            );
-        }
-    })?;
+    let visible = !args.quiet && std::io::stderr().is_terminal();
+    let colour = crate::progress::colour_allowed(std::env::var_os("NO_COLOR").as_deref());
+    let names = plan
+        .runs()
+        .iter()
+        .map(|spec| {
+            format!(
+                "{} × {}",
+                plan.scenarios[spec.scenario].name, spec.transport
+            )
+        })
+        .collect();
+    let mut progress = crate::progress::Progress::new(visible, colour, names, plan.duration);
+    let report = simulate(&plan, &mut |index, _total, at| progress.update(index, at))?;
+    drop(progress);
     report::write_report(&dir, &report)
         .with_context(|| format!("while writing the report for `{}`", plan.name))?;
     if args.json {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Exporter, Report, RunResult};
+use super::{Exporter, Report, ReportFile, RunResult};
 
 #[derive(Serialize)]
 struct Summary<'a> {
@@ -31,14 +31,18 @@ pub fn summary_json(report: &Report) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// `summary.json`.
 pub struct SummaryJson;
 
 impl Exporter for SummaryJson {
-    fn file_name(&self) -> String {
-        "summary.json".into()
+    fn name(&self) -> &'static str {
+        "JSON summary"
     }
 
-    fn render(&self, report: &Report) -> anyhow::Result<Vec<u8>> {
-        Ok(summary_json(report)?.into_bytes())
+    fn render(&self, report: &Report) -> anyhow::Result<Vec<ReportFile>> {
+        Ok(vec![(
+            "summary.json".into(),
+            summary_json(report)?.into_bytes(),
+        )])
     }
 }

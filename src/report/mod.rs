@@ -3,6 +3,11 @@
 //! Building a report is pure (results in, bytes out); writing it is the only I/O, and it is atomic: the
 //! report folder is built beside its final place and renamed over it, so a failed run leaves the previous
 //! report whole.
+//!
+//! One [`Exporter`] per format, one file each: [`json`] (`summary.json`), [`csv`] (`runs.csv` and the
+//! time series), [`charts`] (SVG and PNG), [`html`] (`index.html`), [`markdown`] (`report.md`). The
+//! terminal [`table`] and the "what this means" sentences ([`insights`]) are pure text builders the
+//! exporters share. No exporter touches the file system, the clock or the terminal.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,16 +19,27 @@ use crate::metrics::RunMetrics;
 use crate::scenario::{Plan, RunSpec};
 use crate::transport::TransportKind;
 
+pub mod charts;
+pub mod csv;
+#[cfg(test)]
+pub(crate) mod fixture;
+pub mod fonts;
+pub mod html;
+pub mod insights;
 pub mod json;
+pub mod markdown;
 pub mod table;
 
 /// The outcome of one run, as reported.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunResult {
+    /// The scenario's name.
     pub scenario: String,
+    /// The transport run.
     pub transport: TransportKind,
     /// The seed this run used.
     pub seed: u64,
+    /// What the run measured.
     #[serde(flatten)]
     pub metrics: RunMetrics,
 }
@@ -31,11 +47,14 @@ pub struct RunResult {
 /// Everything a report shows.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// The plan that was run.
     pub plan: Plan,
+    /// One result per run, in the plan's run order (scenario-major).
     pub runs: Vec<RunResult>,
 }
 
 impl Report {
+    /// Pairs each run of `specs` with its metrics.
     pub fn new(plan: Plan, specs: &[RunSpec], metrics: Vec<RunMetrics>) -> Self {
         let runs = specs
             .iter()
@@ -49,27 +68,140 @@ impl Report {
             .collect();
         Self { plan, runs }
     }
+
+    /// The scenarios in plan order, each with its runs in transport order.
+    pub fn by_scenario(&self) -> Vec<(&crate::scenario::Scenario, Vec<&RunResult>)> {
+        self.plan
+            .scenarios
+            .iter()
+            .map(|s| {
+                (
+                    s,
+                    self.runs.iter().filter(|r| r.scenario == s.name).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// The transports that were run, in the order tables and charts show them.
+    pub fn transports(&self) -> Vec<TransportKind> {
+        TransportKind::ALL
+            .into_iter()
+            .filter(|t| self.runs.iter().any(|r| r.transport == *t))
+            .collect()
+    }
 }
 
-/// One output file made from a report.
+/// A transport's short name in reports ("Short polling", "SSE").
+pub fn label(transport: TransportKind) -> &'static str {
+    match transport {
+        TransportKind::Polling => "Short polling",
+        TransportKind::LongPolling => "Long polling",
+        TransportKind::Sse => "SSE",
+        TransportKind::Websocket => "WebSocket",
+    }
+}
+
+/// The profile in brief, as (what, value) lines for the report page and report.md.
+pub fn brief(plan: &Plan) -> Vec<(&'static str, String)> {
+    use crate::duration::format;
+    let w = &plan.workload;
+    let mut lines = vec![
+        ("Simulated time", format(plan.duration)),
+        ("Clients", plan.clients.to_string()),
+        (
+            "Workload",
+            format!(
+                "{} events/s of {} bytes, {}",
+                insights::fmt_num(w.events_per_second),
+                w.event_bytes,
+                match w.arrival {
+                    crate::profile::Arrival::Poisson => "random arrivals (Poisson)",
+                    crate::profile::Arrival::Uniform => "evenly spaced",
+                }
+            ),
+        ),
+        (
+            "Network",
+            format!(
+                "{} latency ± {} jitter",
+                format(plan.network.latency),
+                format(plan.network.jitter)
+            ),
+        ),
+        (
+            "Transports",
+            plan.transports
+                .iter()
+                .map(|t| label(*t))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    ];
+    if w.upstream_per_minute > 0.0 {
+        lines.push((
+            "Upstream",
+            format!(
+                "{} messages/min per client of {} bytes",
+                insights::fmt_num(w.upstream_per_minute),
+                w.upstream_bytes
+            ),
+        ));
+    }
+    lines
+}
+
+/// The command that reproduces this report, byte for byte, from the same profile file.
+pub fn reproduce_command(plan: &Plan) -> String {
+    let transports: Vec<&str> = plan.transports.iter().map(|t| t.name()).collect();
+    format!(
+        "rtsim simulate {}.toml --seed {} --transports {}",
+        plan.name,
+        plan.seed,
+        transports.join(",")
+    )
+}
+
+/// A file of a report: its path inside the report folder (`/`-separated) and its bytes.
+pub type ReportFile = (String, Vec<u8>);
+
+/// One output format made from a report; it may produce several files.
 pub trait Exporter {
-    /// File name inside the report folder.
-    fn file_name(&self) -> String;
-    /// The file's bytes.
-    fn render(&self, report: &Report) -> anyhow::Result<Vec<u8>>;
+    /// What the format is, for error messages (`"charts"`).
+    fn name(&self) -> &'static str;
+    /// The format's files, in a fixed order.
+    fn render(&self, report: &Report) -> anyhow::Result<Vec<ReportFile>>;
 }
 
-/// Every file a report folder holds.
+/// Every format a report folder holds.
 pub fn exporters() -> Vec<Box<dyn Exporter>> {
-    vec![Box::new(json::SummaryJson)]
+    vec![
+        Box::new(json::SummaryJson),
+        Box::new(csv::CsvExport),
+        Box::new(charts::ChartExport),
+        Box::new(html::HtmlPage),
+        Box::new(markdown::MarkdownReport),
+    ]
 }
 
-/// Writes every exporter's file into `dir`, replacing what was there only once all are written.
+/// Writes every exporter's files into `dir`, replacing what was there only once all are written.
 pub fn write_report(dir: &Path, report: &Report) -> anyhow::Result<()> {
-    let files = exporters()
-        .iter()
-        .map(|e| Ok((e.file_name(), e.render(report)?)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    write_report_with(dir, report, &exporters())
+}
+
+/// Renders `exporters` and writes their files into `dir`; if any fails, `dir` is left as it was.
+pub fn write_report_with(
+    dir: &Path,
+    report: &Report,
+    exporters: &[Box<dyn Exporter>],
+) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    for exporter in exporters {
+        let rendered = exporter
+            .render(report)
+            .with_context(|| format!("cannot render the {}", exporter.name()))?;
+        files.extend(rendered);
+    }
     write_atomically(dir, &files)
 }
 
@@ -140,5 +272,57 @@ mod tests {
         assert_eq!(fs::read(dir.join("b.txt")).unwrap(), b"two");
         assert!(!root.join(".r.partial").exists() && !root.join(".r.old").exists());
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    struct Failing;
+
+    impl Exporter for Failing {
+        fn name(&self) -> &'static str {
+            "failing format"
+        }
+
+        fn render(&self, _: &Report) -> anyhow::Result<Vec<ReportFile>> {
+            anyhow::bail!("out of ink")
+        }
+    }
+
+    #[test]
+    fn a_failing_exporter_keeps_the_previous_report() {
+        let root = std::env::temp_dir().join(format!("rtsim-report-fail-{}", std::process::id()));
+        let dir = root.join("r");
+        let report = fixture::report();
+        write_report_with(&dir, &report, &[Box::new(json::SummaryJson)]).unwrap();
+        let before = fs::read(dir.join("summary.json")).unwrap();
+        let exporters: Vec<Box<dyn Exporter>> = vec![Box::new(csv::CsvExport), Box::new(Failing)];
+        let err = write_report_with(&dir, &report, &exporters).unwrap_err();
+        assert_eq!(err.to_string(), "cannot render the failing format");
+        assert_eq!(fs::read(dir.join("summary.json")).unwrap(), before);
+        assert!(
+            !dir.join("runs.csv").exists(),
+            "nothing of the failed report is written"
+        );
+        assert!(!root.join(".r.partial").exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn every_exporter_renders_the_fixture_into_distinct_files() {
+        let report = fixture::report();
+        let mut names: Vec<String> = exporters()
+            .iter()
+            .flat_map(|e| e.render(&report).unwrap())
+            .map(|(name, bytes)| {
+                assert!(!bytes.is_empty(), "{name} is empty");
+                name
+            })
+            .collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "two exporters write the same file");
+        assert!(
+            names.contains(&"index.html".to_string())
+                && names.contains(&"charts/cost.png".to_string())
+        );
     }
 }

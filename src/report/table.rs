@@ -5,64 +5,82 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use super::Report;
 
+/// The comparison's column headers and cells, one row per run; shared by the terminal table, the report
+/// page and report.md.
+pub fn comparison_rows(report: &Report) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let header = vec![
+        "scenario",
+        "transport",
+        "delivered",
+        "lost",
+        "dup",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "req/s",
+        "bytes/event",
+        "conns",
+        "reconn",
+        "detect p50 ms",
+        "offline s/client",
+        "radio s/client",
+    ];
+    let clients = report.plan.clients.max(1) as f64;
+    let rows = report
+        .runs
+        .iter()
+        .map(|run| {
+            let m = &run.metrics;
+            let delivered = if m.expected == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}%", 100.0 * m.delivered as f64 / m.expected as f64)
+            };
+            let detect = if m.detections == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.0}", m.time_to_detect_ms.p50)
+            };
+            vec![
+                run.scenario.clone(),
+                run.transport.name().to_string(),
+                delivered,
+                m.lost.to_string(),
+                m.duplicates.to_string(),
+                format!("{:.1}", m.latency_ms.p50),
+                format!("{:.1}", m.latency_ms.p95),
+                format!("{:.1}", m.latency_ms.p99),
+                format!("{:.1}", m.requests_per_second),
+                format!("{:.0}", m.bytes_per_delivery),
+                m.connections_opened.to_string(),
+                m.reconnects.to_string(),
+                detect,
+                format!("{:.1}", m.disconnected_s / clients),
+                format!("{:.1}", m.radio_active_per_client_s),
+            ]
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Columns from this one on hold numbers (right-aligned).
+pub const FIRST_NUMERIC_COLUMN: usize = 2;
+
 /// Renders the comparison table (plain text, no colour codes).
 pub fn comparison_table(report: &Report) -> String {
+    let (header, rows) = comparison_rows(report);
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(vec![
-            "scenario",
-            "transport",
-            "delivered",
-            "lost",
-            "dup",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "req/s",
-            "bytes/event",
-            "conns",
-            "reconn",
-            "detect p50 ms",
-            "offline s/client",
-            "radio s/client",
-        ]);
-    let clients = report.plan.clients.max(1) as f64;
-    for run in &report.runs {
-        let m = &run.metrics;
-        let delivered = if m.expected == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.2}%", 100.0 * m.delivered as f64 / m.expected as f64)
-        };
-        let detect = if m.detections == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.0}", m.time_to_detect_ms.p50)
-        };
-        let row = vec![
-            Cell::new(&run.scenario),
-            Cell::new(run.transport.name()),
-            Cell::new(delivered),
-            Cell::new(m.lost),
-            Cell::new(m.duplicates),
-            Cell::new(format!("{:.1}", m.latency_ms.p50)),
-            Cell::new(format!("{:.1}", m.latency_ms.p95)),
-            Cell::new(format!("{:.1}", m.latency_ms.p99)),
-            Cell::new(format!("{:.1}", m.requests_per_second)),
-            Cell::new(format!("{:.0}", m.bytes_per_delivery)),
-            Cell::new(m.connections_opened),
-            Cell::new(m.reconnects),
-            Cell::new(detect),
-            Cell::new(format!("{:.1}", m.disconnected_s / clients)),
-            Cell::new(format!("{:.1}", m.radio_active_per_client_s)),
-        ];
+        .set_header(header);
+    for row in rows {
         table.add_row(row.into_iter().enumerate().map(|(i, c)| {
-            if i >= 2 {
-                c.set_alignment(CellAlignment::Right)
+            let cell = Cell::new(c);
+            if i >= FIRST_NUMERIC_COLUMN {
+                cell.set_alignment(CellAlignment::Right)
             } else {
-                c
+                cell
             }
         }));
     }

@@ -92,7 +92,9 @@ impl Gateway {
                 }
                 if mapping.last_activity.get() + idle <= Instant::now() {
                     mapping.forgotten.set(true);
-                    self.recorder.borrow_mut().connection_died(peer);
+                    self.recorder
+                        .borrow_mut()
+                        .connection_died(peer, "NAT expiry");
                     return;
                 }
             }

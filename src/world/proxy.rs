@@ -39,7 +39,10 @@ impl Proxy {
             let proxy = self.clone();
             tokio::task::spawn_local(async move {
                 if let Err(Stop::Timeout) = proxy.serve(inbound).await {
-                    proxy.recorder.borrow_mut().connection_cut();
+                    proxy
+                        .recorder
+                        .borrow_mut()
+                        .connection_cut("proxy read timeout");
                 }
                 // Returning drops both connections: each side sees the close.
             });

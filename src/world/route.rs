@@ -86,7 +86,9 @@ pub async fn switch_networks(
         let connections = recorder.borrow().connections_of(client);
         for local in connections {
             gateways[leaving].forget(local);
-            recorder.borrow_mut().connection_died(local);
+            recorder
+                .borrow_mut()
+                .connection_died(local, "network switch");
         }
         route.offline.set(true);
         tokio::time::sleep(outage).await;

@@ -1,0 +1,160 @@
+//! A hand-made report for the exporters' unit tests: two scenarios × four transports with metrics
+//! chosen to exercise every chart and sentence (losses, reconnects, fault marks, an empty run).
+//! Test-only; nothing here is simulated.
+
+use std::path::PathBuf;
+
+use crate::metrics::{Percentiles, RunMetrics, Timeline};
+use crate::profile::{Profile, Source};
+use crate::recorder::Bucket;
+use crate::scenario::Plan;
+use crate::transport::TransportKind;
+
+use super::Report;
+
+/// The profile behind [`report`].
+pub const PROFILE: &str = r#"
+name = "fixture"
+description = "Live scores for a stadium app"
+seed = 7
+duration = "60s"
+clients = 10
+
+[[scenario]]
+name = "office"
+
+[[scenario]]
+name = "mobile"
+description = "Phones behind a carrier NAT"
+nat = { idle_timeout = "30s" }
+switch = { every = "20s", outage = "3s" }
+"#;
+
+/// The validated plan of [`PROFILE`].
+pub fn plan() -> Plan {
+    let source = Source {
+        path: PathBuf::from("fixture.toml"),
+        text: PROFILE.to_string(),
+    };
+    let profile: Profile = source.parse().expect("the fixture parses");
+    Plan::from_profile(&profile, &source).expect("the fixture is valid")
+}
+
+fn percentiles(p50: f64) -> Percentiles {
+    Percentiles {
+        mean: p50 * 1.1,
+        p50,
+        p95: p50 * 2.0,
+        p99: p50 * 3.0,
+        max: p50 * 4.0,
+    }
+}
+
+/// Metrics of one made-up run: `p50` sets the latency scale, `rps` the server load, `lost` the losses,
+/// `faults` the marks.
+pub fn metrics(
+    p50: f64,
+    rps: f64,
+    lost: u64,
+    reconnects: u64,
+    faults: &[(f64, &str)],
+) -> RunMetrics {
+    let clients = 10;
+    let published = 60;
+    let buckets = (0..60)
+        .map(|s| Bucket {
+            published: 1,
+            deliveries: if (20..25).contains(&s) && lost > 0 {
+                0
+            } else {
+                clients
+            },
+            latency_sum_ms: p50 * clients as f64,
+            requests: rps.ceil() as u64,
+            connections: u64::from(s == 0) * clients,
+            reconnects: u64::from(s == 21) * reconnects,
+            silent_deaths: u64::from(s == 20 && lost > 0) * clients,
+            cuts: 0,
+        })
+        .collect();
+    let event_delay_ms = (0..published)
+        .map(|i| {
+            let at = i as f64;
+            let delay = if (20.0..25.0).contains(&at) && lost > 0 {
+                None
+            } else {
+                Some(p50)
+            };
+            (at, delay)
+        })
+        .collect();
+    let latency_cdf_ms = [0.0, 0.5, 0.95, 0.99, 1.0]
+        .iter()
+        .zip([p50 * 0.5, p50, p50 * 2.0, p50 * 3.0, p50 * 4.0])
+        .map(|(&q, ms)| (ms, q))
+        .collect();
+    let expected = published * clients;
+    RunMetrics {
+        published,
+        expected,
+        delivered: expected - lost,
+        lost,
+        latency_ms: percentiles(p50),
+        requests: (60.0 * rps) as u64,
+        requests_per_second: rps,
+        bytes_down: 100_000,
+        bytes_up: 20_000,
+        bytes_per_delivery: 120_000.0 / (expected - lost) as f64,
+        connections_opened: clients + reconnects,
+        reconnects,
+        detections: u64::from(lost > 0) * 3,
+        time_to_detect_ms: if lost > 0 {
+            percentiles(30_000.0)
+        } else {
+            Percentiles::default()
+        },
+        disconnected_s: lost as f64 * 0.5,
+        radio_active_s: 300.0,
+        radio_active_per_client_s: 30.0,
+        timeline: Timeline {
+            buckets,
+            event_delay_ms,
+            fault_marks: faults
+                .iter()
+                .map(|&(at, what)| (at, what.to_string()))
+                .collect(),
+            latency_cdf_ms,
+        },
+        ..RunMetrics::default()
+    }
+}
+
+/// The whole made-up report: in `mobile`, SSE loses events to the NAT and polling is slow everywhere.
+pub fn report() -> Report {
+    let plan = plan();
+    let specs = plan.runs();
+    let marks: &[(f64, &str)] = &[(20.0, "network switch"), (40.0, "network switch")];
+    let metrics = specs
+        .iter()
+        .map(|spec| {
+            let mobile = spec.scenario == 1;
+            let faults = if mobile { marks } else { &[] };
+            match (spec.transport, mobile) {
+                (TransportKind::Polling, _) => metrics(2500.0, 2.0, 0, 0, faults),
+                (TransportKind::LongPolling, _) => {
+                    metrics(50.0, 10.0, 0, u64::from(mobile) * 4, faults)
+                }
+                (TransportKind::Sse, true) => {
+                    let mut nat = faults.to_vec();
+                    nat.push((31.0, "NAT mapping dropped"));
+                    metrics(50.0, 0.3, 50, 10, &nat)
+                }
+                (TransportKind::Sse, false) => metrics(50.0, 0.2, 0, 0, faults),
+                (TransportKind::Websocket, _) => {
+                    metrics(48.0, 0.17, 0, u64::from(mobile) * 10, faults)
+                }
+            }
+        })
+        .collect();
+    Report::new(plan, &specs, metrics)
+}

@@ -1,0 +1,222 @@
+//! `index.html`: the report page. One self-contained file that opens in a browser from disk — inline CSS,
+//! no script, no server, no network — showing the profile in brief, the comparison table, every chart
+//! (the SVGs of `charts/`, with links to the PNGs), "what this means" per scenario, and how to reproduce.
+//!
+//! Pure text building; every piece of user text is escaped here.
+
+use std::fmt::Write as _;
+
+use super::charts::{colour_hex, Chart};
+use super::insights::insights;
+use super::table::{comparison_rows, FIRST_NUMERIC_COLUMN};
+use super::{brief, label, reproduce_command, Exporter, Report, ReportFile};
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;margin:0;color:#222;background:#fff}
+main{max-width:1280px;margin:0 auto;padding:24px 32px 64px}
+h1{font-size:2rem;margin:.2em 0}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.lede{font-size:1.15rem;color:#444}
+dl.brief{display:grid;grid-template-columns:max-content 1fr;gap:.3em 1.2em}dl.brief dt{font-weight:600}dl.brief dd{margin:0}
+table{border-collapse:collapse;font-size:.92rem;font-variant-numeric:tabular-nums}
+th,td{padding:.35em .6em;border-bottom:1px solid #e4e4e4;text-align:left;white-space:nowrap}
+th{background:#f4f4f4;position:sticky;top:0}td.n{text-align:right}
+.swatch{display:inline-block;width:.9em;height:.9em;border-radius:2px;margin-right:.4em;vertical-align:-.1em}
+.scroll{overflow-x:auto}
+figure{margin:2em 0}figure img{width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#555;margin-top:.4em}
+.insight{margin:1.2em 0}.insight h3{margin-bottom:.2em}.insight .conditions{color:#555;margin:.2em 0}
+code,pre{font-family:ui-monospace,Menlo,Consolas,'DejaVu Sans Mono',monospace;background:#f4f4f4;border-radius:3px}
+pre{padding:.8em 1em;overflow-x:auto}
+footer{margin-top:3em;color:#777;font-size:.9rem}
+";
+
+/// The report page.
+pub fn index_html(report: &Report) -> String {
+    let plan = &report.plan;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{} — rtsim report</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n<main>\n",
+        escape(&plan.name)
+    );
+    let _ = writeln!(h, "<h1>{}</h1>", escape(&plan.name));
+    if !plan.description.is_empty() {
+        let _ = writeln!(h, "<p class=\"lede\">{}</p>", escape(&plan.description));
+    }
+
+    // What was simulated.
+    h.push_str("<dl class=\"brief\">\n");
+    for (what, value) in brief(plan) {
+        let _ = writeln!(h, "<dt>{}</dt><dd>{}</dd>", escape(what), escape(&value));
+    }
+    let found = insights(report);
+    for insight in &found {
+        let _ = writeln!(
+            h,
+            "<dt>Scenario {}</dt><dd>{}</dd>",
+            escape(&insight.scenario),
+            escape(&insight.conditions)
+        );
+    }
+    h.push_str("</dl>\n");
+
+    // What this means, first: it is what the room reads.
+    h.push_str("<h2 id=\"meaning\">What this means</h2>\n");
+    for insight in &found {
+        let _ = writeln!(
+            h,
+            "<section class=\"insight\">\n<h3>{}</h3>",
+            escape(&insight.scenario)
+        );
+        let _ = writeln!(
+            h,
+            "<p class=\"conditions\">{}</p>\n<ul>",
+            escape(&insight.conditions)
+        );
+        for sentence in &insight.sentences {
+            let _ = writeln!(h, "<li>{}</li>", escape(sentence));
+        }
+        h.push_str("</ul>\n</section>\n");
+    }
+
+    // The comparison table.
+    h.push_str("<h2 id=\"comparison\">Comparison</h2>\n<div class=\"scroll\"><table>\n<thead><tr>");
+    let (header, rows) = comparison_rows(report);
+    for column in &header {
+        let _ = write!(h, "<th>{}</th>", escape(column));
+    }
+    h.push_str("</tr></thead>\n<tbody>\n");
+    for (row, run) in rows.iter().zip(&report.runs) {
+        h.push_str("<tr>");
+        for (i, cell) in row.iter().enumerate() {
+            if i == 1 {
+                let _ = write!(
+                    h,
+                    "<td><span class=\"swatch\" style=\"background:{}\"></span>{}</td>",
+                    colour_hex(run.transport),
+                    escape(label(run.transport))
+                );
+            } else if i >= FIRST_NUMERIC_COLUMN {
+                let _ = write!(h, "<td class=\"n\">{}</td>", escape(cell));
+            } else {
+                let _ = write!(h, "<td>{}</td>", escape(cell));
+            }
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody>\n</table></div>\n");
+    h.push_str(
+        "<p>Latency runs from publication to receipt. <em>lost</em>: deliveries owed that never arrived; \
+         <em>detect</em>: time for a client to notice a silently dead connection; <em>offline</em>: time \
+         without a working connection; <em>radio</em>: time a phone's radio stays in its high-power state.</p>\n",
+    );
+
+    // Every chart.
+    h.push_str("<h2 id=\"charts\">Charts</h2>\n");
+    for chart in Chart::ALL {
+        let stem = chart.stem();
+        let _ = writeln!(
+            h,
+            "<figure id=\"{stem}\">\n<img src=\"charts/{stem}.svg\" alt=\"{}\">\n\
+             <figcaption><strong>{}.</strong> {} <a href=\"charts/{stem}.png\">PNG</a> · \
+             <a href=\"charts/{stem}.svg\">SVG</a></figcaption>\n</figure>",
+            escape(chart.title()),
+            escape(chart.title()),
+            escape(chart.caption())
+        );
+    }
+
+    // Data and reproduction.
+    h.push_str("<h2 id=\"reproduce\">Data and reproduction</h2>\n");
+    h.push_str(
+        "<p>Data: <a href=\"summary.json\">summary.json</a> · <a href=\"runs.csv\">runs.csv</a> · \
+         <a href=\"timeseries.csv\">timeseries.csv</a> · <a href=\"events.csv\">events.csv</a> · \
+         <a href=\"latency-cdf.csv\">latency-cdf.csv</a> · <a href=\"faults.csv\">faults.csv</a> · \
+         <a href=\"report.md\">report.md</a></p>\n",
+    );
+    let _ = writeln!(
+        h,
+        "<p>Seed <code>{}</code>, rtsim {}. The same profile, seed and version give the same report, \
+         byte for byte:</p>\n<pre><code>{}</code></pre>",
+        plan.seed,
+        env!("CARGO_PKG_VERSION"),
+        escape(&reproduce_command(plan))
+    );
+    let _ = writeln!(
+        h,
+        "<footer>Generated by rtsim {} from deterministic simulations of real implementations.</footer>",
+        env!("CARGO_PKG_VERSION")
+    );
+    h.push_str("</main>\n</body>\n</html>\n");
+    h
+}
+
+/// `index.html`.
+pub struct HtmlPage;
+
+impl Exporter for HtmlPage {
+    fn name(&self) -> &'static str {
+        "report page"
+    }
+
+    fn render(&self, report: &Report) -> anyhow::Result<Vec<ReportFile>> {
+        Ok(vec![("index.html".into(), index_html(report).into_bytes())])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn the_page_references_every_chart_and_needs_no_network() {
+        let page = index_html(&fixture::report());
+        for chart in Chart::ALL {
+            assert!(
+                page.contains(&format!("src=\"charts/{}.svg\"", chart.stem())),
+                "{}",
+                chart.stem()
+            );
+            assert!(
+                page.contains(&format!("href=\"charts/{}.png\"", chart.stem())),
+                "{}",
+                chart.stem()
+            );
+        }
+        assert!(
+            !page.contains("http://") && !page.contains("https://") && !page.contains("<script")
+        );
+        assert!(page.contains("SSE lost 50 of 600 owed deliveries"));
+        assert!(page.contains("--seed 7"));
+        assert!(page.contains(env!("CARGO_PKG_VERSION")));
+        assert_eq!(page.matches("<tr>").count(), 1 + 8);
+    }
+
+    #[test]
+    fn user_text_is_escaped() {
+        let mut report = fixture::report();
+        report.plan.description = "<script>alert('x')</script> & more".into();
+        let page = index_html(&report);
+        assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"));
+        assert!(!page.contains("<script>"));
+    }
+}

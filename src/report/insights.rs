@@ -1,0 +1,491 @@
+//! "What this means": short plain-English sentences per scenario, generated from the numbers only.
+//!
+//! Pure functions from a [`Report`] to text. They say what the metrics show and name the mechanism the
+//! plan and metrics point to (a polling interval, silent connection deaths, a buffering proxy); they never
+//! guess beyond the numbers, and they carry no markup (the HTML and Markdown exporters escape and format).
+
+use crate::metrics::RunMetrics;
+use crate::scenario::{Plan, Scenario};
+use crate::transport::TransportKind;
+
+use super::{label, Report, RunResult};
+
+/// The sentences for one scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioInsights {
+    /// The scenario's name.
+    pub scenario: String,
+    /// What the network does to the clients in this scenario, in words.
+    pub conditions: String,
+    /// The findings, most important first.
+    pub sentences: Vec<String>,
+}
+
+/// The findings for every scenario, in plan order.
+pub fn insights(report: &Report) -> Vec<ScenarioInsights> {
+    report
+        .by_scenario()
+        .into_iter()
+        .map(|(scenario, runs)| ScenarioInsights {
+            scenario: scenario.name.clone(),
+            conditions: conditions(scenario),
+            sentences: scenario_sentences(&report.plan, scenario, &runs),
+        })
+        .collect()
+}
+
+/// The faults a scenario injects, in words ("no faults: a steady network" when none).
+pub fn conditions(scenario: &Scenario) -> String {
+    let mut parts = Vec::new();
+    if let Some(nat) = &scenario.nat {
+        parts.push(format!(
+            "a NAT that forgets connections idle for {}",
+            fmt_duration_s(nat.idle_timeout.as_secs_f64())
+        ));
+    }
+    if let Some(proxy) = &scenario.proxy {
+        let mut what = Vec::new();
+        if proxy.buffer_bytes > 0 {
+            what.push(format!(
+                "buffers responses up to {} bytes",
+                proxy.buffer_bytes
+            ));
+        }
+        if proxy.block_websocket {
+            what.push("refuses WebSocket upgrades".to_string());
+        }
+        if let Some(t) = proxy.read_timeout {
+            what.push(format!(
+                "cuts responses silent for {}",
+                fmt_duration_s(t.as_secs_f64())
+            ));
+        }
+        if what.is_empty() {
+            parts.push("a pass-through proxy".to_string());
+        } else {
+            parts.push(format!("a proxy that {}", join_and(&what)));
+        }
+    }
+    if let Some(switch) = &scenario.switch {
+        parts.push(format!(
+            "clients switching networks about every {} ({} without network each time)",
+            fmt_duration_s(switch.every.as_secs_f64()),
+            fmt_duration_s(switch.outage.as_secs_f64())
+        ));
+    }
+    if parts.is_empty() {
+        "No faults: a steady network.".to_string()
+    } else {
+        format!("Faults: {}.", join_and(&parts))
+    }
+}
+
+fn scenario_sentences(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    if runs.is_empty() {
+        return out;
+    }
+    if let Some(verdict) = verdict(runs) {
+        out.push(verdict);
+    }
+    out.extend(latency(plan, scenario, runs));
+    out.extend(losses(scenario, runs));
+    out.extend(cost(runs));
+    for run in runs.iter().filter(|r| r.metrics.duplicates > 0) {
+        out.push(format!(
+            "{} delivered {} duplicate copies of events clients already had.",
+            label(run.transport),
+            run.metrics.duplicates
+        ));
+    }
+    out
+}
+
+/// The best fit on these numbers: fewest losses, then p95 within 10 % of the best, then the cheapest.
+fn verdict(runs: &[&RunResult]) -> Option<String> {
+    let delivering: Vec<&&RunResult> = runs.iter().filter(|r| r.metrics.delivered > 0).collect();
+    let fewest_lost = delivering.iter().map(|r| r.metrics.lost).min()?;
+    let safe: Vec<&&RunResult> = delivering
+        .iter()
+        .copied()
+        .filter(|r| r.metrics.lost == fewest_lost)
+        .collect();
+    let best_p95 = safe
+        .iter()
+        .map(|r| r.metrics.latency_ms.p95)
+        .fold(f64::INFINITY, f64::min);
+    let best = safe
+        .iter()
+        .copied()
+        .filter(|r| r.metrics.latency_ms.p95 <= best_p95 * 1.1 + 1.0)
+        .min_by(|a, b| {
+            a.metrics
+                .requests_per_second
+                .total_cmp(&b.metrics.requests_per_second)
+                .then(
+                    a.metrics
+                        .bytes_per_delivery
+                        .total_cmp(&b.metrics.bytes_per_delivery),
+                )
+        })?;
+    let m = &best.metrics;
+    let loss = if m.lost == 0 {
+        "no lost events".to_string()
+    } else {
+        format!("the fewest lost events ({})", m.lost)
+    };
+    Some(format!(
+        "Best fit here: {} — {}, p95 latency {}, {} requests/s at the server.",
+        label(best.transport),
+        loss,
+        fmt_ms(m.latency_ms.p95),
+        fmt_num(m.requests_per_second)
+    ))
+}
+
+fn latency(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
+    let delivering: Vec<&&RunResult> = runs.iter().filter(|r| r.metrics.delivered > 0).collect();
+    let mut out = Vec::new();
+    for run in runs.iter().filter(|r| r.metrics.delivered == 0) {
+        out.push(format!(
+            "{} delivered no event at all.",
+            label(run.transport)
+        ));
+    }
+    let (Some(fast), Some(slow)) = (
+        delivering.iter().min_by(|a, b| {
+            a.metrics
+                .latency_ms
+                .p95
+                .total_cmp(&b.metrics.latency_ms.p95)
+        }),
+        delivering.iter().max_by(|a, b| {
+            a.metrics
+                .latency_ms
+                .p95
+                .total_cmp(&b.metrics.latency_ms.p95)
+        }),
+    ) else {
+        return out;
+    };
+    let (fast_p95, slow_p95) = (fast.metrics.latency_ms.p95, slow.metrics.latency_ms.p95);
+    if delivering.len() < 2 || slow_p95 < fast_p95 * 1.5 + 5.0 {
+        out.push(format!(
+            "Latency is alike across transports: p95 between {} and {}.",
+            fmt_ms(fast_p95),
+            fmt_ms(slow_p95)
+        ));
+        return out;
+    }
+    let fastest: Vec<TransportKind> = delivering
+        .iter()
+        .filter(|r| r.metrics.latency_ms.p95 <= fast_p95 * 1.1 + 1.0)
+        .map(|r| r.transport)
+        .collect();
+    let why = match slow.transport {
+        TransportKind::Polling => format!(
+            ": a client only asks every {}, so an event waits for the next request",
+            fmt_duration_s(plan.settings.polling_interval.as_secs_f64())
+        ),
+        TransportKind::Sse if buffering_proxy(plan, scenario) => {
+            ": the proxy holds the event stream in its buffer".to_string()
+        }
+        _ => String::new(),
+    };
+    out.push(format!(
+        "{} {} fastest (p95 {}); {} is slowest at p95 {}, {}× longer{}.",
+        join_and(
+            &fastest
+                .iter()
+                .map(|t| label(*t).to_string())
+                .collect::<Vec<_>>()
+        ),
+        if fastest.len() == 1 { "is" } else { "are" },
+        fmt_ms(fast_p95),
+        label(slow.transport),
+        fmt_ms(slow_p95),
+        fmt_num(slow_p95 / fast_p95.max(0.001)),
+        why
+    ));
+    out
+}
+
+fn buffering_proxy(plan: &Plan, scenario: &Scenario) -> bool {
+    scenario.proxy.as_ref().is_some_and(|p| {
+        p.buffer_bytes > 0 && !(p.honor_accel_buffering && plan.settings.sse_accel_buffering_off)
+    })
+}
+
+fn losses(scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    let losing: Vec<&&RunResult> = runs.iter().filter(|r| r.metrics.lost > 0).collect();
+    if losing.is_empty() {
+        let reconnecting: Vec<String> = runs
+            .iter()
+            .filter(|r| r.metrics.reconnects > 0)
+            .map(|r| format!("{} ({})", label(r.transport), r.metrics.reconnects))
+            .collect();
+        if reconnecting.is_empty() {
+            out.push("No transport lost an event.".to_string());
+        } else {
+            out.push(format!(
+                "No transport lost an event, though some had to reconnect: {}.",
+                join_and(&reconnecting)
+            ));
+        }
+        return out;
+    }
+    for run in losing {
+        out.push(loss_sentence(scenario, run.transport, &run.metrics));
+    }
+    out
+}
+
+fn loss_sentence(scenario: &Scenario, transport: TransportKind, m: &RunMetrics) -> String {
+    let share = 100.0 * m.lost as f64 / m.expected.max(1) as f64;
+    let mut why = Vec::new();
+    if m.detections > 0 {
+        let cause = match (scenario.nat.is_some(), scenario.switch.is_some()) {
+            (true, true) => " (NAT timeouts and network switches)",
+            (true, false) => " (NAT timeouts)",
+            (false, true) => " (network switches)",
+            (false, false) => "",
+        };
+        why.push(format!(
+            "{} connection{} died silently{} and clients took a median {} to notice",
+            m.detections,
+            if m.detections == 1 { "" } else { "s" },
+            cause,
+            fmt_ms(m.time_to_detect_ms.p50)
+        ));
+    }
+    if m.fallbacks > 0 {
+        why.push(format!(
+            "{} clients had to fall back after a refused WebSocket upgrade",
+            m.fallbacks
+        ));
+    }
+    if m.reconnects > 0 {
+        why.push(format!(
+            "events published while its {} reconnects were under way did not all arrive",
+            m.reconnects
+        ));
+    }
+    let mut sentence = format!(
+        "{} lost {} of {} owed deliveries ({}%)",
+        label(transport),
+        m.lost,
+        m.expected,
+        fmt_num(share)
+    );
+    if !why.is_empty() {
+        sentence.push_str(": ");
+        sentence.push_str(&join_and(&why));
+    }
+    if m.disconnected_s > 0.0 {
+        sentence.push_str(&format!(
+            "; in total clients spent {} without a working connection",
+            fmt_duration_s(m.disconnected_s)
+        ));
+    }
+    sentence.push('.');
+    sentence
+}
+
+fn cost(runs: &[&RunResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    let by = |f: fn(&RunMetrics) -> f64| {
+        let min = runs
+            .iter()
+            .min_by(|a, b| f(&a.metrics).total_cmp(&f(&b.metrics)))?;
+        let max = runs
+            .iter()
+            .max_by(|a, b| f(&a.metrics).total_cmp(&f(&b.metrics)))?;
+        Some((*min, *max))
+    };
+    if let Some((cheap, dear)) = by(|m| m.requests_per_second) {
+        let (lo, hi) = (
+            cheap.metrics.requests_per_second,
+            dear.metrics.requests_per_second,
+        );
+        if cheap.transport != dear.transport && hi > lo * 1.5 {
+            out.push(format!(
+                "Server load: {} makes {} requests/s, {} only {}{}.",
+                label(dear.transport),
+                fmt_num(hi),
+                label(cheap.transport),
+                fmt_num(lo),
+                if lo > 0.0 {
+                    format!(" ({}× fewer)", fmt_num(hi / lo))
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    let delivering: Vec<&RunResult> = runs
+        .iter()
+        .copied()
+        .filter(|r| r.metrics.delivered > 0)
+        .collect();
+    if let (Some(cheap), Some(dear)) = (
+        delivering.iter().min_by(|a, b| {
+            a.metrics
+                .bytes_per_delivery
+                .total_cmp(&b.metrics.bytes_per_delivery)
+        }),
+        delivering.iter().max_by(|a, b| {
+            a.metrics
+                .bytes_per_delivery
+                .total_cmp(&b.metrics.bytes_per_delivery)
+        }),
+    ) {
+        if cheap.transport != dear.transport {
+            out.push(format!(
+                "On the wire, each delivered event costs {} bytes with {} and {} with {}.",
+                fmt_num(cheap.metrics.bytes_per_delivery.round()),
+                label(cheap.transport),
+                fmt_num(dear.metrics.bytes_per_delivery.round()),
+                label(dear.transport)
+            ));
+        }
+    }
+    out
+}
+
+/// "a", "a and b", "a, b and c".
+pub fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {}", init.join(", "), last),
+    }
+}
+
+/// Milliseconds for people: "56 ms", "4.7 s", "2.0 min".
+pub fn fmt_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{} ms", fmt_num(ms))
+    } else {
+        fmt_duration_s(ms / 1000.0)
+    }
+}
+
+/// Seconds for people: "30 s", "4.5 s", "2.5 min", "1.2 h".
+pub fn fmt_duration_s(s: f64) -> String {
+    if s >= 3600.0 {
+        format!("{} h", fmt_num(s / 3600.0))
+    } else if s >= 120.0 {
+        format!("{} min", fmt_num(s / 60.0))
+    } else {
+        format!("{} s", fmt_num(s))
+    }
+}
+
+/// A number with as many decimals as it deserves: "1234", "56", "4.5", "0.25".
+pub fn fmt_num(x: f64) -> String {
+    let a = x.abs();
+    let text = if a >= 100.0 || a == a.round() {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    };
+    // "4.50" → "4.5", "2.00" → "2".
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(fmt_num(4718.6), "4719");
+        assert_eq!(fmt_num(56.0), "56");
+        assert_eq!(fmt_num(12.34), "12.3");
+        assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(fmt_num(4.5), "4.5");
+        assert_eq!(fmt_ms(56.0), "56 ms");
+        assert_eq!(fmt_ms(4718.6), "4.72 s");
+        assert_eq!(fmt_ms(150_000.0), "2.5 min");
+        assert_eq!(
+            join_and(&["a".into(), "b".into(), "c".into()]),
+            "a, b and c"
+        );
+    }
+
+    #[test]
+    fn the_transport_that_lost_events_is_named_with_its_cause() {
+        let found = insights(&fixture::report());
+        assert_eq!(found.len(), 2);
+        let mobile = &found[1];
+        assert_eq!(mobile.scenario, "mobile");
+        assert!(
+            mobile
+                .conditions
+                .contains("NAT that forgets connections idle for 30 s"),
+            "{}",
+            mobile.conditions
+        );
+        let loss = mobile
+            .sentences
+            .iter()
+            .find(|s| s.starts_with("SSE lost"))
+            .expect("SSE's loss is told");
+        assert!(loss.contains("50 of 600 owed deliveries (8.33%)"), "{loss}");
+        assert!(
+            loss.contains("3 connections died silently (NAT timeouts and network switches)"),
+            "{loss}"
+        );
+        assert!(loss.contains("median 30 s to notice"), "{loss}");
+        assert!(!mobile
+            .sentences
+            .iter()
+            .any(|s| s.starts_with("WebSocket lost")));
+    }
+
+    #[test]
+    fn polling_latency_is_explained_by_its_interval_and_a_verdict_is_given() {
+        let found = insights(&fixture::report());
+        let office = &found[0];
+        assert_eq!(office.conditions, "No faults: a steady network.");
+        assert!(
+            office.sentences[0].starts_with("Best fit here: WebSocket — no lost events"),
+            "{:?}",
+            office.sentences
+        );
+        let latency = office
+            .sentences
+            .iter()
+            .find(|s| s.contains("slowest"))
+            .unwrap();
+        assert!(
+            latency.contains("Short polling is slowest at p95 5 s"),
+            "{latency}"
+        );
+        assert!(
+            latency.contains("a client only asks every 5 s"),
+            "{latency}"
+        );
+        assert!(office
+            .sentences
+            .iter()
+            .any(|s| s == "No transport lost an event."));
+        let load = office
+            .sentences
+            .iter()
+            .find(|s| s.starts_with("Server load"))
+            .unwrap();
+        assert!(
+            load.contains("Long polling makes 10 requests/s, WebSocket only 0.17 (58.8× fewer)"),
+            "{load}"
+        );
+    }
+}

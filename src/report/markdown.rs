@@ -1,0 +1,127 @@
+//! `report.md`: the same findings as the report page in Markdown, for pasting into a design document —
+//! the profile in brief, "what this means", the comparison table and the PNG charts (relative links).
+//!
+//! Pure text building; table cells are escaped so a `|` in a name cannot break the table.
+
+use std::fmt::Write as _;
+
+use super::charts::Chart;
+use super::insights::insights;
+use super::table::{comparison_rows, FIRST_NUMERIC_COLUMN};
+use super::{brief, reproduce_command, Exporter, Report, ReportFile};
+
+/// Escapes text for a Markdown table cell or a list item.
+fn cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('\n', " ")
+}
+
+/// The Markdown report.
+pub fn report_md(report: &Report) -> String {
+    let plan = &report.plan;
+    let mut md = String::new();
+    let _ = writeln!(md, "# {}\n", cell(&plan.name));
+    if !plan.description.is_empty() {
+        let _ = writeln!(md, "{}\n", cell(&plan.description));
+    }
+    for (what, value) in brief(plan) {
+        let _ = writeln!(md, "- **{what}:** {}", cell(&value));
+    }
+    md.push('\n');
+
+    md.push_str("## What this means\n\n");
+    for insight in insights(report) {
+        let _ = writeln!(
+            md,
+            "### {}\n\n{}\n",
+            cell(&insight.scenario),
+            cell(&insight.conditions)
+        );
+        for sentence in &insight.sentences {
+            let _ = writeln!(md, "- {}", cell(sentence));
+        }
+        md.push('\n');
+    }
+
+    md.push_str("## Comparison\n\n");
+    let (header, rows) = comparison_rows(report);
+    let _ = writeln!(md, "| {} |", header.join(" | "));
+    let rule: Vec<&str> = (0..header.len())
+        .map(|i| {
+            if i >= FIRST_NUMERIC_COLUMN {
+                "---:"
+            } else {
+                "---"
+            }
+        })
+        .collect();
+    let _ = writeln!(md, "| {} |", rule.join(" | "));
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
+    }
+    md.push('\n');
+
+    md.push_str("## Charts\n\n");
+    for chart in Chart::ALL {
+        let _ = writeln!(
+            md,
+            "![{}](charts/{}.png)\n\n*{}*\n",
+            chart.title(),
+            chart.stem(),
+            chart.caption()
+        );
+    }
+
+    md.push_str("## Reproduce\n\n");
+    let _ = writeln!(
+        md,
+        "Seed {}, rtsim {}. The same profile, seed and version give the same report:\n\n```sh\n{}\n```",
+        plan.seed,
+        env!("CARGO_PKG_VERSION"),
+        reproduce_command(plan)
+    );
+    md
+}
+
+/// `report.md`.
+pub struct MarkdownReport;
+
+impl Exporter for MarkdownReport {
+    fn name(&self) -> &'static str {
+        "Markdown report"
+    }
+
+    fn render(&self, report: &Report) -> anyhow::Result<Vec<ReportFile>> {
+        Ok(vec![("report.md".into(), report_md(report).into_bytes())])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn the_markdown_has_the_table_and_every_png() {
+        let md = report_md(&fixture::report());
+        assert!(md.contains("| scenario | transport | delivered |"));
+        assert!(md.contains("| ---: |"));
+        assert_eq!(
+            md.lines()
+                .filter(|l| l.starts_with("| office") || l.starts_with("| mobile"))
+                .count(),
+            8
+        );
+        for chart in Chart::ALL {
+            assert!(md.contains(&format!("(charts/{}.png)", chart.stem())));
+        }
+        assert!(md.contains("--seed 7"));
+    }
+
+    #[test]
+    fn pipes_in_names_do_not_break_the_table() {
+        assert_eq!(cell("a|b"), "a\\|b");
+    }
+}
