@@ -394,12 +394,23 @@ fn log_range(values: impl Iterator<Item = f64>) -> Option<Range<f64>> {
 
 /// Axis label for milliseconds on a log axis: "1", "10", "100", "1 s", "10 s", "1 min"…
 fn ms_label(ms: f64) -> String {
-    if ms >= 60_000.0 {
+    // Whole minutes read as minutes; 100 s stays "100 s" rather than "1.67 min".
+    if ms >= 60_000.0 && (ms / 60_000.0).fract() == 0.0 {
         format!("{} min", fmt_num(ms / 60_000.0))
     } else if ms >= 1000.0 {
         format!("{} s", fmt_num(ms / 1000.0))
     } else {
         format!("{} ms", fmt_num(ms))
+    }
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{kept}…")
     }
 }
 
@@ -602,10 +613,14 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
     let n = bars.groups.len();
     let x_axis = -0.5..n as f64 - 0.5;
     let groups = bars.groups.clone();
+    // Group names share the axis: shorten them to their slot (about 11 px a character at this size).
+    let slot_chars =
+        ((area.dim_in_pixel().0 as f64 * 0.8 / n.max(1) as f64) / 11.0).max(3.0) as usize;
     let x_fmt = move |v: &f64| {
         let i = v.round();
         if (v - i).abs() < 1e-6 && i >= 0.0 {
-            groups.get(i as usize).cloned().unwrap_or_default()
+            let name = groups.get(i as usize).cloned().unwrap_or_default();
+            shorten(&name, slot_chars)
         } else {
             String::new()
         }
@@ -905,21 +920,14 @@ pub fn event_delay<DB: DrawingBackend>(
                 .position(|r| std::ptr::eq(r, *run))
                 .unwrap_or(0);
             let bins = &binned[index];
-            let style = colour(run.transport).stroke_width(line_width(report, run.transport));
-            // One line per stretch of delivered events: a gap where nobody got them.
-            let mut stretch: Vec<(f64, f64)> = Vec::new();
-            for bin in bins {
-                match bin.delay_ms {
-                    Some(d) => stretch.push((bin.at, d.max(range.start))),
-                    None if !stretch.is_empty() => {
-                        chart.draw_series(LineSeries::new(std::mem::take(&mut stretch), style))?;
-                    }
-                    None => {}
-                }
-            }
-            if !stretch.is_empty() {
-                chart.draw_series(LineSeries::new(stretch, style))?;
-            }
+            // One dot per event (or bin of events): a line through such noisy data draws miter spikes
+            // in plotters' bitmap backend at every sharp turn, and suggests a continuity there is not.
+            let dot = colour(run.transport).filled();
+            chart.draw_series(
+                bins.iter()
+                    .filter_map(|bin| bin.delay_ms.map(|d| (bin.at, d.max(range.start))))
+                    .map(|point| Circle::new(point, 3, dot)),
+            )?;
             // The run drains after the last publication, so an event nobody received is lost for good.
             chart.draw_series(
                 bins.iter()
