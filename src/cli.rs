@@ -40,6 +40,25 @@ pub enum Command {
   rtsim wizard --answers answers.toml --json          # scripted, no prompts
   rtsim wizard --answers profiles/answers/team-chat.toml --profile-out /tmp/chat.toml")]
     Wizard(WizardArgs),
+    /// Combine the shards of a sharded `simulate --shard K/N` into one report.
+    #[command(after_help = "Examples:
+  rtsim simulate p.toml --shard 1/2 --out shards/a    # on one machine
+  rtsim simulate p.toml --shard 2/2 --out shards/b    # on another
+  rtsim merge shards/a shards/b --out reports/p       # byte-identical to an unsharded run")]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Folders (or files) holding `shard-K-of-N.json` files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Report folder (default: reports/<profile name>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print summary.json on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +80,16 @@ pub struct SimulateArgs {
     /// Simulate this long instead of the profile's `duration`, e.g. `30s` (a quick look).
     #[arg(long, value_parser = crate::duration::parse)]
     pub duration: Option<std::time::Duration>,
+    /// Repeat every run with this many seeds and report means with 95 % confidence intervals.
+    #[arg(long)]
+    pub seeds: Option<u32>,
+    /// Simulations to run at once (default: the number of cores). Results do not depend on it.
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Run only slice K of N of the run list and write `shard-K-of-N.json` into the report folder;
+    /// `rtsim merge` combines the slices into the report an unsharded run would write.
+    #[arg(long, value_name = "K/N", value_parser = crate::simulate::parse_shard)]
+    pub shard: Option<(usize, usize)>,
     /// Print summary.json on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -90,5 +119,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Simulate(args) => crate::simulate::run_cli(args),
         Command::Wizard(args) => crate::wizard::run_cli(args),
+        Command::Merge(args) => crate::shard::merge_cli(args),
     }
 }

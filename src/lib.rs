@@ -17,7 +17,9 @@
 //! - [`report`]: the results as a terminal table and a report folder — `summary.json`, CSV exports,
 //!   SVG/PNG charts, `index.html` and `report.md` — written atomically.
 //! - [`simulate`]: the `simulate` command tying these together, telling [`progress`] (the stderr bar)
-//!   how far it got; [`cli`]: argument parsing only.
+//!   how far it got; [`runner`] runs the simulations on all cores; [`stats`] averages repeated runs
+//!   with confidence intervals; [`shard`] splits a run list over machines and merges the results;
+//!   [`cli`]: argument parsing only.
 //! - [`wizard`]: questions as data → pure decision function → recommendation + a profile for `simulate`.
 pub mod cli;
 pub mod duration;
@@ -28,9 +30,12 @@ pub mod profile;
 pub mod progress;
 pub mod recorder;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod shard;
 pub mod simulate;
+pub mod stats;
 pub mod transport;
 pub mod wizard;
 pub mod world;

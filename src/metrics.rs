@@ -2,12 +2,12 @@
 //! observed. Pure data and small pure functions; no simulation here.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::recorder::{round3, Bucket};
 
 /// Latency percentiles in milliseconds (0 when nothing was measured).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Mean, milliseconds.
     pub mean: f64,
@@ -39,7 +39,7 @@ impl Percentiles {
 }
 
 /// What happened over simulated time, for charts and CSV exports.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     /// One bucket per simulated second.
     pub buckets: Vec<Bucket>,
@@ -82,7 +82,7 @@ pub fn cdf_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 }
 
 /// The measured outcome of one run (one scenario × one transport × one seed).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunMetrics {
     /// Events the server published during the run.
     pub published: u64,

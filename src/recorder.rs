@@ -46,7 +46,7 @@ struct OpenConnection {
 }
 
 /// Counters for one second of simulated time (charts and CSV read these).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bucket {
     pub published: u64,
     pub deliveries: u64,

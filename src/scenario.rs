@@ -15,6 +15,8 @@ pub struct Plan {
     pub name: String,
     pub description: String,
     pub seed: u64,
+    /// How many seeds each run is repeated with (`--seeds`); the first is `seed` itself.
+    pub seeds: u32,
     pub duration: Duration,
     pub clients: u32,
     pub transports: Vec<TransportKind>,
@@ -403,6 +405,7 @@ impl Plan {
             name: p.name.clone(),
             description: p.description.clone(),
             seed,
+            seeds: 1,
             duration,
             clients: p.clients as u32,
             transports,
@@ -448,14 +451,25 @@ impl Plan {
         let mut runs = Vec::new();
         for scenario in 0..self.scenarios.len() {
             for &transport in &self.transports {
-                runs.push(RunSpec {
-                    scenario,
-                    transport,
-                    seed: self.seed,
-                });
+                for index in 0..self.seeds.max(1) {
+                    runs.push(RunSpec {
+                        scenario,
+                        transport,
+                        seed: self.seed_number(index),
+                    });
+                }
             }
         }
         runs
+    }
+
+    /// The `index`-th seed of the plan: the profile's seed first, then seeds derived from it.
+    pub fn seed_number(&self, index: u32) -> u64 {
+        if index == 0 {
+            self.seed
+        } else {
+            crate::world::derive_seed(self.seed, 0x5EED_0000 + u64::from(index))
+        }
     }
 }
 

@@ -11,24 +11,60 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::cli::SimulateArgs;
-use crate::profile::Profile;
+use crate::profile::{Profile, Source};
 use crate::report::{self, Report};
+use crate::runner;
 use crate::scenario::Plan;
+use crate::shard;
 use crate::transport::TransportKind;
 
 /// Command-line overrides of a profile's settings.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Overrides {
     pub seed: Option<u64>,
     pub transports: Option<Vec<TransportKind>>,
     pub clients: Option<u32>,
+    #[serde(with = "optional_duration")]
     pub duration: Option<Duration>,
+    pub seeds: Option<u32>,
+}
+
+/// `Option<Duration>` as an optional "30s"-style string.
+mod optional_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_some(&crate::duration::format(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| crate::duration::parse(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// Loads and validates a profile, applying overrides.
 pub fn load_plan(path: &Path, overrides: &Overrides) -> anyhow::Result<Plan> {
-    let (profile, source) = Profile::load(path)?;
-    let mut plan = Plan::from_profile(&profile, &source)?;
+    let source = Source::read(path)?;
+    plan_from_source(&source, overrides)
+}
+
+/// Validates profile text, applying overrides (also used to rebuild a plan from a shard file).
+pub fn plan_from_source(source: &Source, overrides: &Overrides) -> anyhow::Result<Plan> {
+    let profile: Profile = source.parse()?;
+    let mut plan = Plan::from_profile(&profile, source)?;
+    if let Some(seeds) = overrides.seeds {
+        anyhow::ensure!(
+            (1..=1000).contains(&seeds),
+            "--seeds must be between 1 and 1000"
+        );
+        plan.seeds = seeds;
+    }
     if let Some(seed) = overrides.seed {
         plan.seed = seed;
     }
@@ -64,18 +100,46 @@ pub fn load_plan(path: &Path, overrides: &Overrides) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
-/// Runs every simulation of a plan, in order. `progress` hears (run index, runs, simulated time).
+/// Runs every simulation of a plan on one thread, in order. `progress` hears (run index, runs,
+/// simulated time).
 pub fn simulate(
     plan: &Plan,
     progress: &mut dyn FnMut(usize, usize, Duration),
 ) -> anyhow::Result<Report> {
+    simulate_with_jobs(plan, 1, progress)
+}
+
+/// Runs every simulation of a plan on up to `jobs` threads. The report is the same for any `jobs`.
+pub fn simulate_with_jobs(
+    plan: &Plan,
+    jobs: usize,
+    progress: &mut dyn FnMut(usize, usize, Duration),
+) -> anyhow::Result<Report> {
     let specs = plan.runs();
-    let mut metrics = Vec::with_capacity(specs.len());
-    for (index, spec) in specs.iter().enumerate() {
-        let mut tick = |at: Duration| progress(index, specs.len(), at);
-        metrics.push(crate::world::run(plan, spec, &mut tick)?);
-    }
+    let total = specs.len();
+    let metrics = runner::run_all(plan, &specs, jobs, &mut |index, at| {
+        progress(index, total, at)
+    })?;
     Ok(Report::new(plan.clone(), &specs, metrics))
+}
+
+/// Parses `K/N` (1-based shard K of N).
+pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (k, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not K/N (e.g. 2/8)"))?;
+    let k: usize = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{k}` in `{text}` is not a number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{n}` in `{text}` is not a number"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("`{text}`: K must be between 1 and N"));
+    }
+    Ok((k, n))
 }
 
 /// The `simulate` subcommand.
@@ -85,33 +149,81 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         transports: args.transports.clone(),
         clients: args.clients,
         duration: args.duration,
+        seeds: args.seeds,
     };
     let plan = load_plan(&args.profile, &overrides)?;
     let dir = args
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&plan));
+    let jobs = args.jobs.unwrap_or_else(runner::default_jobs);
+    anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
+    let specs = plan.runs();
     let visible = !args.quiet && std::io::stderr().is_terminal();
     let colour = crate::progress::colour_allowed(std::env::var_os("NO_COLOR").as_deref());
-    let names = plan
-        .runs()
-        .iter()
-        .map(|spec| {
-            format!(
-                "{} × {}",
-                plan.scenarios[spec.scenario].name, spec.transport
-            )
-        })
-        .collect();
+
+    if let Some((k, n)) = args.shard {
+        let chosen: Vec<usize> = shard::indices(specs.len(), k, n);
+        let chosen_specs: Vec<_> = chosen.iter().map(|&i| specs[i].clone()).collect();
+        let names = chosen_specs
+            .iter()
+            .map(|spec| run_name(&plan, spec))
+            .collect();
+        let mut progress = crate::progress::Progress::new(visible, colour, names, plan.duration);
+        let metrics = runner::run_all(&plan, &chosen_specs, jobs, &mut |i, at| {
+            progress.update(i, at)
+        })?;
+        drop(progress);
+        let source = std::fs::read_to_string(&args.profile)
+            .with_context(|| format!("cannot read {}", args.profile.display()))?;
+        let file = shard::write(
+            &dir,
+            &source,
+            &overrides,
+            (k, n),
+            specs.len(),
+            &chosen,
+            metrics,
+        )?;
+        println!(
+            "Shard {k}/{n}: {} of {} runs written to {}",
+            chosen.len(),
+            specs.len(),
+            file.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let names = specs.iter().map(|spec| run_name(&plan, spec)).collect();
     let mut progress = crate::progress::Progress::new(visible, colour, names, plan.duration);
-    let report = simulate(&plan, &mut |index, _total, at| progress.update(index, at))?;
+    let report = simulate_with_jobs(&plan, jobs, &mut |index, _total, at| {
+        progress.update(index, at)
+    })?;
     drop(progress);
-    report::write_report(&dir, &report)
-        .with_context(|| format!("while writing the report for `{}`", plan.name))?;
-    if args.json {
-        print!("{}", report::json::summary_json(&report)?);
+    finish_report(&dir, &report, args.json)
+}
+
+/// "scenario × transport" (with the seed when runs are repeated), for progress.
+fn run_name(plan: &Plan, spec: &crate::scenario::RunSpec) -> String {
+    let base = format!(
+        "{} × {}",
+        plan.scenarios[spec.scenario].name, spec.transport
+    );
+    if plan.seeds > 1 {
+        format!("{base} (seed {})", spec.seed)
     } else {
-        println!("{}", report::table::comparison_table(&report));
+        base
+    }
+}
+
+/// Writes the report folder and prints the table (or the summary as JSON).
+pub fn finish_report(dir: &Path, report: &Report, json: bool) -> anyhow::Result<ExitCode> {
+    report::write_report(dir, report)
+        .with_context(|| format!("while writing the report for `{}`", report.plan.name))?;
+    if json {
+        print!("{}", report::json::summary_json(report)?);
+    } else {
+        println!("{}", report::table::comparison_table(report));
         println!("Report written to {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)

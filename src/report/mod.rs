@@ -37,11 +37,18 @@ pub struct RunResult {
     pub scenario: String,
     /// The transport run.
     pub transport: TransportKind,
-    /// The seed this run used.
+    /// The seed this run used (the first seed, when the run was repeated).
     pub seed: u64,
-    /// What the run measured.
+    /// What the run measured (the mean over seeds, when the run was repeated).
     #[serde(flatten)]
     pub metrics: RunMetrics,
+    /// When the run was repeated with several seeds: the seeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Vec<u64>>,
+    /// When the run was repeated: a 95 % confidence interval `[low, high]` for every metric, in the
+    /// metrics' own shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<serde_json::Value>,
 }
 
 /// Everything a report shows.
@@ -49,14 +56,17 @@ pub struct RunResult {
 pub struct Report {
     /// The plan that was run.
     pub plan: Plan,
-    /// One result per run, in the plan's run order (scenario-major).
+    /// One result per scenario × transport, in the plan's order (scenario-major); the mean over seeds
+    /// when runs were repeated.
     pub runs: Vec<RunResult>,
+    /// Every single run, one per seed (the same as `runs` with one seed).
+    pub seed_runs: Vec<RunResult>,
 }
 
 impl Report {
-    /// Pairs each run of `specs` with its metrics.
+    /// Pairs each run of `specs` with its metrics; repeated runs (several seeds) are averaged.
     pub fn new(plan: Plan, specs: &[RunSpec], metrics: Vec<RunMetrics>) -> Self {
-        let runs = specs
+        let seed_runs: Vec<RunResult> = specs
             .iter()
             .zip(metrics)
             .map(|(spec, metrics)| RunResult {
@@ -64,9 +74,34 @@ impl Report {
                 transport: spec.transport,
                 seed: spec.seed,
                 metrics,
+                seeds: None,
+                ci95: None,
             })
             .collect();
-        Self { plan, runs }
+        let runs = if plan.seeds <= 1 {
+            seed_runs.clone()
+        } else {
+            seed_runs
+                .chunks(plan.seeds as usize)
+                .map(|repeats| {
+                    let all: Vec<&RunMetrics> = repeats.iter().map(|r| &r.metrics).collect();
+                    let (mean, interval) = crate::stats::mean_metrics(&all);
+                    RunResult {
+                        scenario: repeats[0].scenario.clone(),
+                        transport: repeats[0].transport,
+                        seed: repeats[0].seed,
+                        metrics: mean,
+                        seeds: Some(repeats.iter().map(|r| r.seed).collect()),
+                        ci95: Some(interval),
+                    }
+                })
+                .collect()
+        };
+        Self {
+            plan,
+            runs,
+            seed_runs,
+        }
     }
 
     /// The scenarios in plan order, each with its runs in transport order.
