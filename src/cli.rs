@@ -2,6 +2,7 @@
 //!
 //! This layer parses and prints; it holds no simulation or decision logic.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,7 +16,8 @@ Examples:
   rtsim simulate my.toml --seed 7 --out /tmp/r --transports sse,websocket
   rtsim simulate profiles/dashboard.toml --json > summary.json
   rtsim wizard
-  rtsim wizard --answers answers.toml --json";
+  rtsim wizard --answers answers.toml --json
+  rtsim serve                                          # the demo page on http://127.0.0.1:8080/";
 
 /// Decide how a web app should push live data — polling, long polling, SSE or WebSockets — and prove it
 /// in deterministic network simulations.
@@ -40,6 +42,12 @@ pub enum Command {
   rtsim wizard --answers answers.toml --json          # scripted, no prompts
   rtsim wizard --answers profiles/answers/team-chat.toml --profile-out /tmp/chat.toml")]
     Wizard(WizardArgs),
+    /// Serve the four transports to real clients on real TCP, with a demo page comparing them live.
+    #[command(after_help = "Examples:
+  rtsim serve                                         # built-in quickstart profile, http://127.0.0.1:8080/
+  rtsim serve profiles/live-scores.toml --bind 127.0.0.1:9000
+  rtsim serve --bind 127.0.0.1:0                      # any free port; the URL is printed on stdout")]
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -85,10 +93,24 @@ pub struct WizardArgs {
     pub force: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The profile whose event stream (rate, size) and transport settings to serve; the built-in
+    /// quickstart profile when absent. Clients, duration, network and fault scenarios are not used.
+    pub profile: Option<PathBuf>,
+    /// Address to listen on (loopback by default: only this machine can connect).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Most connections served at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+}
+
 /// Runs a parsed command line; the error chain is printed by `main`.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Simulate(args) => crate::simulate::run_cli(args),
         Command::Wizard(args) => crate::wizard::run_cli(args),
+        Command::Serve(args) => crate::serve::run_cli(args),
     }
 }

@@ -16,6 +16,8 @@
 //! - [`recorder`]: what happened, stamped with simulated time; [`metrics`]: the numbers made from it.
 //! - [`report`]: the comparison table, `summary.json` and the report folder, written atomically.
 //! - [`simulate`]: the `simulate` command tying these together; [`cli`]: argument parsing only.
+//! - [`serve`]: the same server and transports on real TCP for real clients (browsers, `curl`), with a
+//!   demo page; the only module that reads the wall clock.
 //! - [`wizard`]: questions as data → pure decision function → recommendation + a profile for `simulate`.
 pub mod cli;
 pub mod duration;
@@ -26,6 +28,7 @@ pub mod profile;
 pub mod recorder;
 pub mod report;
 pub mod scenario;
+pub mod serve;
 pub mod server;
 pub mod simulate;
 pub mod transport;
