@@ -296,9 +296,7 @@ async fn refuse(mut stream: TcpStream) {
 /// Loads the profile to serve, or the quickstart profile built in.
 pub fn load_config(profile: Option<&Path>) -> anyhow::Result<ServeConfig> {
     let plan = match profile {
-        Some(path) => {
-            crate::simulate::load_plan(path, &crate::simulate::Overrides::default())?
-        }
+        Some(path) => crate::simulate::load_plan(path, &crate::simulate::Overrides::default())?,
         None => Plan::from_text("profiles/quickstart.toml (built in)", DEFAULT_PROFILE)?,
     };
     Ok(ServeConfig::from_plan(&plan))

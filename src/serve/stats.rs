@@ -98,7 +98,9 @@ impl Stats {
     }
 
     fn up(&self, slot: usize, bytes: u64) {
-        self.slots[slot].bytes_up.fetch_add(bytes, Ordering::Relaxed);
+        self.slots[slot]
+            .bytes_up
+            .fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// The counters of `slot` now.
@@ -266,7 +268,10 @@ mod tests {
         let mut buf = [0u8; 64];
 
         // A poll request arrives, is routed, and is answered.
-        client.write_all(b"GET /poll HTTP/1.1\r\n\r\n").await.unwrap();
+        client
+            .write_all(b"GET /poll HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
         let n = server.read(&mut buf).await.unwrap();
         meter.route(Slot::of_path("/poll"));
         server.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
@@ -276,7 +281,10 @@ mod tests {
         assert_eq!(polling.bytes_down, 19);
 
         // The next request on the same connection belongs to the stats page, not to polling.
-        client.write_all(b"GET /stats HTTP/1.1\r\n\r\n").await.unwrap();
+        client
+            .write_all(b"GET /stats HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
         let n = server.read(&mut buf).await.unwrap();
         meter.route(Slot::of_path("/stats"));
         server.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
