@@ -2,6 +2,7 @@
 //!
 //! This layer parses and prints; it holds no simulation or decision logic.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,7 +16,8 @@ Examples:
   rtsim simulate my.toml --seed 7 --out /tmp/r --transports sse,websocket
   rtsim simulate profiles/dashboard.toml --json > summary.json
   rtsim wizard
-  rtsim wizard --answers answers.toml --json";
+  rtsim wizard --answers answers.toml --json
+  rtsim serve                                          # the demo page on http://127.0.0.1:8080/";
 
 /// Decide how a web app should push live data — polling, long polling, SSE or WebSockets — and prove it
 /// in deterministic network simulations.
@@ -46,6 +48,12 @@ pub enum Command {
   rtsim simulate p.toml --shard 2/2 --out shards/b    # on another
   rtsim merge shards/a shards/b --out reports/p       # byte-identical to an unsharded run")]
     Merge(MergeArgs),
+    /// Serve the four transports to real clients on real TCP, with a demo page comparing them live.
+    #[command(after_help = "Examples:
+  rtsim serve                                         # built-in quickstart profile, http://127.0.0.1:8080/
+  rtsim serve profiles/live-scores.toml --bind 127.0.0.1:9000
+  rtsim serve --bind 127.0.0.1:0                      # any free port; the URL is printed on stdout")]
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,7 +61,7 @@ pub struct MergeArgs {
     /// Folders (or files) holding `shard-K-of-N.json` files.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Report folder (default: reports/<profile name>/).
+    /// Report folder (default: `reports/<profile name>/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print summary.json on stdout instead of the table.
@@ -68,7 +76,7 @@ pub struct SimulateArgs {
     /// Seed for every random choice in the simulation (overrides the profile's `seed`).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Report folder (default: reports/<profile name>/).
+    /// Report folder (default: `reports/<profile name>/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Only these transports, comma-separated (overrides the profile's `transports`).
@@ -106,12 +114,25 @@ pub struct WizardArgs {
     /// With --answers: print the recommendation as JSON.
     #[arg(long, requires = "answers")]
     pub json: bool,
-    /// Where to write the profile (default: profiles/<name>.toml).
+    /// Where to write the profile (default: `profiles/<name>.toml`).
     #[arg(long)]
     pub profile_out: Option<PathBuf>,
     /// With --answers: overwrite an existing profile that differs (interactively the wizard asks).
     #[arg(long, requires = "answers")]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The profile whose event stream (rate, size) and transport settings to serve; the built-in
+    /// quickstart profile when absent. Clients, duration, network and fault scenarios are not used.
+    pub profile: Option<PathBuf>,
+    /// Address to listen on (loopback by default: only this machine can connect).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Most connections served at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
 }
 
 /// Runs a parsed command line; the error chain is printed by `main`.
@@ -120,5 +141,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => crate::simulate::run_cli(args),
         Command::Wizard(args) => crate::wizard::run_cli(args),
         Command::Merge(args) => crate::shard::merge_cli(args),
+        Command::Serve(args) => crate::serve::run_cli(args),
     }
 }

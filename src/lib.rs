@@ -20,6 +20,8 @@
 //!   how far it got; [`runner`] runs the simulations on all cores; [`stats`] averages repeated runs
 //!   with confidence intervals; [`shard`] splits a run list over machines and merges the results;
 //!   [`cli`]: argument parsing only.
+//! - [`serve`]: the same server and transports on real TCP for real clients (browsers, `curl`), with a
+//!   demo page; the only module that reads the wall clock.
 //! - [`wizard`]: questions as data → pure decision function → recommendation + a profile for `simulate`.
 pub mod cli;
 pub mod duration;
@@ -32,6 +34,7 @@ pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod serve;
 pub mod server;
 pub mod shard;
 pub mod simulate;

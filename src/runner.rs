@@ -16,7 +16,7 @@ use crate::world::{self, SimError};
 /// Messages from the worker threads to the caller's thread.
 enum Message {
     Progress(usize, Duration),
-    Done(usize, Result<RunMetrics, SimError>),
+    Done(usize, Box<Result<RunMetrics, SimError>>),
 }
 
 /// The number of threads to use by default: the machine's cores.
@@ -54,7 +54,7 @@ pub fn run_all(
                 if result.is_err() {
                     failed.store(true, Ordering::SeqCst);
                 }
-                if tx.send(Message::Done(index, result)).is_err() {
+                if tx.send(Message::Done(index, Box::new(result))).is_err() {
                     break;
                 }
             });
@@ -63,7 +63,7 @@ pub fn run_all(
         for message in rx {
             match message {
                 Message::Progress(index, at) => progress(index, at),
-                Message::Done(index, result) => results[index] = Some(result),
+                Message::Done(index, result) => results[index] = Some(*result),
             }
         }
     });

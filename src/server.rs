@@ -37,7 +37,10 @@ where
         .await;
 }
 
-async fn route(request: Request<Incoming>, server: Rc<ServerCtx>) -> Response<ResponseBody> {
+/// Answers one request: the transport that owns its path, `POST /messages`, or 404. Shared by
+/// [`serve_connection`] (the simulation) and `serve` (real sockets), which adds its own page and stats
+/// routes in front of it.
+pub async fn route(request: Request<Incoming>, server: Rc<ServerCtx>) -> Response<ResponseBody> {
     server.recorder.borrow_mut().request();
     let path = request.uri().path();
     if path == MESSAGES_PATH {

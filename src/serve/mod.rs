@@ -1,0 +1,346 @@
+//! `rtsim serve`: the transports the simulations run, serving real clients on real TCP — browsers,
+//! `curl`, a team's own client — plus a demo page that shows the four side by side.
+//!
+//! This module is to real sockets what [`crate::world`] is to turmoil: it owns the listener, the
+//! connection limit, the clock and shutdown, and hands every accepted connection to the same router
+//! ([`crate::server::route`]) and the same transport code the simulation uses. It holds no protocol code
+//! of its own; its extra endpoints (`/`, `/time`, `/stats`) only describe the server. It is the one
+//! place where the wall clock is read — never in simulations.
+//!
+//! State is single-threaded (`Rc`), like the simulation's: a current-thread runtime with a `LocalSet`.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use futures_util::future::LocalBoxFuture;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::cli::ServeArgs;
+use crate::hub::{self, Hub};
+use crate::net::{BoxIo, Connector};
+use crate::recorder::{Clock, Recorder, SharedRecorder};
+use crate::scenario::{Plan, TransportSettings, Workload};
+use crate::transport::http::{self as wire, ResponseBody};
+use crate::transport::{ServerCtx, TransportKind};
+
+pub mod page;
+pub mod stats;
+
+use stats::{ConnectionMeter, MeteredStream, Slot, Stats};
+
+/// The profile `rtsim serve` uses when none is given.
+const DEFAULT_PROFILE: &str = include_str!("../../profiles/quickstart.toml");
+
+/// How long a client may take to send a request's headers, and how long an idle keep-alive
+/// connection is kept before it is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Time since the server started, from the machine's monotonic clock.
+pub struct RealClock {
+    start: Instant,
+}
+
+impl RealClock {
+    /// A clock reading zero now.
+    pub fn start() -> Self {
+        Self {
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Clock for RealClock {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+/// Opens real TCP connections to one server address.
+pub struct TcpConnector {
+    addr: SocketAddr,
+    authority: String,
+}
+
+impl TcpConnector {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            authority: addr.to_string(),
+        }
+    }
+}
+
+impl Connector for TcpConnector {
+    fn connect(&self) -> LocalBoxFuture<'static, io::Result<(BoxIo, SocketAddr)>> {
+        let addr = self.addr;
+        Box::pin(async move {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let local = stream.local_addr()?;
+            Ok((Box::new(stream) as BoxIo, local))
+        })
+    }
+
+    fn authority(&self) -> &str {
+        &self.authority
+    }
+}
+
+/// What the real server runs with: the profile's event stream and transport settings.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The profile's name, shown on the page.
+    pub name: String,
+    pub settings: TransportSettings,
+    pub workload: Workload,
+    /// Seed of the publisher's arrival times.
+    pub seed: u64,
+}
+
+impl ServeConfig {
+    /// The parts of a validated profile that apply to a real server (clients, duration, network and
+    /// fault scenarios are the simulation's).
+    pub fn from_plan(plan: &Plan) -> Self {
+        Self {
+            name: plan.name.clone(),
+            settings: plan.settings.clone(),
+            workload: plan.workload.clone(),
+            seed: plan.seed,
+        }
+    }
+}
+
+/// A running server's shared state.
+pub struct Live {
+    /// What the transports' server halves share — the same type the simulation builds.
+    pub server: Rc<ServerCtx>,
+    pub stats: Arc<Stats>,
+    config: ServeConfig,
+    page: String,
+}
+
+impl Live {
+    /// A server publishing into `recorder`'s clock and counters. Serving alone, the recorder has no
+    /// clients; a test may share it with rtsim's own clients.
+    pub fn new(config: ServeConfig, recorder: SharedRecorder) -> Rc<Self> {
+        let epoch = SystemTime::now() - recorder.borrow().now();
+        let server = Rc::new(ServerCtx {
+            hub: Hub::new(config.settings.history),
+            settings: Rc::new(config.settings.clone()),
+            recorder,
+            epoch,
+        });
+        Rc::new(Self {
+            page: page::render(&config),
+            server,
+            stats: Arc::new(Stats::default()),
+            config,
+        })
+    }
+
+    /// Publishes events and serves connections from `listener` until `shutdown` completes, at most
+    /// `max_connections` at a time (more are answered 503 and closed). Must run inside a `LocalSet`.
+    pub async fn run(
+        self: Rc<Self>,
+        listener: TcpListener,
+        max_connections: usize,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let publisher = tokio::task::spawn_local(hub::publish(
+            self.server.hub.clone(),
+            self.server.recorder.clone(),
+            Rc::new(self.config.workload.clone()),
+            ChaCha8Rng::seed_from_u64(self.config.seed),
+            Duration::ZERO,
+        ));
+        let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, _peer) = match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors or a connection reset before accept: keep serving.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            match permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let live = self.clone();
+                    tokio::task::spawn_local(async move {
+                        live.serve_connection(stream).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    tokio::task::spawn_local(refuse(stream));
+                }
+            }
+        }
+        publisher.abort();
+    }
+
+    /// One real connection: the simulation's router behind the page and stats routes, with the
+    /// timeouts a real network needs.
+    async fn serve_connection(self: Rc<Self>, stream: TcpStream) {
+        let meter = ConnectionMeter::new(self.stats.clone());
+        let io = MeteredStream::new(stream, meter.clone());
+        let service = service_fn(move |request| {
+            let live = self.clone();
+            let meter = meter.clone();
+            async move { Ok::<_, Infallible>(live.handle(request, &meter).await) }
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .auto_date_header(false)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        // Errors are clients that vanished, stalled or spoke garbage (hyper has answered 400 where it
+        // could): nothing to do but drop the connection.
+        let _ = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
+            .await;
+    }
+
+    async fn handle(
+        &self,
+        request: Request<Incoming>,
+        meter: &ConnectionMeter,
+    ) -> Response<ResponseBody> {
+        let path = request.uri().path().to_string();
+        meter.route(Slot::of_path(&path));
+        let server = &self.server;
+        let own = matches!(path.as_str(), "/" | "/index.html" | "/time" | "/stats");
+        if own && request.method() != Method::GET && request.method() != Method::HEAD {
+            return wire::error(server, StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        }
+        match path.as_str() {
+            "/" | "/index.html" => wire::response(
+                server,
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                wire::full(self.page.clone()),
+            ),
+            "/time" => json(server, &self.time()),
+            "/stats" => json(server, &self.stats_json()),
+            _ => crate::server::route(request, server.clone()).await,
+        }
+    }
+
+    fn time(&self) -> serde_json::Value {
+        serde_json::json!({
+            "now_us": self.server.recorder.borrow().now().as_micros() as u64,
+            "latest_id": self.server.hub.latest(),
+        })
+    }
+
+    fn stats_json(&self) -> serde_json::Value {
+        let mut transports = serde_json::Map::new();
+        for kind in TransportKind::ALL {
+            transports.insert(
+                kind.name().to_string(),
+                serde_json::json!(self.stats.snapshot(Slot::Transport(kind))),
+            );
+        }
+        serde_json::json!({
+            "now_us": self.server.recorder.borrow().now().as_micros() as u64,
+            "published": self.server.hub.latest(),
+            "transports": transports,
+            "other": self.stats.snapshot(Slot::Other),
+        })
+    }
+}
+
+fn json(server: &ServerCtx, value: &serde_json::Value) -> Response<ResponseBody> {
+    wire::response(
+        server,
+        StatusCode::OK,
+        "application/json",
+        wire::full(value.to_string()),
+    )
+}
+
+/// Answers a connection over the limit with 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+        content-length: 25\r\nretry-after: 5\r\nconnection: close\r\n\r\ntoo many connections, sorry";
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(BUSY).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Loads the profile to serve, or the quickstart profile built in.
+pub fn load_config(profile: Option<&Path>) -> anyhow::Result<ServeConfig> {
+    let plan = match profile {
+        Some(path) => crate::simulate::load_plan(path, &crate::simulate::Overrides::default())?,
+        None => Plan::from_text("profiles/quickstart.toml (built in)", DEFAULT_PROFILE)?,
+    };
+    Ok(ServeConfig::from_plan(&plan))
+}
+
+/// The `serve` subcommand: serve until Ctrl-C.
+pub fn run_cli(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.max_connections >= 1,
+        "--max-connections must be at least 1"
+    );
+    let config = load_config(args.profile.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listener = TcpListener::bind(args.bind)
+            .await
+            .with_context(|| format!("could not listen on {}", args.bind))?;
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            eprintln!("note: {addr} is reachable from other machines, not only this one");
+        }
+        let w = &config.workload;
+        eprintln!(
+            "rtsim serve: profile `{}`, {} event(s)/s of {} bytes; up to {} connections; Ctrl-C stops",
+            config.name, w.events_per_second, w.event_bytes, args.max_connections
+        );
+        // The first line on stdout is the URL (tests and scripts read it).
+        println!("Serving http://{addr}/");
+        let recorder = Recorder::new(Rc::new(RealClock::start()), 0, Duration::ZERO).shared();
+        let live = Live::new(config, recorder);
+        let shutdown = async {
+            // If the signal cannot be watched, serve until killed.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        live.run(listener, args.max_connections, shutdown).await;
+        eprintln!("rtsim serve: stopped");
+        anyhow::Ok(())
+    })?;
+    // Dropping the runtime ends every open connection.
+    Ok(ExitCode::SUCCESS)
+}
