@@ -49,20 +49,23 @@ pub struct Subscription {
 impl Subscription {
     /// Waits until an event newer than the last one seen has been published.
     pub async fn changed(&mut self) {
-        poll_fn(|cx| {
-            let latest = self.hub.latest();
-            if latest != self.seen {
-                self.seen = latest;
-                Poll::Ready(())
-            } else {
-                self.hub
-                    .waiting
-                    .borrow_mut()
-                    .insert(self.id, cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
+        poll_fn(|cx| self.poll_changed(cx)).await
+    }
+
+    /// Ready once an event newer than the last one seen has been published; otherwise registers the
+    /// task to be woken by the next one.
+    pub fn poll_changed(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let latest = self.hub.latest();
+        if latest != self.seen {
+            self.seen = latest;
+            Poll::Ready(())
+        } else {
+            self.hub
+                .waiting
+                .borrow_mut()
+                .insert(self.id, cx.waker().clone());
+            Poll::Pending
+        }
     }
 }
 

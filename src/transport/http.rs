@@ -7,57 +7,27 @@ use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
 
 use super::{ClientCtx, ServerCtx};
 use crate::hub::Event;
 use crate::net::Purpose;
 
-/// The body type of every response the server sends.
-pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
-
-/// A body fed chunk by chunk from a channel: the SSE stream. Dropped by hyper when the client goes,
-/// which closes the channel and ends the producing task.
-pub struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
-}
-
-impl ChannelBody {
-    /// A body and the sender that feeds it.
-    pub fn channel(capacity: usize) -> (mpsc::Sender<Bytes>, Self) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (tx, Self { rx })
-    }
-}
-
-impl Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
-    }
-}
+/// The body type of every response the server sends. Not `Send`: server state is single-threaded
+/// (`Rc`), and a streaming body reads it directly.
+pub type ResponseBody = Pin<Box<dyn Body<Data = Bytes, Error = Infallible>>>;
 
 /// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-    Full::new(bytes.into()).boxed_unsync()
+    Box::pin(Full::new(bytes.into()))
 }
 
 /// A response with the headers every answer carries.

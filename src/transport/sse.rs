@@ -5,21 +5,26 @@
 //! stream dead after `client_timeout`. The stream opens with `retry:` and an `id:` of the position it
 //! starts from, so even a client that never saw an event can resume without a gap.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming};
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 
 use super::event_stream::EventStreamParser;
-use super::http::{self, ChannelBody, HttpConnection, ResponseBody};
+use super::http::{self, HttpConnection, ResponseBody};
 use super::{ClientCtx, ServerCtx, Transport, TransportKind};
+use crate::hub::Subscription;
 use crate::net::Purpose;
 
 pub struct Sse;
@@ -56,19 +61,14 @@ impl Transport for Sse {
                     }
                 },
             };
-            let (tx, body) = ChannelBody::channel(16);
-            let mut response = http::response(
-                &server,
-                StatusCode::OK,
-                "text/event-stream",
-                body.boxed_unsync(),
-            );
+            let body = EventStreamBody::new(server.clone(), cursor);
+            let mut response =
+                http::response(&server, StatusCode::OK, "text/event-stream", Box::pin(body));
             let headers = response.headers_mut();
             headers.insert("cache-control", HeaderValue::from_static("no-cache"));
             if server.settings.sse_accel_buffering_off {
                 headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
             }
-            tokio::task::spawn_local(stream_events(server, cursor, tx));
             response
         }
         .boxed_local()
@@ -83,47 +83,96 @@ impl Transport for Sse {
     }
 }
 
-/// The server's writer for one stream; ends when the client is gone (the body is dropped).
-async fn stream_events(server: Rc<ServerCtx>, mut cursor: u64, tx: mpsc::Sender<Bytes>) {
-    let mut updates = server.hub.subscribe();
-    // The opening block carries `id:` with the stream's starting point: a client whose connection
-    // dies before its first event can still resume with `Last-Event-ID` instead of starting over.
-    let retry = format!(
-        "retry: {}\nid: {cursor}\n\n",
-        server.settings.sse_retry.as_millis()
-    );
-    if tx.send(Bytes::from(retry)).await.is_err() {
-        return;
-    }
-    loop {
-        let backlog = server.hub.since(cursor);
-        if let Some(last) = backlog.events.last() {
-            cursor = last.id;
-            let mut chunk = Vec::new();
-            for event in &backlog.events {
-                chunk.extend_from_slice(format!("id: {}\ndata: ", event.id).as_bytes());
-                chunk.extend_from_slice(&event.payload);
-                chunk.extend_from_slice(b"\n\n");
-            }
-            if tx.send(Bytes::from(chunk)).await.is_err() {
-                return;
-            }
+/// The response body of one stream, pulled by hyper as fast as the socket takes it: the opening block,
+/// then new events as they are published, and a comment line when the stream has been idle for the
+/// heartbeat interval. Dropped by hyper when the client goes.
+struct EventStreamBody {
+    server: Rc<ServerCtx>,
+    updates: Subscription,
+    cursor: u64,
+    opening: Option<Bytes>,
+    /// Fires at the earliest moment a heartbeat may be due; re-armed lazily (see `poll_frame`).
+    heartbeat: Option<Pin<Box<Sleep>>>,
+    last_sent: Instant,
+}
+
+impl EventStreamBody {
+    fn new(server: Rc<ServerCtx>, cursor: u64) -> Self {
+        // The opening block carries `id:` with the stream's starting point: a client whose connection
+        // dies before its first event can still resume with `Last-Event-ID` instead of starting over.
+        let opening = format!(
+            "retry: {}\nid: {cursor}\n\n",
+            server.settings.sse_retry.as_millis()
+        );
+        let heartbeat = server
+            .settings
+            .sse_heartbeat
+            .map(|every| Box::pin(tokio::time::sleep(every)));
+        Self {
+            updates: server.hub.subscribe(),
+            server,
+            cursor,
+            opening: Some(Bytes::from(opening)),
+            heartbeat,
+            last_sent: Instant::now(),
         }
-        let idle = async {
-            match server.settings.sse_heartbeat {
-                Some(heartbeat) => tokio::time::sleep(heartbeat).await,
-                None => std::future::pending().await,
+    }
+
+    fn sent(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.last_sent = Instant::now();
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+}
+
+/// Events in the `text/event-stream` format: `id:` and `data:` lines and a blank line each.
+fn encode(events: &[crate::hub::Event]) -> Bytes {
+    let mut chunk = Vec::with_capacity(events.iter().map(|e| e.payload.len() + 32).sum());
+    for event in events {
+        chunk.extend_from_slice(b"id: ");
+        chunk.extend_from_slice(event.id.to_string().as_bytes());
+        chunk.extend_from_slice(b"\ndata: ");
+        chunk.extend_from_slice(&event.payload);
+        chunk.extend_from_slice(b"\n\n");
+    }
+    Bytes::from(chunk)
+}
+
+impl Body for EventStreamBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(opening) = this.opening.take() {
+            return this.sent(opening);
+        }
+        loop {
+            let backlog = this.server.hub.since(this.cursor);
+            if let Some(last) = backlog.events.last() {
+                this.cursor = last.id;
+                return this.sent(encode(&backlog.events));
             }
-        };
-        tokio::select! {
-            // Fixed branch order: tokio's random order is unseeded and would break determinism.
-            biased;
-            () = updates.changed() => {}
-            () = idle => {
-                if tx.send(Bytes::from_static(b":\n\n")).await.is_err() {
-                    return;
-                }
+            if this.updates.poll_changed(cx).is_ready() {
+                continue;
             }
+            let every = this.server.settings.sse_heartbeat;
+            let (Some(timer), Some(every)) = (this.heartbeat.as_mut(), every) else {
+                return Poll::Pending;
+            };
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The timer is re-armed only when it fires, not on every event: one timer operation per
+            // heartbeat interval instead of one per event.
+            let due = this.last_sent + every;
+            if Instant::now() >= due {
+                timer.as_mut().reset(Instant::now() + every);
+                return this.sent(Bytes::from_static(b":\n\n"));
+            }
+            timer.as_mut().reset(due);
         }
     }
 }
@@ -170,14 +219,26 @@ async fn one_stream(
     let mut body = response.into_body();
     let mut parser = EventStreamParser::new();
     let mut events = Vec::new();
+    // The silence timer is re-armed only when it fires (to the last byte's time plus the limit), not on
+    // every chunk: one timer operation per `client_timeout` instead of one per event.
+    let limit = client.settings.sse_client_timeout;
+    let mut last_heard = Instant::now();
+    let mut silence = Box::pin(tokio::time::sleep(limit.unwrap_or(Duration::MAX / 4)));
     loop {
-        let frame = match client.settings.sse_client_timeout {
-            Some(limit) => match tokio::time::timeout(limit, body.frame()).await {
-                Ok(frame) => frame,
-                Err(_) => return Some(true),
-            },
-            None => body.frame().await,
+        let frame = tokio::select! {
+            // Fixed branch order: tokio's random order is unseeded and would break determinism.
+            biased;
+            frame = body.frame() => frame,
+            () = silence.as_mut(), if limit.is_some() => {
+                let due = last_heard + limit.expect("guarded by the branch condition");
+                if Instant::now() >= due {
+                    return Some(true);
+                }
+                silence.as_mut().reset(due);
+                continue;
+            }
         };
+        last_heard = Instant::now();
         let Some(Ok(frame)) = frame else {
             return Some(true);
         };
