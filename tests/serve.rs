@@ -433,8 +433,10 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // `kill -s KILL -- -PGID`: procps-ng 4.0.2 reads `kill -KILL -PGID` as a signal to process
+        // group 9 (checked with strace), which took down every process of the session.
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
