@@ -403,9 +403,12 @@ mod pty {
             self.session.send(keys).unwrap();
         }
 
-        /// Waits for `prompt`, then types `keys`.
+        /// Waits for `prompt`, then types `keys`. The short pause lets the prompt finish switching the
+        /// terminal to raw mode: keys typed in between can be flushed away, which made this test fail
+        /// now and then on a loaded machine.
         fn answer(&mut self, prompt: &str, keys: &str) {
             self.wait(prompt);
+            std::thread::sleep(Duration::from_millis(100));
             self.keys(keys);
         }
 
