@@ -51,48 +51,63 @@ impl EventStreamParser {
                 chunk = rest;
             }
         }
-        for &byte in chunk {
-            match byte {
-                b'\n' if self.after_cr => self.after_cr = false,
-                b'\n' => self.end_line(out),
-                b'\r' => {
-                    self.end_line(out);
-                    self.after_cr = true;
-                }
-                other => {
-                    self.after_cr = false;
-                    self.line.push(other);
+        while !chunk.is_empty() {
+            if self.after_cr {
+                // A CR ended the last line; an LF right after it belongs to the same line end.
+                self.after_cr = false;
+                if chunk[0] == b'\n' {
+                    chunk = &chunk[1..];
+                    continue;
                 }
             }
+            let Some(end) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                self.line.extend_from_slice(chunk);
+                return;
+            };
+            self.after_cr = chunk[end] == b'\r';
+            if self.line.is_empty() {
+                // The whole line is in this chunk: parse it where it lies.
+                self.process_line(&chunk[..end], out);
+            } else {
+                self.line.extend_from_slice(&chunk[..end]);
+                let line = std::mem::take(&mut self.line);
+                self.process_line(&line, out);
+                self.line = line;
+                self.line.clear();
+            }
+            chunk = &chunk[end + 1..];
         }
     }
 
-    fn end_line(&mut self, out: &mut Vec<SseEvent>) {
-        self.after_cr = false;
-        let line = std::mem::take(&mut self.line);
-        let line = String::from_utf8_lossy(&line);
+    /// One complete line (without its terminator). Line ends are ASCII, so decoding UTF-8 line by line
+    /// is the same as decoding the stream first.
+    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
         if line.is_empty() {
             self.dispatch(out);
             return;
         }
-        if line.starts_with(':') {
+        if line[0] == b':' {
             self.comments += 1;
             return;
         }
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (&*line, ""),
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &b""[..]),
         };
+        let text = || String::from_utf8_lossy(value);
         match field {
-            "event" => self.event_type = value.to_string(),
-            "data" => {
-                self.data.push_str(value);
+            b"event" => self.event_type = text().into_owned(),
+            b"data" => {
+                self.data.push_str(&text());
                 self.data.push('\n');
             }
-            "id" if !value.contains('\0') => self.last_event_id_buffer = value.to_string(),
-            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+            b"id" if !value.contains(&0) => self.last_event_id_buffer = text().into_owned(),
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 // All digits but too large for u64 is still not a usable delay: ignore it.
-                if let Ok(ms) = value.parse() {
+                if let Ok(ms) = text().parse() {
                     self.retry_ms = Some(ms);
                 }
             }
@@ -203,6 +218,21 @@ mod tests {
         let (events, parser) = parse("id: 9\n\n");
         assert!(events.is_empty());
         assert_eq!(parser.last_event_id, "9");
+    }
+
+    #[test]
+    fn lines_split_anywhere_across_chunks_parse_the_same() {
+        let text = "retry: 1500\nid: 41\ndata: héllo\r\ndata: wörld\n\n: hb\n\nid: 42\ndata: two\n\n";
+        let (whole, whole_parser) = parse(text);
+        for split in 1..text.len() {
+            let (a, b) = text.as_bytes().split_at(split);
+            let (events, parser) = parse_chunks(&[a, b]);
+            assert_eq!(events, whole, "split at {split}");
+            assert_eq!(parser.retry_ms, whole_parser.retry_ms);
+            assert_eq!(parser.comments, 1);
+        }
+        assert_eq!(whole[0].data, "héllo\nwörld");
+        assert_eq!(whole[1].last_event_id, "42");
     }
 
     #[test]
