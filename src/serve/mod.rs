@@ -140,12 +140,12 @@ impl Live {
     /// clients; a test may share it with rtsim's own clients.
     pub fn new(config: ServeConfig, recorder: SharedRecorder) -> Rc<Self> {
         let epoch = SystemTime::now() - recorder.borrow().now();
-        let server = Rc::new(ServerCtx {
-            hub: Hub::new(config.settings.history),
-            settings: Rc::new(config.settings.clone()),
+        let server = Rc::new(ServerCtx::new(
+            Hub::new(config.settings.history),
+            Rc::new(config.settings.clone()),
             recorder,
             epoch,
-        });
+        ));
         Rc::new(Self {
             page: page::render(&config),
             server,

@@ -222,7 +222,8 @@ mod tests {
 
     #[test]
     fn lines_split_anywhere_across_chunks_parse_the_same() {
-        let text = "retry: 1500\nid: 41\ndata: héllo\r\ndata: wörld\n\n: hb\n\nid: 42\ndata: two\n\n";
+        let text =
+            "retry: 1500\nid: 41\ndata: héllo\r\ndata: wörld\n\n: hb\n\nid: 42\ndata: two\n\n";
         let (whole, whole_parser) = parse(text);
         for split in 1..text.len() {
             let (a, b) = text.as_bytes().split_at(split);

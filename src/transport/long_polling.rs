@@ -50,7 +50,11 @@ impl Transport for LongPolling {
                 &server,
                 StatusCode::OK,
                 "application/json",
-                http::full(http::events_json(&backlog.events)),
+                http::full(server.encoded(
+                    TransportKind::LongPolling,
+                    &backlog.events,
+                    http::events_json,
+                )),
             )
         }
         .boxed_local()

@@ -13,6 +13,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -72,9 +73,51 @@ pub struct ServerCtx {
     pub recorder: SharedRecorder,
     /// Wall-clock date at simulated time zero, for `Date` headers (fixed, so runs are reproducible).
     pub epoch: SystemTime,
+    /// The last batch of events a transport encoded, shared by all its connections: a server framing a
+    /// broadcast once rather than once per client, as real servers do.
+    encoded: RefCell<Option<(EncodedKey, Bytes)>>,
 }
 
+/// Which events, framed by which transport.
+type EncodedKey = (TransportKind, u64, u64);
+
 impl ServerCtx {
+    pub fn new(
+        hub: Rc<Hub>,
+        settings: Rc<TransportSettings>,
+        recorder: SharedRecorder,
+        epoch: SystemTime,
+    ) -> Self {
+        Self {
+            hub,
+            settings,
+            recorder,
+            epoch,
+            encoded: RefCell::new(None),
+        }
+    }
+
+    /// The events `first..=last` framed by `transport`, encoded once per batch.
+    pub fn encoded(
+        &self,
+        transport: TransportKind,
+        events: &[crate::hub::Event],
+        encode: impl FnOnce(&[crate::hub::Event]) -> Bytes,
+    ) -> Bytes {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return encode(events);
+        };
+        let key = (transport, first.id, last.id);
+        if let Some((cached, bytes)) = &*self.encoded.borrow() {
+            if *cached == key {
+                return bytes.clone();
+            }
+        }
+        let bytes = encode(events);
+        *self.encoded.borrow_mut() = Some((key, bytes.clone()));
+        bytes
+    }
+
     /// The HTTP `Date` for now: the epoch plus simulated time.
     pub fn http_date(&self) -> String {
         let now = self.recorder.borrow().now();

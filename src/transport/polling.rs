@@ -41,7 +41,11 @@ impl Transport for Polling {
                 &server,
                 StatusCode::OK,
                 "application/json",
-                http::full(http::events_json(&backlog.events)),
+                http::full(server.encoded(
+                    TransportKind::Polling,
+                    &backlog.events,
+                    http::events_json,
+                )),
             )
         }
         .boxed_local()

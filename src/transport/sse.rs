@@ -153,7 +153,10 @@ impl Body for EventStreamBody {
             let backlog = this.server.hub.since(this.cursor);
             if let Some(last) = backlog.events.last() {
                 this.cursor = last.id;
-                return this.sent(encode(&backlog.events));
+                let bytes = this
+                    .server
+                    .encoded(TransportKind::Sse, &backlog.events, encode);
+                return this.sent(bytes);
             }
             if this.updates.poll_changed(cx).is_ready() {
                 continue;

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::http::{self, ResponseBody};
@@ -155,8 +155,11 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         let backlog = server.hub.since(cursor);
         for event in &backlog.events {
-            let text = String::from_utf8_lossy(&event.payload).into_owned();
-            if ws.feed(Message::text(text)).await.is_err() {
+            // Payloads are JSON the hub wrote: valid UTF-8, shared without a copy.
+            let Ok(text) = Utf8Bytes::try_from(event.payload.clone()) else {
+                continue;
+            };
+            if ws.feed(Message::Text(text)).await.is_err() {
                 return;
             }
             cursor = event.id;

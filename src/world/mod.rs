@@ -212,12 +212,12 @@ pub fn run(
         sim.host(SERVER_HOST, move || {
             let boot = boots.get();
             boots.set(boot + 1);
-            let server = Rc::new(ServerCtx {
-                hub: hub.clone(),
-                settings: settings.clone(),
-                recorder: recorder.clone(),
-                epoch: SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
-            });
+            let server = Rc::new(ServerCtx::new(
+                hub.clone(),
+                settings.clone(),
+                recorder.clone(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
+            ));
             let publisher = hub::publish(
                 hub.clone(),
                 recorder.clone(),
