@@ -542,7 +542,7 @@ pub fn latency_cdf<DB: DrawingBackend>(
             .margin(10)
             .margin_right(30)
             .x_label_area_size(60)
-            .y_label_area_size(90)
+            .y_label_area_size(105)
             .build_cartesian_2d(x_range.clone().log_scale(), 0.0..100.0)?;
         chart
             .configure_mesh()
@@ -590,6 +590,46 @@ struct Bars<'a> {
     value_label: fn(f64) -> String,
     /// Shared y range (across panels), or `None` to fit this panel.
     y_range: Option<Range<f64>>,
+    /// 95 % confidence intervals in `series`' shape, drawn as error bars (empty: one seed, none).
+    intervals: Vec<Vec<Option<(f64, f64)>>>,
+}
+
+/// A run's 95 % interval for the metric at `path` in summary.json (repeated runs only), times `scale`.
+fn interval(run: &RunResult, path: &[&str], scale: f64) -> Option<(f64, f64)> {
+    let mut value = run.ci95.as_ref()?;
+    for key in path {
+        value = value.get(key)?;
+    }
+    Some((
+        value.get(0)?.as_f64()? * scale,
+        value.get(1)?.as_f64()? * scale,
+    ))
+}
+
+/// Per transport, per scenario: the interval of the metric at `path` (empty when runs were not repeated).
+fn per_scenario_intervals(
+    report: &Report,
+    path: &[&str],
+    scale: f64,
+) -> Vec<Vec<Option<(f64, f64)>>> {
+    if report.runs.iter().all(|r| r.ci95.is_none()) {
+        return Vec::new();
+    }
+    let scenarios = report.by_scenario();
+    report
+        .transports()
+        .into_iter()
+        .map(|t| {
+            scenarios
+                .iter()
+                .map(|(_, runs)| {
+                    runs.iter()
+                        .find(|r| r.transport == t)
+                        .and_then(|r| interval(r, path, scale))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>) -> DrawResult<DB> {
@@ -613,9 +653,9 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
     let n = bars.groups.len();
     let x_axis = -0.5..n as f64 - 0.5;
     let groups = bars.groups.clone();
-    // Group names share the axis: shorten them to their slot (about 11 px a character at this size).
+    // Group names share the axis: shorten them to their slot (about 13 px a character at this size).
     let slot_chars =
-        ((area.dim_in_pixel().0 as f64 * 0.8 / n.max(1) as f64) / 11.0).max(3.0) as usize;
+        ((area.dim_in_pixel().0 as f64 * 0.8 / n.max(1) as f64) / 13.0).max(3.0) as usize;
     let x_fmt = move |v: &f64| {
         let i = v.round();
         if (v - i).abs() < 1e-6 && i >= 0.0 {
@@ -634,7 +674,7 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
             .margin(10)
             .margin_right(20)
             .x_label_area_size(50)
-            .y_label_area_size(90);
+            .y_label_area_size(105);
         b
     };
     macro_rules! draw_bars {
@@ -651,6 +691,28 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                         style,
                     ))
                 }))?;
+                // 95 % confidence intervals of repeated runs, as whiskers over the bars.
+                if let Some(intervals) = bars.intervals.get(j) {
+                    chart.draw_series(vals.iter().zip(intervals).enumerate().filter_map(
+                        |(i, (v, ci))| {
+                            let (v, (low, high)) = ((*v)?, (*ci)?);
+                            // Identical runs have nothing to show (and zeros would clutter the axis).
+                            if high - low <= f64::EPSILON * high.abs().max(1.0) {
+                                return None;
+                            }
+                            let floor = if bars.log { y_range.start } else { f64::MIN };
+                            let x = i as f64 - 0.4 + (j as f64 + 0.46) * bar_w;
+                            Some(ErrorBar::new_vertical(
+                                x,
+                                low.max(floor),
+                                v.max(floor),
+                                high.max(floor),
+                                INK.stroke_width(2),
+                                10,
+                            ))
+                        },
+                    ))?;
+                }
                 // Value labels above the bars, when the bar is wide enough for them.
                 let px_per_unit = area.dim_in_pixel().0 as f64 * 0.85 / n as f64;
                 chart.draw_series(vals.iter().enumerate().filter_map(|(i, v)| {
@@ -752,6 +814,20 @@ pub fn latency_percentiles<DB: DrawingBackend>(
                 )
             })
             .collect();
+        let intervals = report
+            .transports()
+            .into_iter()
+            .map(|t| {
+                let run = runs
+                    .iter()
+                    .find(|r| r.transport == t)
+                    .filter(|r| delivered(r));
+                ["p50", "p95", "p99"]
+                    .iter()
+                    .map(|p| run.and_then(|r| interval(r, &["latency_ms", p], 1.0)))
+                    .collect()
+            })
+            .collect();
         bar_panel(
             &area,
             &Bars {
@@ -768,6 +844,7 @@ pub fn latency_percentiles<DB: DrawingBackend>(
                     }
                 },
                 y_range: Some(y_range.start..y_range.end * 1.6),
+                intervals,
             },
         )?;
     }
@@ -835,7 +912,7 @@ pub fn deliveries<DB: DrawingBackend>(
             .margin(10)
             .margin_right(30)
             .x_label_area_size(60)
-            .y_label_area_size(90)
+            .y_label_area_size(105)
             .build_cartesian_2d(0.0..duration, 0.0..y_top)?;
         chart
             .configure_mesh()
@@ -894,7 +971,7 @@ pub fn event_delay<DB: DrawingBackend>(
             .margin(10)
             .margin_right(30)
             .x_label_area_size(60)
-            .y_label_area_size(90)
+            .y_label_area_size(105)
             .build_cartesian_2d(0.0..duration, y_range.clone().log_scale())?;
         chart
             .configure_mesh()
@@ -1045,6 +1122,7 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             log: false,
             value_label: fmt_num,
             y_range: None,
+            intervals: per_scenario_intervals(report, &["requests_per_second"], 1.0),
         },
     )?;
     bar_panel(
@@ -1071,6 +1149,7 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             log: false,
             value_label: |b| fmt_num(b.round()),
             y_range: None,
+            intervals: per_scenario_intervals(report, &["bytes_per_delivery"], 1.0),
         },
     )
 }
@@ -1085,11 +1164,13 @@ fn non_zero(v: f64) -> String {
 }
 
 /// A resilience panel: caption, axis title, the value of a run, its bar label.
+/// Caption, axis, value, value label, and (summary.json metric, scale) for its confidence interval.
 type ResiliencePanel<'a> = (
     &'a str,
     &'a str,
     Box<dyn Fn(&RunResult) -> f64 + 'a>,
     fn(f64) -> String,
+    (&'static str, f64),
 );
 
 /// Lost deliveries, reconnects and time disconnected per client.
@@ -1105,21 +1186,25 @@ pub fn resilience<DB: DrawingBackend>(
             "deliveries never received",
             Box::new(|r| r.metrics.lost as f64),
             non_zero,
+            ("lost", 1.0),
         ),
         (
             "Reconnects",
             "reconnect attempts",
             Box::new(|r| r.metrics.reconnects as f64),
             non_zero,
+            ("reconnects", 1.0),
         ),
         (
             "Time disconnected",
             "seconds per client",
             Box::new(move |r| r.metrics.disconnected_s / clients),
             non_zero,
+            ("disconnected_s", 1.0 / clients),
         ),
     ];
-    for ((caption, y_desc, f, value_label), area) in panels.into_iter().zip(&areas) {
+    for ((caption, y_desc, f, value_label, (metric, scale)), area) in panels.into_iter().zip(&areas)
+    {
         bar_panel(
             area,
             &Bars {
@@ -1130,6 +1215,7 @@ pub fn resilience<DB: DrawingBackend>(
                 log: false,
                 value_label,
                 y_range: None,
+                intervals: per_scenario_intervals(report, &[metric], scale),
             },
         )?;
     }

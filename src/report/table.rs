@@ -6,7 +6,7 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 use super::Report;
 
 /// The comparison's column headers and cells, one row per run; shared by the terminal table, the report
-/// page and report.md.
+/// page and report.md. Runs repeated with several seeds show `mean ±half-width` of the 95 % interval.
 pub fn comparison_rows(report: &Report) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let header = vec![
         "scenario",
@@ -41,16 +41,27 @@ pub fn comparison_rows(report: &Report) -> (Vec<&'static str>, Vec<Vec<String>>)
             } else {
                 format!("{:.0}", m.time_to_detect_ms.p50)
             };
+            // With repeated seeds, the headline numbers carry their 95 % interval's half-width.
+            let pm = |path: &[&str], value: f64, decimals: usize| {
+                let half = run.ci95.as_ref().and_then(|ci| {
+                    let range = path.iter().try_fold(ci, |v, key| v.get(key))?;
+                    Some((range.get(1)?.as_f64()? - range.get(0)?.as_f64()?) / 2.0)
+                });
+                match half {
+                    Some(h) => format!("{value:.decimals$} ±{h:.decimals$}"),
+                    None => format!("{value:.decimals$}"),
+                }
+            };
             vec![
                 run.scenario.clone(),
                 run.transport.name().to_string(),
                 delivered,
-                m.lost.to_string(),
+                pm(&["lost"], m.lost as f64, 0),
                 m.duplicates.to_string(),
-                format!("{:.1}", m.latency_ms.p50),
-                format!("{:.1}", m.latency_ms.p95),
-                format!("{:.1}", m.latency_ms.p99),
-                format!("{:.1}", m.requests_per_second),
+                pm(&["latency_ms", "p50"], m.latency_ms.p50, 1),
+                pm(&["latency_ms", "p95"], m.latency_ms.p95, 1),
+                pm(&["latency_ms", "p99"], m.latency_ms.p99, 1),
+                pm(&["requests_per_second"], m.requests_per_second, 1),
                 format!("{:.0}", m.bytes_per_delivery),
                 m.connections_opened.to_string(),
                 m.reconnects.to_string(),
