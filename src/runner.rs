@@ -87,3 +87,66 @@ pub fn run_all(
         })
     }
 }
+
+/// Runs simulations of several plans on up to `jobs` threads: each item is a plan and one of its runs
+/// (a sweep runs every grid point's plan in one pool). Like [`run_all`], results come back in the list's
+/// order whatever `jobs` is; `progress` hears (position in `runs`, simulated time).
+pub fn run_each(
+    runs: &[(&Plan, RunSpec)],
+    jobs: usize,
+    progress: &mut dyn FnMut(usize, Duration),
+) -> Result<Vec<RunMetrics>, SimError> {
+    let jobs = jobs.clamp(1, runs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let mut results: Vec<Option<Result<RunMetrics, SimError>>> = Vec::new();
+    results.resize_with(runs.len(), || None);
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<Message>();
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, failed) = (&next, &failed);
+            scope.spawn(move || loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                if index >= runs.len() || failed.load(Ordering::SeqCst) {
+                    break;
+                }
+                let mut tick = |at: Duration| {
+                    let _ = tx.send(Message::Progress(index, at));
+                };
+                let (plan, spec) = &runs[index];
+                let result = world::run(plan, spec, &mut tick);
+                if result.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                if tx.send(Message::Done(index, Box::new(result))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for message in rx {
+            match message {
+                Message::Progress(index, at) => progress(index, at),
+                Message::Done(index, result) => results[index] = Some(*result),
+            }
+        }
+    });
+    let mut metrics = Vec::with_capacity(runs.len());
+    for result in results {
+        match result {
+            Some(Ok(m)) => metrics.push(m),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    if metrics.len() == runs.len() {
+        Ok(metrics)
+    } else {
+        Err(SimError {
+            scenario: String::new(),
+            transport: runs[metrics.len()].1.transport,
+            message: "stopped after another run failed".into(),
+        })
+    }
+}
