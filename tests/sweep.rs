@@ -54,7 +54,10 @@ fn a_sweep_writes_json_csv_markdown_and_charts_that_follow_the_parameter() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("Swept polling.interval over 3 points (6 runs)"), "{stdout}");
+    assert!(
+        stdout.contains("Swept polling.interval over 3 points (6 runs)"),
+        "{stdout}"
+    );
 
     let text = std::fs::read_to_string(out.join("sweep.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -87,7 +90,13 @@ fn a_sweep_writes_json_csv_markdown_and_charts_that_follow_the_parameter() {
         sse.windows(2).all(|w| w[0] == w[1]),
         "SSE does not care about the polling interval: {sse:?}"
     );
-    for key in ["latency_ms", "lost", "bytes_per_delivery", "scenario", "seed"] {
+    for key in [
+        "latency_ms",
+        "lost",
+        "bytes_per_delivery",
+        "scenario",
+        "seed",
+    ] {
         assert!(points[0]["runs"][0].get(key).is_some(), "{key}");
     }
     assert!(json["crossovers"].is_array());
@@ -97,10 +106,19 @@ fn a_sweep_writes_json_csv_markdown_and_charts_that_follow_the_parameter() {
     assert!(csv.starts_with("polling.interval,scenario,transport,"));
     assert!(csv.contains("\n4s,baseline,sse,"), "{csv}");
     assert!(out.join("sweep.md").exists());
-    for metric in ["latency_ms.p50", "requests_per_second", "lost", "bytes_per_delivery"] {
+    for metric in [
+        "latency_ms.p50",
+        "requests_per_second",
+        "lost",
+        "bytes_per_delivery",
+    ] {
         for ext in ["svg", "png"] {
             let chart = out.join("charts").join(format!("sweep-{metric}.{ext}"));
-            assert!(chart.metadata().unwrap().len() > 1000, "{}", chart.display());
+            assert!(
+                chart.metadata().unwrap().len() > 1000,
+                "{}",
+                chart.display()
+            );
         }
     }
 
@@ -119,7 +137,13 @@ fn a_sweep_writes_json_csv_markdown_and_charts_that_follow_the_parameter() {
     ]);
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stdout), text);
-    for file in ["sweep.json", "sweep.csv", "sweep.md", "charts/sweep-lost.svg", "charts/sweep-lost.png"] {
+    for file in [
+        "sweep.json",
+        "sweep.csv",
+        "sweep.md",
+        "charts/sweep-lost.svg",
+        "charts/sweep-lost.png",
+    ] {
         assert_eq!(
             std::fs::read(out.join(file)).unwrap(),
             std::fs::read(again.join(file)).unwrap(),
@@ -136,11 +160,23 @@ fn bad_sweeps_fail_with_clear_messages() {
     std::fs::write(&profile, PROFILE).unwrap();
     let p = profile.to_str().unwrap();
     let cases: [(&[&str], &str); 5] = [
-        (&["--vary", "sse.heartbeat=60s..5s:5s"], "start 60s is after the end 5s"),
+        (
+            &["--vary", "sse.heartbeat=60s..5s:5s"],
+            "start 60s is after the end 5s",
+        ),
         (&["--vary", "sse.heartbeat=5s..60s"], "has no step"),
-        (&["--vary", "sse.heartbeet=5s,10s"], "unknown field `heartbeet`"),
-        (&["--vary", "sse.heartbeat=5s,30s"], "with sse.heartbeat = \"30s\""),
-        (&["--vary", "clients=1,2", "--metric", "speed"], "unknown metric `speed`"),
+        (
+            &["--vary", "sse.heartbeet=5s,10s"],
+            "unknown field `heartbeet`",
+        ),
+        (
+            &["--vary", "sse.heartbeat=5s,30s"],
+            "with sse.heartbeat = \"30s\"",
+        ),
+        (
+            &["--vary", "clients=1,2", "--metric", "speed"],
+            "unknown metric `speed`",
+        ),
     ];
     for (args, message) in cases {
         let mut all = vec!["sweep", p, "--quiet", "--out", dir.to_str().unwrap()];

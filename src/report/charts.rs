@@ -241,7 +241,7 @@ pub(crate) fn grid(n: usize) -> (usize, usize) {
 }
 
 /// One area per panel, row by row.
-pub(crate) fn panels<DB: DrawingBackend>(
+fn panels<DB: DrawingBackend>(
     body: &DrawingArea<DB, Shift>,
     n: usize,
 ) -> Vec<DrawingArea<DB, Shift>> {
@@ -335,7 +335,7 @@ pub(crate) fn bold<'a>(size: u32) -> FontDesc<'a> {
     FontDesc::new(FontFamily::SansSerif, size as f64, FontStyle::Bold)
 }
 
-pub(crate) fn caption_font<'a>() -> TextStyle<'a> {
+fn caption_font<'a>() -> TextStyle<'a> {
     bold(32).color(&INK)
 }
 

@@ -18,7 +18,12 @@ use toml_edit::{DocumentMut, InlineTable, Item};
 use super::vary::{Segment, Value};
 
 /// Sets `path` to `value` in `document` (see the module documentation for where it lands).
-pub fn apply(document: &mut DocumentMut, key: &str, path: &[Segment], value: &Value) -> Result<(), String> {
+pub fn apply(
+    document: &mut DocumentMut,
+    key: &str,
+    path: &[Segment],
+    value: &Value,
+) -> Result<(), String> {
     let Some((first, rest)) = path.split_first() else {
         return Err("the key is missing".into());
     };
@@ -100,7 +105,13 @@ fn has_tables(item: &Item, path: &[Segment]) -> bool {
 }
 
 /// Sets `path` below `item`, creating missing tables when `create` is set.
-fn set(item: &mut Item, key: &str, path: &[Segment], value: &Value, create: bool) -> Result<(), String> {
+fn set(
+    item: &mut Item,
+    key: &str,
+    path: &[Segment],
+    value: &Value,
+    create: bool,
+) -> Result<(), String> {
     let mut current = item;
     let (leaf, tables) = path
         .split_last()
@@ -161,7 +172,8 @@ mod tests {
         crate::scenario::Plan::from_text("p.toml", text).unwrap_or_else(|e| panic!("{e}\n{text}"))
     }
 
-    const BASE: &str = "name = \"x\"\nduration = \"1m\"\nclients = 3\n\n[sse]\nheartbeat = \"15s\" # keep-alive\n";
+    const BASE: &str =
+        "name = \"x\"\nduration = \"1m\"\nclients = 3\n\n[sse]\nheartbeat = \"15s\" # keep-alive\n";
 
     const SCENARIOS: &str = "\
 [[scenario]]
@@ -180,7 +192,10 @@ nat = { idle_timeout = \"90s\" }
     #[test]
     fn top_level_and_section_keys_are_set_or_created() {
         let text = edit(BASE, "sse.heartbeat=5s").unwrap();
-        assert_eq!(plan(&text).settings.sse_heartbeat, Some(std::time::Duration::from_secs(5)));
+        assert_eq!(
+            plan(&text).settings.sse_heartbeat,
+            Some(std::time::Duration::from_secs(5))
+        );
         let text = edit(BASE, "clients=42").unwrap();
         assert_eq!(plan(&text).clients, 42);
         let text = edit(BASE, "polling.interval=2s").unwrap();
@@ -204,7 +219,11 @@ nat = { idle_timeout = \"90s\" }
             .iter()
             .map(|s| s.nat.as_ref().map(|n| n.idle_timeout.as_secs()))
             .collect();
-        assert_eq!(timeouts, [None, Some(45), Some(45)], "the clean scenario stays clean");
+        assert_eq!(
+            timeouts,
+            [None, Some(45), Some(45)],
+            "the clean scenario stays clean"
+        );
 
         let p = plan(&edit(&text, "scenario[0].nat.idle_timeout=30s").unwrap());
         let timeouts: Vec<Option<u64>> = p
@@ -222,10 +241,16 @@ nat = { idle_timeout = \"90s\" }
     fn impossible_targets_are_errors() {
         let text = format!("{BASE}\n{SCENARIOS}");
         let e = edit(&text, "scenario.switch.every=30s").unwrap_err();
-        assert!(e.contains("no [[scenario]] has a [scenario.switch] table"), "{e}");
+        assert!(
+            e.contains("no [[scenario]] has a [scenario.switch] table"),
+            "{e}"
+        );
         assert!(e.contains("scenario[0].switch.every"), "{e}");
         let e = edit(&text, "scenario[3].nat.idle_timeout=30s").unwrap_err();
-        assert!(e.contains("has 3 scenarios (scenario[0] to scenario[2])"), "{e}");
+        assert!(
+            e.contains("has 3 scenarios (scenario[0] to scenario[2])"),
+            "{e}"
+        );
         let e = edit(BASE, "scenario.nat.idle_timeout=30s").unwrap_err();
         assert!(e.contains("the profile has no [[scenario]]"), "{e}");
         let e = edit(BASE, "sse=5s").unwrap_err();

@@ -12,8 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{axis_value, Sweep};
 use crate::report::charts::{
-    axis_font, bold, caption_font, colour, desc_font, encode_png, legend, panels, DrawResult, Extra,
-    GRID, INK, WIDTH,
+    axis_font, bold, colour, desc_font, encode_png, legend, DrawResult, Extra, GRID, INK, WIDTH,
 };
 use crate::report::fonts::{self, CrispText};
 use crate::report::insights::fmt_num;
@@ -40,17 +39,47 @@ fn unit(metric: &str) -> &'static str {
     }
 }
 
+/// Rows and columns of panels: one row per scenario and one column per combination of the other
+/// parameters when there are 2–4 combinations; else the report charts' 16:9 grid.
+fn layout(sweep: &Sweep, panels: usize) -> (usize, usize) {
+    let combinations = panels / sweep.scenarios().len().max(1);
+    if (2..=4).contains(&combinations) && panels <= MAX_PANELS {
+        (panels / combinations, combinations)
+    } else {
+        crate::report::charts::grid(panels.clamp(1, MAX_PANELS))
+    }
+}
+
 /// Size in pixels: taller when there are many panels.
 pub fn size(sweep: &Sweep) -> (u32, u32) {
-    let n = sweep.panels().len().clamp(1, MAX_PANELS);
-    let (rows, _) = crate::report::charts::grid(n);
+    let (rows, _) = layout(sweep, sweep.panels().len());
     (WIDTH, 900.max(160 + 620 * rows as u32))
+}
+
+/// `text` cut with an ellipsis to fit `width` pixels in `font`.
+fn fit<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    font: &TextStyle<'_>,
+    width: u32,
+) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    let mut candidate = text.to_string();
+    while chars.len() > 1
+        && area
+            .estimate_text_size(&candidate, font)
+            .is_ok_and(|(w, _)| w > width)
+    {
+        chars.pop();
+        candidate = format!("{}…", chars.iter().collect::<String>().trim_end());
+    }
+    candidate
 }
 
 /// Line width per transport: transports drawn first are wider, so a line hidden under an identical one
 /// still shows as a coloured edge.
 fn line_width(transports: &[TransportKind], transport: TransportKind) -> u32 {
-    const WIDTHS: [u32; 4] = [3, 5, 7, 9];
+    const WIDTHS: [u32; 4] = [2, 4, 6, 8];
     let position = transports.iter().position(|t| *t == transport).unwrap_or(0);
     WIDTHS[(transports.len() - 1 - position).min(WIDTHS.len() - 1)]
 }
@@ -97,41 +126,51 @@ pub fn draw<DB: DrawingBackend>(
         -0.5..(axis.xs.len() as f64 - 0.5)
     };
     let series: Vec<_> = shown.iter().map(|p| sweep.series(p, metric)).collect();
-    let values = series
-        .iter()
-        .flatten()
-        .flat_map(|s| s.values.iter().flatten().copied())
-        .filter(|v| v.is_finite());
-    let (y_lo, y_hi) = values.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let y_range = if y_hi > y_lo {
-        (y_lo * 1.1)..(y_hi * 1.15)
-    } else {
-        0.0..1.0
-    };
+    let scale = Scale::choose(
+        series
+            .iter()
+            .flatten()
+            .flat_map(|s| s.values.iter().flatten().copied()),
+    );
+    let y_range = scale.range();
     let x_desc = if parameter.is_duration() {
         format!("{} (s)", parameter.key)
     } else {
         parameter.key.clone()
     };
-    let y_desc = match unit(metric) {
+    let mut y_desc = match unit(metric) {
         "" => metric.to_string(),
         u => format!("{metric} ({u})"),
     };
+    if matches!(scale, Scale::Log { .. }) {
+        y_desc.push_str(", log scale");
+    }
     let several_scenarios = sweep.scenarios().len() > 1;
-    for ((panel, lines), area) in shown
-        .iter()
-        .zip(&series)
-        .zip(panels(&body, shown.len()))
-    {
+    for ((panel, lines), area) in shown.iter().zip(&series).zip({
+        let (rows, cols) = layout(sweep, shown.len());
+        body.split_evenly((rows, cols))
+            .into_iter()
+            .take(shown.len())
+    }) {
         let mut caption: Vec<String> = Vec::new();
         if several_scenarios || panel.fixed.is_empty() {
             caption.push(panel.scenario.clone());
         }
         if !panel.fixed.is_empty() {
-            caption.push(sweep.fixed_text(&panel.fixed));
+            // `scenario.nat.idle_timeout = 30s` reads as `nat.idle_timeout = 30s` in a caption.
+            let text = sweep.fixed_text(&panel.fixed);
+            caption.push(text.replace("scenario.", ""));
         }
+        let caption_style = bold(28).color(&INK);
+        let (panel_width, _) = area.dim_in_pixel();
+        let caption = fit(
+            &area,
+            &caption.join(" · "),
+            &caption_style,
+            panel_width.saturating_sub(20),
+        );
         let mut chart = ChartBuilder::on(&area)
-            .caption(caption.join(" · "), caption_font())
+            .caption(caption, caption_style)
             .margin(10)
             .margin_right(30)
             .x_label_area_size(60)
@@ -148,26 +187,33 @@ pub fn draw<DB: DrawingBackend>(
                 String::new()
             }
         };
+        let y_label = |v: &f64| scale.label(*v);
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(x_desc.as_str())
             .y_desc(y_desc.as_str())
             .x_label_formatter(&x_label)
-            .y_label_formatter(&|v| fmt_num(*v))
+            .y_label_formatter(&y_label)
             .label_style(axis_font())
             .axis_desc_style(desc_font())
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID);
-        if !numeric {
+        if numeric {
+            mesh.x_labels((panel_width / 110).clamp(3, 12) as usize);
+        } else {
             mesh.x_labels(axis.xs.len() * 2 + 1);
+        }
+        if let Scale::Log { low, high } = scale {
+            mesh.y_labels((high - low) as usize + 1);
         }
         mesh.draw()?;
         for line in lines {
-            let style = colour(line.transport).stroke_width(line_width(&transports, line.transport));
+            let style =
+                colour(line.transport).stroke_width(line_width(&transports, line.transport));
             // A gap where a value is missing: draw each measured stretch separately.
             let mut stretch: Vec<(f64, f64)> = Vec::new();
             for (x, y) in axis.xs.iter().zip(&line.values) {
-                match y {
-                    Some(y) if y.is_finite() => stretch.push((*x, *y)),
+                match y.and_then(|y| scale.map(y)) {
+                    Some(y) => stretch.push((*x, y)),
                     _ => {
                         chart.draw_series(LineSeries::new(stretch.drain(..), style))?;
                     }
@@ -178,36 +224,112 @@ pub fn draw<DB: DrawingBackend>(
                 axis.xs
                     .iter()
                     .zip(&line.values)
-                    .filter_map(|(x, y)| y.filter(|y| y.is_finite()).map(|y| (*x, y)))
+                    .filter_map(|(x, y)| y.and_then(|y| scale.map(y)).map(|y| (*x, y)))
                     .map(|p| Circle::new(p, 6, colour(line.transport).filled())),
             )?;
         }
-        let meetings = sweep
-            .crossovers
-            .iter()
-            .filter(|c| c.metric == metric && c.scenario == panel.scenario && c.fixed == panel.fixed);
-        for c in meetings {
-            let at = (c.meeting.at, c.meeting.value);
-            let text = format!(
-                "{}{}",
-                if c.meeting.interpolated { "≈ " } else { "" },
-                axis_value(parameter, c.meeting.at)
-            );
+        let meetings = sweep.crossovers.iter().filter(|c| {
+            c.metric == metric && c.scenario == panel.scenario && c.fixed == panel.fixed
+        });
+        for (n, c) in meetings.enumerate() {
+            let Some(y) = scale.map(c.meeting.value) else {
+                continue;
+            };
+            let text = match c.meeting.until {
+                Some(until) => {
+                    format!("{}–{}", fmt_num(c.meeting.at), axis_value(parameter, until))
+                }
+                None if c.meeting.interpolated => {
+                    format!("≈ {}", axis_value(parameter, c.meeting.at))
+                }
+                None => axis_value(parameter, c.meeting.at),
+            };
+            // Labels alternate above and below their circle so that neighbours do not overwrite each
+            // other, on a white ground so that lines do not run through them.
+            let font = (crate::report::fonts::FAMILY, 24).into_font().color(&INK);
+            let (w, h) = area.estimate_text_size(&text, &font)?;
+            let (w, h) = (w as i32 + 8, h as i32 + 4);
+            let top = if n % 2 == 0 { -18 - h } else { 18 };
             chart.draw_series(std::iter::once(
-                EmptyElement::at(at)
+                EmptyElement::at((c.meeting.at, y))
                     + Circle::new((0, 0), 12, INK.stroke_width(3))
+                    + Rectangle::new([(-w / 2, top), (w / 2, top + h)], WHITE.mix(0.85).filled())
                     + Text::new(
                         text,
-                        (0, -18),
-                        (crate::report::fonts::FAMILY, 24)
-                            .into_font()
-                            .color(&INK)
-                            .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                        (0, top + h / 2),
+                        font.pos(Pos::new(HPos::Center, VPos::Center)),
                     ),
             ))?;
         }
     }
     Ok(())
+}
+
+/// How the y axis maps values: linear from zero, or logarithmic when positive values span decades.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Scale {
+    /// A linear axis over `low..high`.
+    Linear { low: f64, high: f64 },
+    /// log10 of the values on a linear axis over whole decades `low..high` (exponents).
+    Log { low: f64, high: f64 },
+}
+
+impl Scale {
+    /// Logarithmic when every value is positive and the largest is at least 50 times the smallest (a
+    /// 50 ms line beside 20 s ones would lie flat on zero); else linear, including zero.
+    fn choose(values: impl Iterator<Item = f64>) -> Scale {
+        let values: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if values.is_empty() {
+            return Scale::Linear {
+                low: 0.0,
+                high: 1.0,
+            };
+        }
+        if lo > 0.0 && hi / lo >= 50.0 {
+            let low = lo.log10().floor();
+            let high = hi.log10().ceil().max(low + 1.0);
+            return Scale::Log { low, high };
+        }
+        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+        if hi > lo {
+            Scale::Linear {
+                low: lo * 1.1,
+                high: hi * 1.15,
+            }
+        } else {
+            Scale::Linear {
+                low: 0.0,
+                high: 1.0,
+            }
+        }
+    }
+
+    fn range(self) -> std::ops::Range<f64> {
+        match self {
+            Scale::Linear { low, high } | Scale::Log { low, high } => low..high,
+        }
+    }
+
+    /// Where a value goes on the axis (`None` for values a log axis cannot show).
+    fn map(self, value: f64) -> Option<f64> {
+        match self {
+            _ if !value.is_finite() => None,
+            Scale::Linear { .. } => Some(value),
+            Scale::Log { .. } if value > 0.0 => Some(value.log10()),
+            Scale::Log { .. } => None,
+        }
+    }
+
+    /// A tick label: the value, or on a log axis the power of ten (other ticks unlabelled).
+    fn label(self, v: f64) -> String {
+        match self {
+            Scale::Linear { .. } => fmt_num(v),
+            Scale::Log { .. } if (v - v.round()).abs() < 1e-9 => fmt_num(10f64.powf(v.round())),
+            Scale::Log { .. } => String::new(),
+        }
+    }
 }
 
 /// The chart of `metric` as SVG text.
@@ -245,12 +367,44 @@ mod tests {
         let sweep = crate::sweep::tests::fake_sweep();
         let a = svg(&sweep, "requests_per_second").unwrap();
         assert_eq!(a, svg(&sweep, "requests_per_second").unwrap());
-        assert!(a.contains("polling.interval (s)"), "the axis names the parameter");
+        assert!(
+            a.contains("polling.interval (s)"),
+            "the axis names the parameter"
+        );
         assert!(a.contains("requests_per_second (requests / s)"));
         let png = png(&sweep, "lost").unwrap();
         assert_eq!(&png[1..4], b"PNG");
         assert_eq!(unit("latency_ms.p50"), "ms");
         assert_eq!(unit("disconnected_s"), "s");
         assert_eq!(unit("lost"), "");
+    }
+
+    #[test]
+    fn the_y_axis_goes_logarithmic_only_over_decades_of_positive_values() {
+        let log = Scale::choose([50.0, 60.0, 18_000.0].into_iter());
+        assert_eq!(
+            log,
+            Scale::Log {
+                low: 1.0,
+                high: 5.0
+            }
+        );
+        assert_eq!(log.map(100.0), Some(2.0));
+        assert_eq!(log.map(0.0), None);
+        assert_eq!(
+            (log.label(3.0), log.label(3.5)),
+            ("1000".to_string(), String::new())
+        );
+        assert!(matches!(
+            Scale::choose([0.0, 5.0, 18_000.0].into_iter()),
+            Scale::Linear { .. }
+        ));
+        assert_eq!(
+            Scale::choose(std::iter::empty()),
+            Scale::Linear {
+                low: 0.0,
+                high: 1.0
+            }
+        );
     }
 }

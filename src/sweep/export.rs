@@ -125,7 +125,15 @@ pub fn sweep_json(sweep: &Sweep) -> anyhow::Result<String> {
             .points
             .iter()
             .map(|point| JsonPoint {
-                values: fixed(sweep, &point.indices.iter().copied().enumerate().collect::<Vec<_>>()),
+                values: fixed(
+                    sweep,
+                    &point
+                        .indices
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .collect::<Vec<_>>(),
+                ),
                 runs: &point.runs,
             })
             .collect(),
@@ -157,7 +165,11 @@ pub fn sweep_csv(sweep: &Sweep) -> String {
     let mut header: Vec<String> = sweep.parameters.iter().map(|p| p.key.clone()).collect();
     header.extend(["scenario".to_string(), "transport".to_string()]);
     header.extend(metrics.iter().cloned());
-    let mut out = header.iter().map(|h| field(h)).collect::<Vec<_>>().join(",");
+    let mut out = header
+        .iter()
+        .map(|h| field(h))
+        .collect::<Vec<_>>()
+        .join(",");
     out.push('\n');
     for point in &sweep.points {
         let values: Vec<String> = sweep
@@ -190,6 +202,17 @@ pub fn sweep_md(sweep: &Sweep) -> String {
         let values: Vec<String> = parameter.values.iter().map(|v| v.to_string()).collect();
         let _ = writeln!(out, "- `{}`: {}", parameter.key, values.join(", "));
     }
+    let varied = |key: &str| sweep.parameters.iter().any(|p| p.key == key);
+    if !varied("clients") {
+        let _ = writeln!(out, "- {} clients", sweep.clients);
+    }
+    if !varied("duration") {
+        let _ = writeln!(
+            out,
+            "- {} of simulated time per run",
+            crate::duration::format(sweep.duration)
+        );
+    }
     let _ = writeln!(
         out,
         "- {} grid points, seed {}{}\n",
@@ -208,7 +231,9 @@ pub fn sweep_md(sweep: &Sweep) -> String {
                 "None: no two transports swap places on the charted metrics over this range.\n\n",
             );
         } else {
-            out.push_str("None searched: the first varied parameter is not a number or a duration.\n\n");
+            out.push_str(
+                "None searched: the first varied parameter is not a number or a duration.\n\n",
+            );
         }
     } else {
         for c in &sweep.crossovers {
@@ -239,7 +264,11 @@ pub fn sweep_md(sweep: &Sweep) -> String {
         header
             .iter()
             .enumerate()
-            .map(|(i, _)| if i < sweep.parameters.len() + 2 { "---|" } else { "---:|" })
+            .map(|(i, _)| if i < sweep.parameters.len() + 2 {
+                "---|"
+            } else {
+                "---:|"
+            })
             .collect::<String>()
     );
     for point in &sweep.points {
@@ -327,7 +356,11 @@ mod tests {
         let text = sweep_csv(&sweep);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1 + 4 * 2);
-        assert!(lines[0].starts_with("polling.interval,scenario,transport,"), "{}", lines[0]);
+        assert!(
+            lines[0].starts_with("polling.interval,scenario,transport,"),
+            "{}",
+            lines[0]
+        );
         let columns = lines[0].split(',').count();
         assert!(lines.iter().all(|l| l.split(',').count() == columns));
         let rps = lines[0]
@@ -342,8 +375,14 @@ mod tests {
     fn markdown_lists_crossovers_and_a_row_per_run() {
         let sweep = crate::sweep::tests::fake_sweep();
         let md = sweep_md(&sweep);
-        assert!(md.contains("- Short polling matches SSE's requests_per_second"), "{md}");
-        assert!(md.contains("| 5s | baseline | Short polling | 2 | 0 |"), "{md}");
+        assert!(
+            md.contains("- Short polling matches SSE's requests_per_second"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 5s | baseline | Short polling | 2 | 0 |"),
+            "{md}"
+        );
         assert!(md.contains("charts/sweep-requests_per_second.svg"), "{md}");
     }
 }

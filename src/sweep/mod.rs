@@ -84,6 +84,9 @@ pub struct Sweep {
     pub seed: u64,
     /// Seeds per run (`--seeds`).
     pub seeds: u32,
+    /// Clients and simulated time of the first grid point's runs (the same in all unless varied).
+    pub clients: u32,
+    pub duration: Duration,
     pub parameters: Vec<Parameter>,
     /// The metrics charted and searched for crossovers (dotted paths into a run of `summary.json`).
     pub metrics: Vec<String>,
@@ -211,21 +214,23 @@ impl Sweep {
         self.transports()
             .into_iter()
             .map(|transport| {
-                let values = axis
-                    .order
-                    .iter()
-                    .map(|&first| {
-                        let point = self.points.iter().find(|p| {
-                            p.indices.first() == Some(&first)
-                                && panel.fixed.iter().all(|&(i, v)| p.indices.get(i) == Some(&v))
-                        })?;
-                        let run = point
-                            .runs
-                            .iter()
-                            .find(|r| r.transport == transport && r.scenario == panel.scenario)?;
-                        metric_value(run, metric)
-                    })
-                    .collect();
+                let values =
+                    axis.order
+                        .iter()
+                        .map(|&first| {
+                            let point = self.points.iter().find(|p| {
+                                p.indices.first() == Some(&first)
+                                    && panel
+                                        .fixed
+                                        .iter()
+                                        .all(|&(i, v)| p.indices.get(i) == Some(&v))
+                            })?;
+                            let run = point.runs.iter().find(|r| {
+                                r.transport == transport && r.scenario == panel.scenario
+                            })?;
+                            metric_value(run, metric)
+                        })
+                        .collect();
                 Series { transport, values }
             })
             .collect()
@@ -422,7 +427,10 @@ pub fn plan_points(
     parameters: &[Parameter],
     overrides: &Overrides,
 ) -> anyhow::Result<Vec<PointPlan>> {
-    anyhow::ensure!(!parameters.is_empty(), "nothing to vary: give --vary KEY=VALUES");
+    anyhow::ensure!(
+        !parameters.is_empty(),
+        "nothing to vary: give --vary KEY=VALUES"
+    );
     for (i, p) in parameters.iter().enumerate() {
         anyhow::ensure!(
             !parameters[..i].iter().any(|q| q.key == p.key),
@@ -513,6 +521,8 @@ pub fn build(
         description: profile.description.clone(),
         seed: first.map_or(0, |p| p.seed),
         seeds: first.map_or(1, |p| p.seeds),
+        clients: first.map_or(0, |p| p.clients),
+        duration: first.map_or(Duration::ZERO, |p| p.duration),
         parameters,
         metrics,
         points,
@@ -607,7 +617,8 @@ pub(crate) mod tests {
         }
     }
 
-    const PROFILE: &str = "name = \"t\"\nduration = \"30s\"\nclients = 2\ntransports = [\"polling\", \"sse\"]\n";
+    const PROFILE: &str =
+        "name = \"t\"\nduration = \"30s\"\nclients = 2\ntransports = [\"polling\", \"sse\"]\n";
 
     fn params(args: &[&str]) -> Vec<Parameter> {
         args.iter().map(|a| vary::parse_vary(a).unwrap()).collect()
@@ -642,7 +653,10 @@ pub(crate) mod tests {
             &Overrides::default(),
         )
         .unwrap_err();
-        assert!(format!("{e:#}").contains("unknown field `heartbeet`"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("unknown field `heartbeet`"),
+            "{e:#}"
+        );
     }
 
     #[test]
@@ -652,7 +666,10 @@ pub(crate) mod tests {
             ..Overrides::default()
         };
         let e = plan_points(&source(PROFILE), &params(&["clients=1,2"]), &overrides).unwrap_err();
-        assert!(e.to_string().contains("--clients and --vary clients"), "{e}");
+        assert!(
+            e.to_string().contains("--clients and --vary clients"),
+            "{e}"
+        );
         let e = plan_points(
             &source(PROFILE),
             &params(&["clients=1,2", "clients=3"]),
@@ -672,7 +689,10 @@ pub(crate) mod tests {
         assert!(!names.iter().any(|n| n == "scenario" || n == "latency_ms"));
         assert_eq!(check_metrics(&[]).unwrap().len(), 4);
         let e = check_metrics(&["latency_ms.p42".into()]).unwrap_err();
-        assert!(e.to_string().contains("unknown metric `latency_ms.p42`"), "{e}");
+        assert!(
+            e.to_string().contains("unknown metric `latency_ms.p42`"),
+            "{e}"
+        );
     }
 
     pub(crate) fn fake_sweep() -> Sweep {
@@ -734,6 +754,9 @@ pub(crate) mod tests {
         assert_eq!(axis.xs, [1.0, 2.0, 5.0, 10.0]);
         let panel = &sweep.panels()[0];
         let series = sweep.series(panel, "requests_per_second");
-        assert_eq!(series[0].values, [Some(10.0), Some(5.0), Some(1.0), Some(2.0)]);
+        assert_eq!(
+            series[0].values,
+            [Some(10.0), Some(5.0), Some(1.0), Some(2.0)]
+        );
     }
 }

@@ -83,10 +83,10 @@ pub fn duration_text(d: Duration) -> String {
     let micros = d.as_micros();
     if micros == 0 {
         "0s".to_string()
-    } else if micros >= 1_000_000 && micros % 1_000 == 0 {
+    } else if micros >= 1_000_000 && micros.is_multiple_of(1_000) {
         let text = format!("{:.3}", micros as f64 / 1e6);
         format!("{}s", text.trim_end_matches('0').trim_end_matches('.'))
-    } else if micros % 1_000 == 0 {
+    } else if micros.is_multiple_of(1_000) {
         format!("{}ms", micros / 1_000)
     } else {
         format!("{micros}us")
@@ -156,9 +156,9 @@ pub fn parse_key(key: &str) -> Result<Vec<Segment>, String> {
                 let digits = rest.strip_suffix(']').ok_or_else(|| {
                     format!("`{key}`: `{part}` has an unclosed `[` (write scenario[1])")
                 })?;
-                let index = digits
-                    .parse::<usize>()
-                    .map_err(|_| format!("`{key}`: `[{digits}]` is not an index (write scenario[1])"))?;
+                let index = digits.parse::<usize>().map_err(|_| {
+                    format!("`{key}`: `[{digits}]` is not an index (write scenario[1])")
+                })?;
                 (name, Some(index))
             }
             None => (part, None),
@@ -481,7 +481,10 @@ mod tests {
             p.values,
             [Value::Float(0.1), Value::Float(0.5), Value::Integer(1)]
         );
-        assert_eq!(values("workload.arrival=poisson,uniform"), ["poisson", "uniform"]);
+        assert_eq!(
+            values("workload.arrival=poisson,uniform"),
+            ["poisson", "uniform"]
+        );
         assert_eq!(values("clients=7"), ["7"]);
     }
 
@@ -507,9 +510,15 @@ mod tests {
         let e = error("sse.heartbeat=60s..5s:5s");
         assert!(e.contains("start 60s is after the end 5s"), "{e}");
         let e = error("sse.heartbeat=5s..60:5s");
-        assert!(e.contains("mixes durations and plain numbers: `60` has no unit"), "{e}");
+        assert!(
+            e.contains("mixes durations and plain numbers: `60` has no unit"),
+            "{e}"
+        );
         let e = error("sse.heartbeat=5s..60x:5s");
-        assert!(e.contains("the end `60x` is neither a number nor a duration"), "{e}");
+        assert!(
+            e.contains("the end `60x` is neither a number nor a duration"),
+            "{e}"
+        );
         assert!(error("x=..5:1").contains("has no start"));
         assert!(error("clients=1..100000:1").contains("gives 100000 values; at most 1000"));
         assert!(error("x=30s,,60s").contains("empty value"));
