@@ -15,6 +15,7 @@ Examples:
   rtsim simulate profiles/live-scores.toml
   rtsim simulate my.toml --seed 7 --out /tmp/r --transports sse,websocket
   rtsim simulate profiles/dashboard.toml --json > summary.json
+  rtsim sweep profiles/quickstart.toml --vary polling.interval=1s..30s:1s
   rtsim wizard
   rtsim wizard --answers answers.toml --json
   rtsim serve                                          # the demo page on http://127.0.0.1:8080/";
@@ -54,6 +55,61 @@ pub enum Command {
   rtsim serve profiles/live-scores.toml --bind 127.0.0.1:9000
   rtsim serve --bind 127.0.0.1:0                      # any free port; the URL is printed on stdout")]
     Serve(ServeArgs),
+    /// Run a profile over a grid of values of its keys; chart each metric against them and name where
+    /// transports cross.
+    #[command(after_help = "Examples:
+  rtsim sweep profiles/quickstart.toml --vary polling.interval=1s..30s:1s --transports polling,sse
+  rtsim sweep profiles/mobile-chat.toml --vary sse.heartbeat=5s..60s:5s --vary scenario.nat.idle_timeout=30s,45s,60s
+  rtsim sweep my.toml --vary clients=100..1000:100 --metric requests_per_second --metric latency_ms.p99
+  rtsim sweep my.toml --vary scenario[1].proxy.buffer_bytes=0,4096,16384 --json > sweep.json
+
+VALUES is START..END:STEP (5s..60s:5s, 100..1000:100, 0.1..0.5:0.1; the end is included when it is on
+the grid) or a comma list (30s,45s,60s · 0.1,0.5 · true,false · off,15s). `scenario.KEY` sets KEY in
+every scenario that has KEY's table; `scenario[i].KEY` in scenario i only.")]
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The profile to sweep (TOML).
+    pub profile: PathBuf,
+    /// A profile key and the values to give it, KEY=VALUES; repeat to sweep a grid of several keys.
+    /// The first one is the charts' x axis.
+    #[arg(long, required = true, value_name = "KEY=VALUES", value_parser = crate::sweep::vary::parse_vary)]
+    pub vary: Vec<crate::sweep::vary::Parameter>,
+    /// A metric to chart and search for crossovers: a numeric field of a run in summary.json, dotted
+    /// (`latency_ms.p99`). Repeatable. Default: latency_ms.p50, requests_per_second, lost,
+    /// bytes_per_delivery.
+    #[arg(long, value_name = "NAME")]
+    pub metric: Vec<String>,
+    /// Seed for every random choice in the simulation (overrides the profile's `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Sweep folder (default: `reports/<profile name>-sweep/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only these transports, comma-separated (overrides the profile's `transports`).
+    #[arg(long, value_delimiter = ',')]
+    pub transports: Option<Vec<TransportKind>>,
+    /// Simulate this many clients instead of the profile's `clients`.
+    #[arg(long)]
+    pub clients: Option<u32>,
+    /// Simulate this long instead of the profile's `duration`, e.g. `30s`.
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub duration: Option<std::time::Duration>,
+    /// Repeat every run with this many seeds; the sweep shows the means (sweep.json also the 95 %
+    /// confidence intervals).
+    #[arg(long)]
+    pub seeds: Option<u32>,
+    /// Simulations to run at once (default: the number of cores). Results do not depend on it.
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Print sweep.json on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -142,5 +198,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Wizard(args) => crate::wizard::run_cli(args),
         Command::Merge(args) => crate::shard::merge_cli(args),
         Command::Serve(args) => crate::serve::run_cli(args),
+        Command::Sweep(args) => crate::sweep::run_cli(args),
     }
 }

@@ -20,6 +20,8 @@
 //!   how far it got; [`runner`] runs the simulations on all cores; [`stats`] averages repeated runs
 //!   with confidence intervals; [`shard`] splits a run list over machines and merges the results;
 //!   [`cli`]: argument parsing only.
+//! - [`sweep`]: the `sweep` command: the same pipeline over a grid of edited profiles, one pool of runs
+//!   for all grid points, metrics charted against the varied key and crossovers between transports.
 //! - [`serve`]: the same server and transports on real TCP for real clients (browsers, `curl`), with a
 //!   demo page; the only module that reads the wall clock.
 //! - [`wizard`]: questions as data → pure decision function → recommendation + a profile for `simulate`.
@@ -39,6 +41,7 @@ pub mod server;
 pub mod shard;
 pub mod simulate;
 pub mod stats;
+pub mod sweep;
 pub mod transport;
 pub mod wizard;
 pub mod world;

@@ -24,19 +24,30 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Runs `specs` of `plan` on up to `jobs` threads. `progress` hears (position in `specs`, simulated
-/// time) on the calling thread. The first failure (in list order) is returned once running runs end.
+/// Runs `specs` of `plan` on up to `jobs` threads (see [`run_each`]).
 pub fn run_all(
     plan: &Plan,
     specs: &[RunSpec],
     jobs: usize,
     progress: &mut dyn FnMut(usize, Duration),
 ) -> Result<Vec<RunMetrics>, SimError> {
-    let jobs = jobs.clamp(1, specs.len().max(1));
+    let runs: Vec<(&Plan, RunSpec)> = specs.iter().map(|spec| (plan, spec.clone())).collect();
+    run_each(&runs, jobs, progress)
+}
+
+/// Runs simulations of several plans on up to `jobs` threads: each item is a plan and one of its runs
+/// (a sweep runs every grid point's plan in one pool). Like [`run_all`], results come back in the list's
+/// order whatever `jobs` is; `progress` hears (position in `runs`, simulated time).
+pub fn run_each(
+    runs: &[(&Plan, RunSpec)],
+    jobs: usize,
+    progress: &mut dyn FnMut(usize, Duration),
+) -> Result<Vec<RunMetrics>, SimError> {
+    let jobs = jobs.clamp(1, runs.len().max(1));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let mut results: Vec<Option<Result<RunMetrics, SimError>>> = Vec::new();
-    results.resize_with(specs.len(), || None);
+    results.resize_with(runs.len(), || None);
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<Message>();
         for _ in 0..jobs {
@@ -44,13 +55,14 @@ pub fn run_all(
             let (next, failed) = (&next, &failed);
             scope.spawn(move || loop {
                 let index = next.fetch_add(1, Ordering::SeqCst);
-                if index >= specs.len() || failed.load(Ordering::SeqCst) {
+                if index >= runs.len() || failed.load(Ordering::SeqCst) {
                     break;
                 }
                 let mut tick = |at: Duration| {
                     let _ = tx.send(Message::Progress(index, at));
                 };
-                let result = world::run(plan, &specs[index], &mut tick);
+                let (plan, spec) = &runs[index];
+                let result = world::run(plan, spec, &mut tick);
                 if result.is_err() {
                     failed.store(true, Ordering::SeqCst);
                 }
@@ -67,23 +79,17 @@ pub fn run_all(
             }
         }
     });
-    let mut metrics = Vec::with_capacity(specs.len());
-    for result in results {
-        match result {
-            Some(Ok(m)) => metrics.push(m),
-            Some(Err(e)) => return Err(e),
-            // Skipped after another run failed; that failure comes first in list order or is reported
-            // below.
-            None => {}
+    // Runs skipped after a failure are `None`; the failure itself (first in list order) is the answer.
+    if let Some(position) = results.iter().position(|r| matches!(r, Some(Err(_)))) {
+        if let Some(Err(e)) = results.swap_remove(position) {
+            return Err(e);
         }
     }
-    if metrics.len() == specs.len() {
-        Ok(metrics)
-    } else {
-        Err(SimError {
-            scenario: String::new(),
-            transport: specs[metrics.len()].transport,
-            message: "stopped after another run failed".into(),
+    Ok(results
+        .into_iter()
+        .map(|r| match r {
+            Some(Ok(metrics)) => metrics,
+            _ => unreachable!("every run finishes unless one failed"),
         })
-    }
+        .collect())
 }

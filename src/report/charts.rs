@@ -24,9 +24,9 @@ use crate::transport::TransportKind;
 pub const WIDTH: u32 = 1600;
 
 const FONT: &str = super::fonts::FAMILY;
-const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
-const GRID: RGBColor = RGBColor(0xdd, 0xdd, 0xdd);
-const FAULT: RGBColor = RGBColor(0x55, 0x55, 0x55);
+pub(crate) const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
+pub(crate) const GRID: RGBColor = RGBColor(0xdd, 0xdd, 0xdd);
+pub(crate) const FAULT: RGBColor = RGBColor(0x55, 0x55, 0x55);
 
 /// The colour of a transport in every chart (and in the report page's table).
 pub fn colour(transport: TransportKind) -> RGBColor {
@@ -193,7 +193,7 @@ impl Chart {
 /// The result of drawing on backend `DB`.
 pub type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-fn encode_png(rgb: &[u8], w: u32, h: u32) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn encode_png(rgb: &[u8], w: u32, h: u32) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, w, h);
     encoder.set_color(png::ColorType::Rgb);
@@ -230,7 +230,7 @@ impl Exporter for ChartExport {
 // Layout helpers
 
 /// Rows and columns for `n` panels on a 16:9 page.
-fn grid(n: usize) -> (usize, usize) {
+pub(crate) fn grid(n: usize) -> (usize, usize) {
     match n {
         0 | 1 => (1, 1),
         2 => (1, 2),
@@ -254,13 +254,13 @@ fn panels<DB: DrawingBackend>(
 
 /// Legend entries besides the transports.
 #[derive(Clone, Copy)]
-enum Extra {
+pub(crate) enum Extra {
     Owed,
     Undelivered,
     Fault,
 }
 
-fn legend<DB: DrawingBackend>(
+pub(crate) fn legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     transports: &[TransportKind],
     extras: &[Extra],
@@ -331,7 +331,7 @@ fn legend<DB: DrawingBackend>(
 }
 
 /// The bold face at `size` (`FontDesc::style` would keep the regular face's glyphs).
-fn bold<'a>(size: u32) -> FontDesc<'a> {
+pub(crate) fn bold<'a>(size: u32) -> FontDesc<'a> {
     FontDesc::new(FontFamily::SansSerif, size as f64, FontStyle::Bold)
 }
 
@@ -339,11 +339,11 @@ fn caption_font<'a>() -> TextStyle<'a> {
     bold(32).color(&INK)
 }
 
-fn axis_font<'a>() -> TextStyle<'a> {
+pub(crate) fn axis_font<'a>() -> TextStyle<'a> {
     (FONT, 24).into_font().color(&INK)
 }
 
-fn desc_font<'a>() -> TextStyle<'a> {
+pub(crate) fn desc_font<'a>() -> TextStyle<'a> {
     (FONT, 26).into_font().color(&INK)
 }
 
