@@ -73,6 +73,13 @@ pub fn conditions(scenario: &Scenario) -> String {
             fmt_duration_s(switch.outage.as_secs_f64())
         ));
     }
+    if let Some(restart) = &scenario.restart {
+        parts.push(format!(
+            "a server restart at {} ({} down)",
+            fmt_duration_s(restart.at.as_secs_f64()),
+            fmt_duration_s(restart.down.as_secs_f64())
+        ));
+    }
     if parts.is_empty() {
         "No faults: a steady network.".to_string()
     } else {
@@ -89,7 +96,7 @@ fn scenario_sentences(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> 
         out.push(verdict);
     }
     out.extend(latency(plan, scenario, runs));
-    out.extend(losses(scenario, runs));
+    out.extend(losses(plan, scenario, runs));
     out.extend(cost(runs));
     for run in runs.iter().filter(|r| r.metrics.duplicates > 0) {
         out.push(format!(
@@ -216,7 +223,7 @@ fn buffering_proxy(plan: &Plan, scenario: &Scenario) -> bool {
     })
 }
 
-fn losses(scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
+fn losses(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
     let mut out = Vec::new();
     let losing: Vec<&&RunResult> = runs.iter().filter(|r| r.metrics.lost > 0).collect();
     if losing.is_empty() {
@@ -236,14 +243,49 @@ fn losses(scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
         return out;
     }
     for run in losing {
-        out.push(loss_sentence(scenario, run.transport, &run.metrics));
+        out.push(loss_sentence(plan, scenario, run.transport, &run.metrics));
     }
     out
 }
 
-fn loss_sentence(scenario: &Scenario, transport: TransportKind, m: &RunMetrics) -> String {
+fn loss_sentence(
+    plan: &Plan,
+    scenario: &Scenario,
+    transport: TransportKind,
+    m: &RunMetrics,
+) -> String {
     let share = 100.0 * m.lost as f64 / m.expected.max(1) as f64;
     let mut why = Vec::new();
+    if let Some(proxy) = scenario.proxy.as_ref().filter(|p| p.buffer_bytes > 0) {
+        let passes = plan.settings.sse_accel_buffering_off && proxy.honor_accel_buffering;
+        if transport == TransportKind::Sse && !passes {
+            why.push(format!(
+                "the proxy held the event stream in its {}-byte buffer ({}), so the stream looked \
+                 silent and clients gave up on it",
+                proxy.buffer_bytes,
+                if plan.settings.sse_accel_buffering_off {
+                    "it ignores X-Accel-Buffering: no"
+                } else {
+                    "the server does not send X-Accel-Buffering: no"
+                }
+            ));
+        }
+    }
+    if m.refused_upgrades > 0 && m.fallbacks == 0 {
+        why.push(format!(
+            "{} WebSocket upgrades were refused and clients had no fallback",
+            m.refused_upgrades
+        ));
+    }
+    if m.undetected > 0 {
+        why.push(format!(
+            "{} connection{} died silently and {} never noticed (no heartbeat or ping revealed {})",
+            m.undetected,
+            if m.undetected == 1 { "" } else { "s" },
+            if m.undetected == 1 { "was" } else { "were" },
+            if m.undetected == 1 { "it" } else { "them" },
+        ));
+    }
     if m.detections > 0 {
         let cause = match (scenario.nat.is_some(), scenario.switch.is_some()) {
             (true, true) => " (NAT timeouts and network switches)",
@@ -449,6 +491,59 @@ mod tests {
             .sentences
             .iter()
             .any(|s| s.starts_with("WebSocket lost")));
+    }
+
+    #[test]
+    fn buffering_proxies_refused_upgrades_and_unnoticed_deaths_are_named() {
+        let mut report = fixture::report();
+        report.plan.scenarios[1].proxy = Some(crate::scenario::Proxy {
+            buffer_bytes: 8192,
+            honor_accel_buffering: true,
+            block_websocket: true,
+            read_timeout: None,
+        });
+        report.plan.scenarios[1].restart = Some(crate::scenario::Restart {
+            at: std::time::Duration::from_secs(30),
+            down: std::time::Duration::from_secs(5),
+        });
+        for run in report.runs.iter_mut().filter(|r| r.scenario == "mobile") {
+            if run.transport == TransportKind::Websocket {
+                run.metrics.lost = 10;
+                run.metrics.refused_upgrades = 4;
+                run.metrics.undetected = 1;
+            }
+        }
+        let mobile = &insights(&report)[1];
+        assert!(
+            mobile
+                .conditions
+                .contains("a server restart at 30 s (5 s down)"),
+            "{}",
+            mobile.conditions
+        );
+        let told = |who: &str| {
+            mobile
+                .sentences
+                .iter()
+                .find(|s| s.starts_with(who))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let sse = told("SSE lost");
+        assert!(
+            sse.contains("held the event stream in its 8192-byte buffer"),
+            "{sse}"
+        );
+        assert!(sse.contains("does not send X-Accel-Buffering: no"), "{sse}");
+        let ws = told("WebSocket lost");
+        assert!(
+            ws.contains("4 WebSocket upgrades were refused and clients had no fallback"),
+            "{ws}"
+        );
+        assert!(
+            ws.contains("1 connection died silently and was never noticed"),
+            "{ws}"
+        );
     }
 
     #[test]
