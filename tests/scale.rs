@@ -163,4 +163,10 @@ fn repeated_seeds_report_means_and_intervals() {
         let (low, high) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
         assert!(low <= p50 && p50 <= high, "{low} <= {p50} <= {high}");
     }
+    let by_seed = std::fs::read_to_string(dir.path().join("r/runs-by-seed.csv")).unwrap();
+    assert_eq!(
+        by_seed.lines().count(),
+        1 + 2 * 3,
+        "a header and one row per single run"
+    );
 }

@@ -1,4 +1,5 @@
-//! CSV exports, for users who plot in their own tools: `runs.csv` (one row per scenario × transport) and
+//! CSV exports, for users who plot in their own tools: `runs.csv` (one row per scenario × transport;
+//! `runs-by-seed.csv` adds one row per single run when runs are repeated) and
 //! the time series the simulation recorded — `timeseries.csv` (per simulated second), `events.csv` (per
 //! published event), `latency-cdf.csv` (the latency distribution) and `faults.csv` (fault marks).
 //!
@@ -92,10 +93,20 @@ fn line(fields: impl IntoIterator<Item = String>) -> String {
     out
 }
 
-/// `runs.csv`: one row per run, every summary metric as a column.
+/// `runs.csv`: one row per scenario × transport (the mean over seeds when runs were repeated), every
+/// summary metric as a column.
 pub fn runs_csv(report: &Report) -> String {
+    rows_csv(&report.runs)
+}
+
+/// `runs-by-seed.csv` (only with `--seeds`): one row per single run, for users' own statistics.
+pub fn runs_by_seed_csv(report: &Report) -> String {
+    rows_csv(&report.seed_runs)
+}
+
+fn rows_csv(runs: &[RunResult]) -> String {
     let mut out = line(RUN_COLUMNS.iter().map(|(name, _)| name.to_string()));
-    for run in &report.runs {
+    for run in runs {
         out.push_str(&line(RUN_COLUMNS.iter().map(|(_, value)| value(run))));
     }
     out
@@ -174,7 +185,7 @@ impl Exporter for CsvExport {
     }
 
     fn render(&self, report: &Report) -> anyhow::Result<Vec<ReportFile>> {
-        Ok(vec![
+        let mut files = vec![
             ("runs.csv".into(), runs_csv(report).into_bytes()),
             ("timeseries.csv".into(), timeseries_csv(report).into_bytes()),
             ("events.csv".into(), events_csv(report).into_bytes()),
@@ -183,7 +194,14 @@ impl Exporter for CsvExport {
                 latency_cdf_csv(report).into_bytes(),
             ),
             ("faults.csv".into(), faults_csv(report).into_bytes()),
-        ])
+        ];
+        if report.plan.seeds > 1 {
+            files.push((
+                "runs-by-seed.csv".into(),
+                runs_by_seed_csv(report).into_bytes(),
+            ));
+        }
+        Ok(files)
     }
 }
 
