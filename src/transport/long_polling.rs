@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
 use super::http::{self, ResponseBody};
-use super::polling::poll_loop;
+use super::polling::{poll_loop, Schedule};
 use super::{ClientCtx, ServerCtx, Transport, TransportKind};
 
 pub struct LongPolling;
@@ -71,6 +71,10 @@ impl Transport for LongPolling {
 
 /// The long-polling client loop (also the WebSocket client's fallback).
 pub async fn run_long_poll_client(client: &ClientCtx) {
-    let mut next_poll = tokio::time::Instant::now();
-    poll_loop(client, "/long-poll", |_| Duration::ZERO, &mut next_poll).await;
+    let schedule = Schedule {
+        path: "/long-poll",
+        held: client.settings.long_poll_hold,
+        interval: Duration::ZERO,
+    };
+    poll_loop(client, schedule).await;
 }

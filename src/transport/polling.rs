@@ -5,11 +5,13 @@
 //! client per interval whether or not anything happened.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use tokio::time::Instant;
 
 use super::http::{self, HttpConnection, ResponseBody};
 use super::{ClientCtx, ServerCtx, Transport, TransportKind};
@@ -54,53 +56,54 @@ impl Transport for Polling {
     fn run_client(&self, client: Rc<ClientCtx>) -> LocalBoxFuture<'static, ()> {
         async move {
             tokio::task::spawn_local(http::upstream_loop(client.clone()));
-            let interval = client.settings.polling_interval;
-            let mut next_poll = tokio::time::Instant::now();
-            poll_loop(&client, "/poll", |_| interval, &mut next_poll).await;
+            let schedule = Schedule {
+                path: "/poll",
+                held: Duration::ZERO,
+                interval: client.settings.polling_interval,
+            };
+            poll_loop(&client, schedule).await;
         }
         .boxed_local()
     }
 }
 
+/// How a polling client paces its requests.
+pub(crate) struct Schedule {
+    /// The endpoint to poll.
+    pub path: &'static str,
+    /// How long the server may hold a request (zero for short polling).
+    pub held: Duration,
+    /// How long from the start of one poll to the start of the next (zero: at once).
+    pub interval: Duration,
+}
+
 /// The request loop both polling transports run: GET `path?since=cursor`, deliver, wait, repeat, with
-/// reconnects and backoff when the connection fails. `held` is how long the server may hold a request
-/// (zero for short polling); `interval` how long to wait between the starts of two polls.
-pub(crate) async fn poll_loop(
-    client: &ClientCtx,
-    path: &str,
-    interval: impl Fn(&ClientCtx) -> std::time::Duration,
-    next_poll: &mut tokio::time::Instant,
-) {
-    let held = if path == "/poll" {
-        std::time::Duration::ZERO
-    } else {
-        client.settings.long_poll_hold
-    };
+/// reconnects and backoff when the connection fails.
+pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
+    let mut next_poll = Instant::now();
     let mut cursor = 0u64;
     let mut connection: Option<HttpConnection> = None;
     let mut failures = 0u32;
     loop {
-        tokio::time::sleep_until(*next_poll).await;
+        tokio::time::sleep_until(next_poll).await;
         if connection.as_ref().is_none_or(|c| !c.is_open()) {
             match HttpConnection::open(client, Purpose::Session).await {
                 Ok(open) => connection = Some(open),
                 Err(_) => {
                     client.lost_session();
-                    client
-                        .wait_before_reconnect(failures, std::time::Duration::ZERO)
-                        .await;
+                    client.wait_before_reconnect(failures, Duration::ZERO).await;
                     failures += 1;
-                    *next_poll = tokio::time::Instant::now();
+                    next_poll = Instant::now();
                     continue;
                 }
             }
         }
         let open = connection.as_mut().expect("connection was just opened");
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         let answer = open
             .get_body(
-                &format!("{path}?since={cursor}"),
-                http::patience(client, held),
+                &format!("{}?since={cursor}", schedule.path),
+                http::patience(client, schedule.held),
             )
             .await;
         match answer.map(|body| super::event_ids(&body)) {
@@ -111,17 +114,15 @@ pub(crate) async fn poll_loop(
                     client.deliver(id);
                     cursor = cursor.max(id);
                 }
-                *next_poll = started + interval(client);
+                next_poll = started + schedule.interval;
             }
             Ok(Err(_)) | Err(_) => {
                 // A timeout or a broken connection: this connection is no use any more.
                 connection = None;
                 client.lost_session();
-                client
-                    .wait_before_reconnect(failures, std::time::Duration::ZERO)
-                    .await;
+                client.wait_before_reconnect(failures, Duration::ZERO).await;
                 failures += 1;
-                *next_poll = tokio::time::Instant::now();
+                next_poll = Instant::now();
             }
         }
     }
