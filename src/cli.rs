@@ -82,28 +82,11 @@ pub struct SweepArgs {
     /// bytes_per_delivery.
     #[arg(long, value_name = "NAME")]
     pub metric: Vec<String>,
-    /// Seed for every random choice in the simulation (overrides the profile's `seed`).
-    #[arg(long)]
-    pub seed: Option<u64>,
     /// Sweep folder (default: `reports/<profile name>-sweep/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Only these transports, comma-separated (overrides the profile's `transports`).
-    #[arg(long, value_delimiter = ',')]
-    pub transports: Option<Vec<TransportKind>>,
-    /// Simulate this many clients instead of the profile's `clients`.
-    #[arg(long)]
-    pub clients: Option<u32>,
-    /// Simulate this long instead of the profile's `duration`, e.g. `30s`.
-    #[arg(long, value_parser = crate::duration::parse)]
-    pub duration: Option<std::time::Duration>,
-    /// Repeat every run with this many seeds; the sweep shows the means (sweep.json also the 95 %
-    /// confidence intervals).
-    #[arg(long)]
-    pub seeds: Option<u32>,
-    /// Simulations to run at once (default: the number of cores). Results do not depend on it.
-    #[arg(long, short)]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub run: RunOptions,
     /// Print sweep.json on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -125,16 +108,12 @@ pub struct MergeArgs {
     pub json: bool,
 }
 
+/// How to run a profile's simulations: the options `simulate` and `sweep` share.
 #[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// The profile to run (TOML).
-    pub profile: PathBuf,
+pub struct RunOptions {
     /// Seed for every random choice in the simulation (overrides the profile's `seed`).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Report folder (default: `reports/<profile name>/`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
     /// Only these transports, comma-separated (overrides the profile's `transports`).
     #[arg(long, value_delimiter = ',')]
     pub transports: Option<Vec<TransportKind>>,
@@ -150,6 +129,35 @@ pub struct SimulateArgs {
     /// Simulations to run at once (default: the number of cores). Results do not depend on it.
     #[arg(long, short)]
     pub jobs: Option<usize>,
+}
+
+impl RunOptions {
+    /// The profile settings these options override.
+    pub fn overrides(&self) -> crate::simulate::Overrides {
+        crate::simulate::Overrides {
+            seed: self.seed,
+            transports: self.transports.clone(),
+            clients: self.clients,
+            duration: self.duration,
+            seeds: self.seeds,
+        }
+    }
+
+    /// Threads to use: `--jobs`, or the machine's cores.
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(crate::runner::default_jobs)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The profile to run (TOML).
+    pub profile: PathBuf,
+    /// Report folder (default: `reports/<profile name>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunOptions,
     /// Run only slice K of N of the run list and write `shard-K-of-N.json` into the report folder;
     /// `rtsim merge` combines the slices into the report an unsharded run would write.
     #[arg(long, value_name = "K/N", value_parser = crate::simulate::parse_shard)]

@@ -144,19 +144,13 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
 
 /// The `simulate` subcommand.
 pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let overrides = Overrides {
-        seed: args.seed,
-        transports: args.transports.clone(),
-        clients: args.clients,
-        duration: args.duration,
-        seeds: args.seeds,
-    };
+    let overrides = args.run.overrides();
     let plan = load_plan(&args.profile, &overrides)?;
     let dir = args
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&plan));
-    let jobs = args.jobs.unwrap_or_else(runner::default_jobs);
+    let jobs = args.run.jobs();
     anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
     let specs = plan.runs();
     let visible = !args.quiet && std::io::stderr().is_terminal();

@@ -539,18 +539,12 @@ pub fn default_dir(name: &str) -> PathBuf {
 
 /// The `sweep` subcommand.
 pub fn run_cli(args: crate::cli::SweepArgs) -> anyhow::Result<ExitCode> {
-    let overrides = Overrides {
-        seed: args.seed,
-        transports: args.transports.clone(),
-        clients: args.clients,
-        duration: args.duration,
-        seeds: args.seeds,
-    };
+    let overrides = args.run.overrides();
     let metrics = check_metrics(&args.metric)?;
     let source = Source::read(&args.profile)?;
     let profile: Profile = source.parse()?;
     let points = plan_points(&source, &args.vary, &overrides)?;
-    let jobs = args.jobs.unwrap_or_else(runner::default_jobs);
+    let jobs = args.run.jobs();
     anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
     let dir = args
         .out
