@@ -72,7 +72,7 @@ impl Transport for LongPolling {
 /// The long-polling client loop (also the WebSocket client's fallback).
 pub async fn run_long_poll_client(client: &ClientCtx) {
     let schedule = Schedule {
-        path: "/long-poll",
+        path: LongPolling.path(),
         held: client.settings.long_poll_hold,
         interval: Duration::ZERO,
     };

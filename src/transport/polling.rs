@@ -57,7 +57,7 @@ impl Transport for Polling {
         async move {
             tokio::task::spawn_local(http::upstream_loop(client.clone()));
             let schedule = Schedule {
-                path: "/poll",
+                path: Polling.path(),
                 held: Duration::ZERO,
                 interval: client.settings.polling_interval,
             };
