@@ -127,6 +127,15 @@ impl Hub {
         }
     }
 
+    /// The ids of the first and last held events after `cursor`, if any (no copying).
+    pub fn span_after(&self, cursor: u64) -> Option<(u64, u64)> {
+        let history = self.history.borrow();
+        let oldest = history.front()?.id;
+        let newest = history.back()?.id;
+        let first = (cursor + 1).max(oldest);
+        (first <= newest).then_some((first, newest))
+    }
+
     /// Events with an id greater than `cursor`, oldest first.
     pub fn since(&self, cursor: u64) -> Backlog {
         let history = self.history.borrow();
@@ -223,6 +232,9 @@ mod tests {
         assert_eq!(ids(backlog), vec![3, 4, 5]);
         assert!(hub.since(5).events.is_empty());
         assert!(!hub.since(5).gap);
+        assert_eq!(hub.span_after(1), Some((3, 5)), "from the oldest still held");
+        assert_eq!(hub.span_after(3), Some((4, 5)));
+        assert_eq!(hub.span_after(5), None);
     }
 
     #[test]

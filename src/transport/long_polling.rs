@@ -39,22 +39,22 @@ impl Transport for LongPolling {
             };
             // Subscribe before looking, so an event published in between still wakes us.
             let mut updates = server.hub.subscribe();
-            let mut backlog = server.hub.since(since);
-            if backlog.events.is_empty() {
+            let encoded = |server: &ServerCtx| {
+                server.encoded_since(TransportKind::LongPolling, since, http::events_json)
+            };
+            let mut news = encoded(&server);
+            if news.is_none() {
                 let hold = server.settings.long_poll_hold;
                 if tokio::time::timeout(hold, updates.changed()).await.is_ok() {
-                    backlog = server.hub.since(since);
+                    news = encoded(&server);
                 }
             }
+            let body = news.map_or_else(|| http::events_json(&[]), |(_, bytes)| bytes);
             http::response(
                 &server,
                 StatusCode::OK,
                 "application/json",
-                http::full(server.encoded(
-                    TransportKind::LongPolling,
-                    &backlog.events,
-                    http::events_json,
-                )),
+                http::full(body),
             )
         }
         .boxed_local()

@@ -97,25 +97,25 @@ impl ServerCtx {
         }
     }
 
-    /// The events `first..=last` framed by `transport`, encoded once per batch.
-    pub fn encoded(
+    /// The events after `cursor`, framed by `transport`, with the last one's id; `None` when there
+    /// are none. Encoded once per batch: connections asking for the same events share the bytes
+    /// without copying the events again.
+    pub fn encoded_since(
         &self,
         transport: TransportKind,
-        events: &[crate::hub::Event],
+        cursor: u64,
         encode: impl FnOnce(&[crate::hub::Event]) -> Bytes,
-    ) -> Bytes {
-        let (Some(first), Some(last)) = (events.first(), events.last()) else {
-            return encode(events);
-        };
-        let key = (transport, first.id, last.id);
+    ) -> Option<(u64, Bytes)> {
+        let (first, last) = self.hub.span_after(cursor)?;
+        let key = (transport, first, last);
         if let Some((cached, bytes)) = &*self.encoded.borrow() {
             if *cached == key {
-                return bytes.clone();
+                return Some((last, bytes.clone()));
             }
         }
-        let bytes = encode(events);
+        let bytes = encode(&self.hub.since(cursor).events);
         *self.encoded.borrow_mut() = Some((key, bytes.clone()));
-        bytes
+        Some((last, bytes))
     }
 
     /// The HTTP `Date` for now: the epoch plus simulated time.

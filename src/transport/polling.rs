@@ -38,16 +38,13 @@ impl Transport for Polling {
                 Ok(since) => since,
                 Err(message) => return http::error(&server, StatusCode::BAD_REQUEST, &message),
             };
-            let backlog = server.hub.since(since);
+            let news = server.encoded_since(TransportKind::Polling, since, http::events_json);
+            let body = news.map_or_else(|| http::events_json(&[]), |(_, bytes)| bytes);
             http::response(
                 &server,
                 StatusCode::OK,
                 "application/json",
-                http::full(server.encoded(
-                    TransportKind::Polling,
-                    &backlog.events,
-                    http::events_json,
-                )),
+                http::full(body),
             )
         }
         .boxed_local()

@@ -150,12 +150,11 @@ impl Body for EventStreamBody {
             return this.sent(opening);
         }
         loop {
-            let backlog = this.server.hub.since(this.cursor);
-            if let Some(last) = backlog.events.last() {
-                this.cursor = last.id;
-                let bytes = this
-                    .server
-                    .encoded(TransportKind::Sse, &backlog.events, encode);
+            let news = this
+                .server
+                .encoded_since(TransportKind::Sse, this.cursor, encode);
+            if let Some((last, bytes)) = news {
+                this.cursor = last;
                 return this.sent(bytes);
             }
             if this.updates.poll_changed(cx).is_ready() {
