@@ -6,6 +6,11 @@
 //! the bare-turmoil floor. Choose others with
 //! `cargo bench --bench throughput -- --clients 10000 --transports sse,websocket --minutes 10`, or
 //! `-- --jobs` to time a multi-run profile with `--jobs 1` and `--jobs 2`.
+//!
+//! Wall time on a shared machine is noisy (the SSE / bare ratio ranged 1.2–1.8 over a few runs here);
+//! for a stable ratio count instructions instead, one process each:
+//! `valgrind --tool=callgrind <bench binary> --minutes 1 --transports sse --no-bare` and
+//! `valgrind --tool=callgrind <bench binary> --minutes 1 --bare-only`.
 //! Wall-clock time is measured here and only here: it never enters a simulation.
 
 use std::rc::Rc;
@@ -46,6 +51,7 @@ fn main() {
                     .collect()
             }
             "--no-bare" => bare = false,
+            "--bare-only" => transports.clear(),
             "--jobs" => jobs = true,
             // cargo bench passes --bench; ignore flags meant for libtest.
             _ => {}
