@@ -232,7 +232,11 @@ mod tests {
         assert_eq!(ids(backlog), vec![3, 4, 5]);
         assert!(hub.since(5).events.is_empty());
         assert!(!hub.since(5).gap);
-        assert_eq!(hub.span_after(1), Some((3, 5)), "from the oldest still held");
+        assert_eq!(
+            hub.span_after(1),
+            Some((3, 5)),
+            "from the oldest still held"
+        );
         assert_eq!(hub.span_after(3), Some((4, 5)));
         assert_eq!(hub.span_after(5), None);
     }
