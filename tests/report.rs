@@ -1,5 +1,8 @@
 //! End to end: the real `rtsim` binary on small profiles, checking the report folder it writes.
 
+mod common;
+use common::files;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -50,29 +53,6 @@ fn simulate(profile: &Path, out: &Path) -> Output {
         out.as_os_str(),
         "--quiet".as_ref(),
     ])
-}
-
-/// Every file of a folder, recursively, as (relative path, bytes), sorted.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let name = path
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                out.push((name, fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! Many runs: parallel jobs, repeated seeds, shards and merge — through the real binary.
 
+mod common;
+use common::files;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,29 +42,6 @@ outage = "2s"
     )
     .unwrap();
     path
-}
-
-/// Every file of a report folder, by relative path.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let name = path
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                out.push((name, std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
