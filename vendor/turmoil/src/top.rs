@@ -107,6 +107,10 @@ impl<'a> Iterator for LinksIter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let (pair, link) = self.iter.next()?;
 
+        // A caller may schedule any of these messages for delivery now
+        // (`SentRef::deliver`), so the next due time is no longer known.
+        link.next_due = Some(link.now);
+
         Some(LinkIter {
             a: pair.0,
             b: pair.1,
@@ -151,6 +155,16 @@ struct Link {
 
     /// Messages that are ready to be delivered.
     deliverable: IndexMap<IpAddr, VecDeque<Envelope>>,
+
+    /// No message in `sent` is due before this time (`None`: none is due at
+    /// all). A lower bound, exact after each scan: it lets
+    /// [`Link::process_deliverables`] skip the scan of `sent`, which used to
+    /// run on every send and every tick and made a broadcast to N hosts cost
+    /// O(N²).
+    next_due: Option<Instant>,
+
+    /// An empty queue whose allocation the next scan reuses.
+    spare: VecDeque<Sent>,
 
     /// The current network time, moved forward with [`Link::tick`].
     now: Instant,
@@ -331,6 +345,8 @@ impl Link {
             config: config::Link::default(),
             sent: VecDeque::new(),
             deliverable: IndexMap::new(),
+            next_due: None,
+            spare: VecDeque::new(),
             now,
         }
     }
@@ -396,6 +412,9 @@ impl Link {
             }
         };
 
+        if let DeliveryStatus::DeliverAfter(time) = status {
+            self.lower_next_due(time);
+        }
         let sent = Sent {
             src,
             dst,
@@ -412,29 +431,43 @@ impl Link {
         self.process_deliverables();
     }
 
+    fn lower_next_due(&mut self, time: Instant) {
+        self.next_due = Some(self.next_due.map_or(time, |due| due.min(time)));
+    }
+
+    // Moves every message due by now, in the order they were sent, from
+    // `sent` to `deliverable`. One pass over `sent`, and none at all while
+    // nothing is due.
     fn process_deliverables(&mut self) {
-        // TODO: `drain_filter` is not yet stable, and so we have a low quality
-        // implementation here that avoids clones.
-        let mut deliverable = 0;
-        for i in 0..self.sent.len() {
-            let index = i - deliverable;
-            let sent = &self.sent[index];
-            if let DeliveryStatus::DeliverAfter(time) = sent.status {
-                if time <= self.now {
-                    let sent = self.sent.remove(index).unwrap();
+        match self.next_due {
+            Some(due) if due <= self.now => {}
+            _ => return,
+        }
+        let now = self.now;
+        let mut next_due: Option<Instant> = None;
+        let mut waiting = std::mem::take(&mut self.spare);
+        for sent in self.sent.drain(..) {
+            match sent.status {
+                DeliveryStatus::DeliverAfter(time) if time <= now => {
                     let envelope = Envelope {
                         src: sent.src,
                         dst: sent.dst,
                         message: sent.protocol,
                     };
                     self.deliverable
-                        .entry(sent.dst.ip())
+                        .entry(envelope.dst.ip())
                         .or_default()
                         .push_back(envelope);
-                    deliverable += 1;
                 }
+                DeliveryStatus::DeliverAfter(time) => {
+                    next_due = Some(next_due.map_or(time, |due| due.min(time)));
+                    waiting.push_back(sent);
+                }
+                DeliveryStatus::Hold => waiting.push_back(sent),
             }
         }
+        self.spare = std::mem::replace(&mut self.sent, waiting);
+        self.next_due = next_due;
     }
 
     // FIXME: This implementation does not respect message delivery order. If
@@ -487,16 +520,23 @@ impl Link {
         for sent in &mut self.sent {
             sent.status = DeliveryStatus::Hold;
         }
+        self.next_due = None;
     }
 
     // This link becomes healthy, and any held messages are scheduled for delivery.
     fn release(&mut self) {
         self.state_a_b = State::Healthy;
         self.state_b_a = State::Healthy;
+        let now = self.now;
+        let mut released = false;
         for sent in &mut self.sent {
             if let DeliveryStatus::Hold = sent.status {
-                sent.deliver(self.now);
+                sent.deliver(now);
+                released = true;
             }
+        }
+        if released {
+            self.lower_next_due(now);
         }
     }
 
