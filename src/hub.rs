@@ -4,7 +4,7 @@
 //! The hub knows nothing of HTTP or WebSocket; transports read from it and decide how to frame events.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -35,7 +35,12 @@ pub struct Hub {
     history: RefCell<VecDeque<Event>>,
     capacity: usize,
     latest: Cell<u64>,
-    waiting: RefCell<BTreeMap<u64, Waker>>,
+    /// Subscribers waiting for the next event, as (subscriber id, waker) in the order they registered;
+    /// woken in id order. A list rather than a map: at every event each of thousands of subscribers
+    /// registers again, and appending is cheaper than inserting into a tree.
+    waiting: RefCell<Vec<(u64, Option<Waker>)>>,
+    /// Counts publications: a subscription's place in `waiting` is good only in the round it was made.
+    round: Cell<u64>,
     next_subscriber: Cell<u64>,
 }
 
@@ -44,6 +49,8 @@ pub struct Subscription {
     hub: Rc<Hub>,
     id: u64,
     seen: u64,
+    /// (round, index in `Hub::waiting`) of this subscription's registration.
+    slot: Option<(u64, usize)>,
 }
 
 impl Subscription {
@@ -60,10 +67,20 @@ impl Subscription {
             self.seen = latest;
             Poll::Ready(())
         } else {
-            self.hub
-                .waiting
-                .borrow_mut()
-                .insert(self.id, cx.waker().clone());
+            let round = self.hub.round.get();
+            let mut waiting = self.hub.waiting.borrow_mut();
+            match self.slot {
+                Some((registered, index)) if registered == round => {
+                    let waker = &mut waiting[index].1;
+                    if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *waker = Some(cx.waker().clone());
+                    }
+                }
+                _ => {
+                    self.slot = Some((round, waiting.len()));
+                    waiting.push((self.id, Some(cx.waker().clone())));
+                }
+            }
             Poll::Pending
         }
     }
@@ -71,7 +88,11 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.hub.waiting.borrow_mut().remove(&self.id);
+        if let Some((registered, index)) = self.slot {
+            if registered == self.hub.round.get() {
+                self.hub.waiting.borrow_mut()[index].1 = None;
+            }
+        }
     }
 }
 
@@ -89,7 +110,8 @@ impl Hub {
             history: RefCell::new(VecDeque::new()),
             capacity,
             latest: Cell::new(0),
-            waiting: RefCell::new(BTreeMap::new()),
+            waiting: RefCell::new(Vec::new()),
+            round: Cell::new(0),
             next_subscriber: Cell::new(0),
         })
     }
@@ -107,6 +129,7 @@ impl Hub {
             hub: self.clone(),
             id,
             seen: self.latest(),
+            slot: None,
         }
     }
 
@@ -121,9 +144,17 @@ impl Hub {
             }
         }
         self.latest.set(id);
-        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-        for waker in waiting.into_values() {
+        self.round.set(self.round.get() + 1);
+        let mut waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        // Subscribers mostly register in id order already, which this sort detects in one pass.
+        waiting.sort_unstable_by_key(|(subscriber, _)| *subscriber);
+        for waker in waiting.drain(..).filter_map(|(_, waker)| waker) {
             waker.wake();
+        }
+        // Keep the allocation for the next round, unless a waker registered someone meanwhile.
+        let mut next_round = self.waiting.borrow_mut();
+        if next_round.is_empty() {
+            *next_round = waiting;
         }
     }
 
@@ -239,6 +270,44 @@ mod tests {
         );
         assert_eq!(hub.span_after(3), Some((4, 5)));
         assert_eq!(hub.span_after(5), None);
+    }
+
+    /// A waker that records which subscriber it woke.
+    struct Named(u64, std::sync::Arc<std::sync::Mutex<Vec<u64>>>);
+
+    impl std::task::Wake for Named {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.1.lock().unwrap().push(self.0);
+        }
+    }
+
+    #[test]
+    fn subscribers_wake_once_per_registration_in_subscription_order() {
+        let hub = Hub::new(8);
+        let woken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut subscriptions: Vec<Subscription> = (0..3).map(|_| hub.subscribe()).collect();
+        let mut poll = |subscription: &mut Subscription, name: u64| {
+            let waker = Waker::from(std::sync::Arc::new(Named(name, woken.clone())));
+            subscription.poll_changed(&mut std::task::Context::from_waker(&waker))
+        };
+        // Register out of order, one twice (its newer waker replaces the older one).
+        assert!(poll(&mut subscriptions[2], 2).is_pending());
+        assert!(poll(&mut subscriptions[0], 99).is_pending());
+        assert!(poll(&mut subscriptions[0], 0).is_pending());
+        assert!(poll(&mut subscriptions[1], 1).is_pending());
+        drop(subscriptions.remove(1));
+        hub.push(event(1));
+        assert_eq!(*woken.lock().unwrap(), [0, 2], "dropped ones are not woken");
+        assert!(poll(&mut subscriptions[0], 0).is_ready());
+        assert!(poll(&mut subscriptions[0], 0).is_pending());
+        // A subscription dropped after its round ended must not clear anyone else's registration.
+        drop(subscriptions.remove(1));
+        hub.push(event(2));
+        assert_eq!(
+            *woken.lock().unwrap(),
+            [0, 2, 0],
+            "only re-registered ones wake"
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl EventStreamParser {
                     continue;
                 }
             }
-            let Some(end) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(end) = memchr::memchr2(b'\n', b'\r', chunk) else {
                 self.line.extend_from_slice(chunk);
                 return;
             };
@@ -97,17 +97,24 @@ impl EventStreamParser {
             }
             None => (line, &b""[..]),
         };
-        let text = || String::from_utf8_lossy(value);
         match field {
-            b"event" => self.event_type = text().into_owned(),
+            b"event" => {
+                self.event_type.clear();
+                self.event_type.push_str(&text(value));
+            }
             b"data" => {
-                self.data.push_str(&text());
+                // One allocation per event for the usual single `data:` line, not one per push.
+                self.data.reserve(value.len() + 1);
+                self.data.push_str(&text(value));
                 self.data.push('\n');
             }
-            b"id" if !value.contains(&0) => self.last_event_id_buffer = text().into_owned(),
+            b"id" if !value.contains(&0) => {
+                self.last_event_id_buffer.clear();
+                self.last_event_id_buffer.push_str(&text(value));
+            }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 // All digits but too large for u64 is still not a usable delay: ignore it.
-                if let Ok(ms) = text().parse() {
+                if let Ok(ms) = text(value).parse() {
                     self.retry_ms = Some(ms);
                 }
             }
@@ -116,7 +123,7 @@ impl EventStreamParser {
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
-        self.last_event_id = self.last_event_id_buffer.clone();
+        self.last_event_id.clone_from(&self.last_event_id_buffer);
         if self.data.is_empty() {
             self.event_type.clear();
             return;
@@ -134,6 +141,15 @@ impl EventStreamParser {
             data,
             last_event_id: self.last_event_id.clone(),
         });
+    }
+}
+
+/// A field value decoded as UTF-8, invalid sequences replaced (as a browser decodes the stream). Valid
+/// UTF-8 is borrowed, without the slower replacing decoder.
+fn text(value: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.into(),
+        Err(_) => String::from_utf8_lossy(value),
     }
 }
 
@@ -234,6 +250,13 @@ mod tests {
         }
         assert_eq!(whole[0].data, "héllo\nwörld");
         assert_eq!(whole[1].last_event_id, "42");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_dropped() {
+        let (events, _) = parse_chunks(&[b"id: 5\xff\ndata: a\xc3\ndata: \xc3\xa9\n\n"]);
+        assert_eq!(events[0].data, "a\u{fffd}\n\u{e9}");
+        assert_eq!(events[0].last_event_id, "5\u{fffd}");
     }
 
     #[test]
