@@ -286,7 +286,7 @@ mod tests {
         let hub = Hub::new(8);
         let woken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut subscriptions: Vec<Subscription> = (0..3).map(|_| hub.subscribe()).collect();
-        let mut poll = |subscription: &mut Subscription, name: u64| {
+        let poll = |subscription: &mut Subscription, name: u64| {
             let waker = Waker::from(std::sync::Arc::new(Named(name, woken.clone())));
             subscription.poll_changed(&mut std::task::Context::from_waker(&waker))
         };
