@@ -11,6 +11,7 @@
 //! This is the only module that knows about turmoil. It wires hosts and links, starts the transports'
 //! halves on them, steps simulated time to the end and hands back what the recorder saw.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
@@ -45,11 +46,51 @@ pub const EPOCH_UNIX_SECONDS: u64 = 1_767_225_600;
 const ARRIVAL_WINDOW: Duration = Duration::from_secs(1);
 
 /// The simulation's single clock: time since the start of the run, the same on every host.
-struct SimClock;
+///
+/// `turmoil::sim_elapsed()` finds the running host by a hashed lookup on every call, and the recorder
+/// asks several times per delivered event. Each host runs on its own paused tokio clock that only
+/// turmoil moves, a whole tick at a time, so that clock stays a fixed distance from simulated time for
+/// the life of the host's runtime: the distance is taken once per runtime and reused. Debug builds
+/// (every test) check the shortcut against turmoil on every call.
+struct SimClock {
+    /// Per host runtime seen so far: its tokio time and the simulated time at one moment.
+    anchors: RefCell<Vec<(tokio::runtime::Id, tokio::time::Instant, Duration)>>,
+    /// False when the tick is not a whole number of milliseconds: tokio's timers round it up, so
+    /// the tokio clock moves further per tick than simulated time does.
+    anchored: bool,
+}
+
+impl SimClock {
+    fn new(tick: Duration) -> Self {
+        Self {
+            anchors: RefCell::new(Vec::new()),
+            anchored: tick.subsec_nanos() % 1_000_000 == 0,
+        }
+    }
+}
 
 impl Clock for SimClock {
     fn now(&self) -> Duration {
-        turmoil::sim_elapsed().unwrap_or_default()
+        let exact = || turmoil::sim_elapsed().unwrap_or_default();
+        let runtime = match tokio::runtime::Handle::try_current() {
+            Ok(handle) if self.anchored => handle.id(),
+            _ => return exact(),
+        };
+        let now = tokio::time::Instant::now();
+        let mut anchors = self.anchors.borrow_mut();
+        let (at, simulated) = match anchors.iter().find(|(id, _, _)| *id == runtime) {
+            Some(&(_, at, simulated)) => (at, simulated),
+            None => {
+                let Some(simulated) = turmoil::sim_elapsed() else {
+                    return Duration::ZERO;
+                };
+                anchors.push((runtime, now, simulated));
+                (now, simulated)
+            }
+        };
+        let elapsed = simulated + now.saturating_duration_since(at);
+        debug_assert_eq!(elapsed, exact(), "host clock left simulated time");
+        elapsed
     }
 }
 
@@ -152,7 +193,12 @@ pub fn run(
         .tcp_capacity((clients * 4).max(1024));
     let mut sim = builder.build();
 
-    let recorder = Recorder::new(Rc::new(SimClock), clients, plan.settings.radio_tail).shared();
+    let recorder = Recorder::new(
+        Rc::new(SimClock::new(plan.simulation.tick)),
+        clients,
+        plan.settings.radio_tail,
+    )
+    .shared();
     let settings = Rc::new(plan.settings.clone());
     let workload = Rc::new(plan.workload.clone());
 
