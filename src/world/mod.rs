@@ -64,7 +64,7 @@ impl SimClock {
     fn new(tick: Duration) -> Self {
         Self {
             anchors: RefCell::new(Vec::new()),
-            anchored: tick.subsec_nanos() % 1_000_000 == 0,
+            anchored: tick.subsec_nanos().is_multiple_of(1_000_000),
         }
     }
 }
