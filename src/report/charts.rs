@@ -595,7 +595,7 @@ struct Bars<'a> {
 }
 
 /// A run's 95 % interval for the metric at `path` in summary.json (repeated runs only), times `scale`.
-fn interval(run: &RunResult, path: &[&str], scale: f64) -> Option<(f64, f64)> {
+pub(crate) fn interval(run: &RunResult, path: &[&str], scale: f64) -> Option<(f64, f64)> {
     let mut value = run.ci95.as_ref()?;
     for key in path {
         value = value.get(key)?;

@@ -126,12 +126,15 @@ pub fn draw<DB: DrawingBackend>(
         -0.5..(axis.xs.len() as f64 - 0.5)
     };
     let series: Vec<_> = shown.iter().map(|p| sweep.series(p, metric)).collect();
-    let scale = Scale::choose(
-        series
-            .iter()
-            .flatten()
-            .flat_map(|s| s.values.iter().flatten().copied()),
-    );
+    // The axis holds the error bars too (the ends of 95 % intervals, with `--seeds`).
+    let scale = Scale::choose(series.iter().flatten().flat_map(|s| {
+        s.values.iter().flatten().copied().chain(
+            s.intervals
+                .iter()
+                .flatten()
+                .flat_map(|&(low, high)| [low, high]),
+        )
+    }));
     let y_range = scale.range();
     let x_desc = if parameter.is_duration() {
         format!("{} (s)", parameter.key)
@@ -226,6 +229,30 @@ pub fn draw<DB: DrawingBackend>(
                     .zip(&line.values)
                     .filter_map(|(x, y)| y.and_then(|y| scale.map(y)).map(|y| (*x, y)))
                     .map(|p| Circle::new(p, 6, colour(line.transport).filled())),
+            )?;
+            // 95 % intervals of repeated runs; a log axis cuts a bar at its floor.
+            let floor = y_range.start;
+            chart.draw_series(
+                axis.xs
+                    .iter()
+                    .zip(&line.values)
+                    .zip(&line.intervals)
+                    .filter_map(|((x, y), interval)| {
+                        let (low, high) = (*interval)?;
+                        let y = scale.map((*y)?)?;
+                        let high = scale.map(high)?;
+                        let low = scale.map(low).unwrap_or(floor).max(floor);
+                        (high > low).then(|| {
+                            ErrorBar::new_vertical(
+                                *x,
+                                low,
+                                y,
+                                high,
+                                colour(line.transport).stroke_width(3),
+                                14,
+                            )
+                        })
+                    }),
             )?;
         }
         let meetings = sweep.crossovers.iter().filter(|c| {
@@ -377,6 +404,30 @@ mod tests {
         assert_eq!(unit("latency_ms.p50"), "ms");
         assert_eq!(unit("disconnected_s"), "s");
         assert_eq!(unit("lost"), "");
+    }
+
+    #[test]
+    fn repeated_runs_draw_error_bars_sized_by_their_intervals() {
+        let plain = crate::sweep::tests::fake_sweep();
+        let mut repeated = plain.clone();
+        for run in repeated.points.iter_mut().flat_map(|p| p.runs.iter_mut()) {
+            let rps = run.metrics.requests_per_second;
+            run.ci95 = Some(serde_json::json!({ "requests_per_second": [rps * 0.8, rps * 1.25] }));
+        }
+        let panel = &repeated.panels()[0];
+        let series = repeated.series(panel, "requests_per_second");
+        assert_eq!(series[0].intervals[0], Some((8.0, 12.5)), "polling at 1 s");
+        assert!(plain.series(panel, "requests_per_second")[0].intervals[0].is_none());
+        // Each bar is a vertical line and two whiskers: three more lines per point than without.
+        let lines = |svg: &str| svg.matches("<line").count() + svg.matches("<polyline").count();
+        let with = svg(&repeated, "requests_per_second").unwrap();
+        let without = svg(&plain, "requests_per_second").unwrap();
+        assert!(
+            lines(&with) >= lines(&without) + 3 * 8,
+            "{} vs {}",
+            lines(&with),
+            lines(&without)
+        );
     }
 
     #[test]

@@ -109,6 +109,8 @@ pub struct Series {
     pub transport: TransportKind,
     /// One per axis position; `None` where the run or the metric is missing.
     pub values: Vec<Option<f64>>,
+    /// The 95 % confidence interval `(low, high)` of each value, where runs were repeated (`--seeds`).
+    pub intervals: Vec<Option<(f64, f64)>>,
 }
 
 /// The x axis: the first parameter's values in drawing order.
@@ -211,27 +213,38 @@ impl Sweep {
     /// `metric` for each transport across the first parameter, in one panel.
     pub fn series(&self, panel: &Panel, metric: &str) -> Vec<Series> {
         let axis = self.axis();
+        let path: Vec<&str> = metric.split('.').collect();
         self.transports()
             .into_iter()
             .map(|transport| {
-                let values =
-                    axis.order
+                let runs: Vec<Option<&RunResult>> = axis
+                    .order
+                    .iter()
+                    .map(|&first| {
+                        let point = self.points.iter().find(|p| {
+                            p.indices.first() == Some(&first)
+                                && panel
+                                    .fixed
+                                    .iter()
+                                    .all(|&(i, v)| p.indices.get(i) == Some(&v))
+                        })?;
+                        point
+                            .runs
+                            .iter()
+                            .find(|r| r.transport == transport && r.scenario == panel.scenario)
+                    })
+                    .collect();
+                Series {
+                    transport,
+                    values: runs
                         .iter()
-                        .map(|&first| {
-                            let point = self.points.iter().find(|p| {
-                                p.indices.first() == Some(&first)
-                                    && panel
-                                        .fixed
-                                        .iter()
-                                        .all(|&(i, v)| p.indices.get(i) == Some(&v))
-                            })?;
-                            let run = point.runs.iter().find(|r| {
-                                r.transport == transport && r.scenario == panel.scenario
-                            })?;
-                            metric_value(run, metric)
-                        })
-                        .collect();
-                Series { transport, values }
+                        .map(|run| metric_value((*run)?, metric))
+                        .collect(),
+                    intervals: runs
+                        .iter()
+                        .map(|run| crate::report::charts::interval((*run)?, &path, 1.0))
+                        .collect(),
+                }
             })
             .collect()
     }

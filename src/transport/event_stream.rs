@@ -8,8 +8,8 @@
 /// One dispatched event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SseEvent {
-    /// `event:` field, or `message` when absent.
-    pub event_type: String,
+    /// `event:` field, or `message` when absent (borrowed then: no allocation for the usual case).
+    pub event_type: std::borrow::Cow<'static, str>,
     /// The `data:` lines joined with LF.
     pub data: String,
     /// The stream's last event ID when this event was dispatched.
@@ -133,8 +133,8 @@ impl EventStreamParser {
             data.pop();
         }
         let event_type = match std::mem::take(&mut self.event_type) {
-            t if t.is_empty() => "message".to_string(),
-            t => t,
+            t if t.is_empty() => "message".into(),
+            t => t.into(),
         };
         out.push(SseEvent {
             event_type,
