@@ -7,7 +7,7 @@
 //! `cargo bench --bench throughput -- --clients 10000 --transports sse,websocket --minutes 10`, or
 //! `-- --jobs` to time a multi-run profile with `--jobs 1` and `--jobs 2`.
 //!
-//! Wall time on a shared machine is noisy (the SSE / bare ratio ranged 1.42–1.69 over four runs of the
+//! Wall time on a shared machine is noisy (the SSE / bare ratio ranged 1.42–1.69 over seven runs of the
 //! same binary here); for a stable ratio count instructions instead, one process each:
 //! `valgrind --tool=callgrind <bench binary> --minutes 1 --transports sse --no-bare` and
 //! `valgrind --tool=callgrind <bench binary> --minutes 1 --bare-only`.
