@@ -79,15 +79,25 @@ impl<S> Drop for CountingStream<S> {
     }
 }
 
+/// Reads from `inner` into `buf`; returns the read's result and how many bytes it added. For wrappers
+/// that count what crosses a socket (here and in `rtsim serve`).
+pub fn poll_read_counted<S: AsyncRead + Unpin>(
+    inner: &mut S,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> (Poll<io::Result<()>>, usize) {
+    let before = buf.filled().len();
+    let result = Pin::new(inner).poll_read(cx, buf);
+    (result, buf.filled().len() - before)
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
+        let (result, read) = poll_read_counted(&mut self.inner, cx, buf);
         if read > 0 {
             self.recorder.borrow_mut().bytes(self.client, read, 0);
         }

@@ -1,22 +1,7 @@
 //! End-to-end tests of `rtsim sweep`: the real binary on a tiny profile.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn rtsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rtsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rtsim-sweep-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{rtsim, temp_dir};
 
 const PROFILE: &str = r#"
 name = "tiny"

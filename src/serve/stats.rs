@@ -192,9 +192,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for MeteredStream<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
+        let (result, read) = crate::net::poll_read_counted(&mut self.inner, cx, buf);
         if read > 0 {
             self.meter.read(read as u64);
         }

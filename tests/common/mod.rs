@@ -1,7 +1,27 @@
 //! Helpers shared by the end-to-end test files (each includes this module with `mod common;`).
+// Each test file is its own crate and uses only some of these.
+#![allow(dead_code)]
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the real `rtsim` binary from the repository root.
+pub fn rtsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rtsim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+/// An empty folder for one test, unique to this test process (each test file runs as its own).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rtsim-test-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
 /// Every file of a folder, recursively, as (relative path, bytes), sorted: for comparing whole report
 /// folders byte for byte.
