@@ -53,7 +53,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   rtsim serve                                         # built-in quickstart profile, http://127.0.0.1:8080/
   rtsim serve profiles/live-scores.toml --bind 127.0.0.1:9000
-  rtsim serve --bind 127.0.0.1:0                      # any free port; the URL is printed on stdout")]
+  rtsim serve --bind 127.0.0.1:0                      # any free port; the URL is printed on stdout
+  rtsim serve --allow-origin https://app.example      # let a page on another origin use it (CORS)")]
     Serve(ServeArgs),
     /// Run a profile over a grid of values of its keys; chart each metric against them and name where
     /// transports cross.
@@ -197,6 +198,21 @@ pub struct ServeArgs {
     /// Most connections served at once; more are answered 503 and closed.
     #[arg(long, default_value_t = 256)]
     pub max_connections: usize,
+    /// Largest request body (POST /messages) accepted, bytes; larger ones are answered 413.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::transport::Policy::DEFAULT_MAX_BYTES)]
+    pub max_body_bytes: usize,
+    /// Largest WebSocket message (and frame) a client may send, bytes; larger ones close the
+    /// session with 1009.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::transport::Policy::DEFAULT_MAX_BYTES)]
+    pub max_message_bytes: usize,
+    /// How long a request body may take to arrive after its headers; longer is answered 408.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = crate::duration::parse)]
+    pub body_timeout: std::time::Duration,
+    /// A browser origin (scheme://host[:port]) allowed to use the server besides the page's own:
+    /// CORS headers on the HTTP transports, and the Origin check of /ws. Repeatable; `*` allows
+    /// every origin. Clients that send no Origin (curl, native apps) are always served.
+    #[arg(long, value_name = "ORIGIN", value_parser = crate::server::parse_origin)]
+    pub allow_origin: Vec<String>,
 }
 
 /// Runs a parsed command line; the error chain is printed by `main`.

@@ -42,6 +42,10 @@ pub struct Hub {
     /// Counts publications: a subscription's place in `waiting` is good only in the round it was made.
     round: Cell<u64>,
     next_subscriber: Cell<u64>,
+    /// The id before this hub's first event: 0 in simulations, an epoch-based base in `rtsim serve`
+    /// (so that ids never repeat across restarts). Cursors at or below it name events this hub never
+    /// held.
+    base: u64,
 }
 
 /// A subscriber's view of the hub: wakes when an event newer than the last one it saw is published.
@@ -96,6 +100,38 @@ impl Drop for Subscription {
     }
 }
 
+/// Whether the server can resume a client from its cursor exactly, and where it resumes it if not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Every event after the cursor is still held (or none has been published yet).
+    Exact,
+    /// Events after the cursor have left the history (or were published before this server
+    /// started): the client resumes after `resumes_after`, missing the events in between.
+    Gap { resumes_after: u64 },
+    /// The cursor is ahead of the newest event (a cursor from another server, or made up): the
+    /// client resumes after the newest event, `resumes_after`.
+    Ahead { resumes_after: u64 },
+}
+
+impl Resume {
+    /// The cursor the server actually serves from.
+    pub fn cursor(self, requested: u64) -> u64 {
+        match self {
+            Resume::Exact => requested,
+            Resume::Gap { resumes_after } | Resume::Ahead { resumes_after } => resumes_after,
+        }
+    }
+
+    /// `gap` or `ahead`; `None` when the resume is exact.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Resume::Exact => None,
+            Resume::Gap { .. } => Some("gap"),
+            Resume::Ahead { .. } => Some("ahead"),
+        }
+    }
+}
+
 /// What a client asking for events after a cursor gets.
 #[derive(Debug)]
 pub struct Backlog {
@@ -106,17 +142,28 @@ pub struct Backlog {
 
 impl Hub {
     pub fn new(capacity: usize) -> Rc<Self> {
+        Self::with_base(capacity, 0)
+    }
+
+    /// A hub whose first event will be `base + 1`.
+    pub fn with_base(capacity: usize, base: u64) -> Rc<Self> {
         Rc::new(Self {
             history: RefCell::new(VecDeque::new()),
             capacity,
-            latest: Cell::new(0),
+            latest: Cell::new(base),
             waiting: RefCell::new(Vec::new()),
             round: Cell::new(0),
             next_subscriber: Cell::new(0),
+            base,
         })
     }
 
-    /// The newest event id (0 before the first event).
+    /// The id before this hub's first event.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// The newest event id (the base before the first event).
     pub fn latest(&self) -> u64 {
         self.latest.get()
     }
@@ -163,8 +210,34 @@ impl Hub {
         let history = self.history.borrow();
         let oldest = history.front()?.id;
         let newest = history.back()?.id;
-        let first = (cursor + 1).max(oldest);
+        // A cursor at u64::MAX has nothing after it (and `cursor + 1` would wrap to the oldest).
+        let first = cursor.checked_add(1)?.max(oldest);
         (first <= newest).then_some((first, newest))
+    }
+
+    /// Whether a client at `cursor` can be resumed exactly. Cursor 0 means "everything this server
+    /// has": it is a gap only if this server has forgotten some of its own events.
+    pub fn resume(&self, cursor: u64) -> Resume {
+        let latest = self.latest();
+        if cursor > latest {
+            return Resume::Ahead {
+                resumes_after: latest,
+            };
+        }
+        let history = self.history.borrow();
+        // The oldest event a client could still be given: the oldest held, or the next one.
+        let oldest = history
+            .front()
+            .map_or_else(|| latest.saturating_add(1), |e| e.id);
+        let forgotten_own = oldest > self.base.saturating_add(1);
+        let missing = cursor.saturating_add(1) < oldest;
+        if missing && (cursor != 0 || forgotten_own) {
+            Resume::Gap {
+                resumes_after: oldest - 1,
+            }
+        } else {
+            Resume::Exact
+        }
     }
 
     /// Events with an id greater than `cursor`, oldest first.
@@ -176,8 +249,10 @@ impl Hub {
                 gap: false,
             };
         };
-        let gap = cursor + 1 < oldest && cursor < self.latest();
-        let skip = cursor.saturating_sub(oldest - 1).min(history.len() as u64) as usize;
+        let gap = cursor.saturating_add(1) < oldest && cursor < self.latest();
+        let skip = cursor
+            .saturating_sub(oldest.saturating_sub(1))
+            .min(history.len() as u64) as usize;
         Backlog {
             events: history.iter().skip(skip).cloned().collect(),
             gap,
@@ -226,7 +301,8 @@ pub async fn publish(
             if recorder.is_closed() {
                 return;
             }
-            let id = recorder.published();
+            // The recorder numbers events from 1; the hub's ids start after its base.
+            let id = hub.base().saturating_add(recorder.published());
             (id, recorder.now())
         };
         hub.push(Event {
@@ -270,6 +346,113 @@ mod tests {
         );
         assert_eq!(hub.span_after(3), Some((4, 5)));
         assert_eq!(hub.span_after(5), None);
+    }
+
+    /// Property test over arbitrary u64 cursors (a seeded generator: the same cases every run): for
+    /// hubs with any base, capacity and number of events, `span_after`, `since` and `resume` agree
+    /// with a model written the obvious way, and never panic or wrap (debug builds check overflow).
+    #[test]
+    fn cursor_arithmetic_holds_for_arbitrary_u64_cursors() {
+        let mut rng = ChaCha8Rng::seed_from_u64(14);
+        for case in 0..400 {
+            let base = match case % 4 {
+                0 => 0,
+                1 => rng.gen_range(0..1u64 << 60),
+                2 => u64::MAX - rng.gen_range(0..64),
+                _ => rng.gen(),
+            };
+            let capacity = rng.gen_range(1..12);
+            let room = u64::MAX - base;
+            let published = rng.gen_range(0..30u64).min(room);
+            let hub = Hub::with_base(capacity, base);
+            for n in 1..=published {
+                hub.push(event(base + n));
+            }
+            let latest = base + published;
+            let held: Vec<u64> = (1..=published)
+                .map(|n| base + n)
+                .skip(published.saturating_sub(capacity as u64) as usize)
+                .collect();
+            let near = |x: u64, rng: &mut ChaCha8Rng| {
+                let d = rng.gen_range(0..4);
+                if rng.gen() {
+                    x.saturating_add(d)
+                } else {
+                    x.saturating_sub(d)
+                }
+            };
+            for _ in 0..60 {
+                let cursor = match rng.gen_range(0..6) {
+                    0 => rng.gen(),
+                    1 => near(u64::MAX, &mut rng),
+                    2 => near(0, &mut rng),
+                    3 => near(base, &mut rng),
+                    4 => near(latest, &mut rng),
+                    _ => near(held.first().copied().unwrap_or(latest), &mut rng),
+                };
+                let after: Vec<u64> = held.iter().copied().filter(|&id| id > cursor).collect();
+                let got: Vec<u64> = hub.since(cursor).events.iter().map(|e| e.id).collect();
+                assert_eq!(got, after, "since({cursor}) base {base} latest {latest}");
+                let span = after.first().map(|&first| (first, *after.last().unwrap()));
+                assert_eq!(hub.span_after(cursor), span, "span_after({cursor})");
+                let oldest = held.first().copied().unwrap_or(latest.saturating_add(1));
+                let expected = if cursor > latest {
+                    Resume::Ahead {
+                        resumes_after: latest,
+                    }
+                } else if cursor.saturating_add(1) < oldest
+                    && (cursor != 0 || oldest > base.saturating_add(1))
+                {
+                    Resume::Gap {
+                        resumes_after: oldest - 1,
+                    }
+                } else {
+                    Resume::Exact
+                };
+                let resume = hub.resume(cursor);
+                assert_eq!(
+                    resume, expected,
+                    "resume({cursor}) base {base} held {held:?}"
+                );
+                // Served from where the resume says, a client gets exactly the held events after it.
+                let from = resume.cursor(cursor);
+                assert!(from <= latest);
+                let served: Vec<u64> = hub.since(from).events.iter().map(|e| e.id).collect();
+                if resume == Resume::Exact {
+                    assert_eq!(served, after);
+                } else {
+                    assert!(served.iter().all(|id| held.contains(id)));
+                    assert_eq!(
+                        served.first().copied(),
+                        held.iter().copied().find(|&id| id > from)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_cursor_at_u64_max_gets_nothing_and_poisons_nothing() {
+        let hub = Hub::new(4);
+        for id in 1..=3 {
+            hub.push(event(id));
+        }
+        assert_eq!(hub.span_after(u64::MAX), None);
+        assert!(hub.since(u64::MAX).events.is_empty());
+        assert_eq!(hub.resume(u64::MAX), Resume::Ahead { resumes_after: 3 });
+        assert_eq!(hub.since(0).events.len(), 3, "the backlog is still whole");
+        // Cursor 0 on a fresh epoch-based hub is "everything this server has", not a gap; a cursor
+        // from an earlier run (below the base) is one.
+        let hub = Hub::with_base(4, 1_000);
+        hub.push(event(1_001));
+        assert_eq!(hub.resume(0), Resume::Exact);
+        assert_eq!(
+            hub.resume(52),
+            Resume::Gap {
+                resumes_after: 1_000
+            }
+        );
+        assert_eq!(hub.resume(1_000), Resume::Exact);
     }
 
     /// A waker that records which subscriber it woke.

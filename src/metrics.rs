@@ -139,6 +139,10 @@ pub struct RunMetrics {
     /// Most session reconnect attempts (connects by clients that had a session before) in any one
     /// simulated second: the load a mass disconnect throws at the server.
     pub peak_reconnects_per_second: u64,
+    /// Resumes the server could not honour (events gone from its history, or a cursor ahead of its
+    /// newest event), each signalled to the client and counted by it.
+    #[serde(default)]
+    pub resume_resets: u64,
     /// Time series, exported separately (CSV, charts).
     #[serde(skip)]
     pub timeline: Timeline,

@@ -92,6 +92,11 @@ pub struct Recorder {
     /// The end of the measured run: publishing stops, cost counters freeze, and only deliveries (late
     /// ones included) are still recorded while clients recover.
     closed_at: Option<Duration>,
+    /// Added to the recorder's event numbers to make the ids on the wire (0 in simulations; the
+    /// hub's epoch-based base in `rtsim serve`).
+    id_base: u64,
+    /// Resumes the server could not honour exactly, as clients were told (gap or ahead).
+    resume_resets: u64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -127,7 +132,19 @@ impl Recorder {
             timeline: Vec::new(),
             fault_marks: Vec::new(),
             closed_at: None,
+            id_base: 0,
+            resume_resets: 0,
         }
+    }
+
+    /// Event ids on the wire are `base + n` for the recorder's event `n` (see `id_base`).
+    pub fn set_id_base(&mut self, base: u64) {
+        self.id_base = base;
+    }
+
+    /// A client was told the server could not resume it from its cursor (a gap or a cursor ahead).
+    pub fn resume_reset(&mut self) {
+        self.resume_resets += 1;
     }
 
     /// Ends the measured run at `at` (see `closed_at`).
@@ -183,6 +200,10 @@ impl Recorder {
     /// `client` received event `id` (taken off the wire). Returns false for a duplicate.
     pub fn delivered(&mut self, client: usize, id: u64) -> bool {
         let now = self.now();
+        let Some(id) = id.checked_sub(self.id_base) else {
+            debug_assert!(false, "client {client} received unknown event {id}");
+            return false;
+        };
         let Some(&published) = id
             .checked_sub(1)
             .and_then(|i| self.published.get(i as usize))
@@ -474,6 +495,7 @@ impl Recorder {
             upstream_sent: self.upstream_sent,
             upstream_received: self.upstream_received,
             upstream_latency_ms: Percentiles::from_histogram(&self.upstream_latency_us),
+            resume_resets: self.resume_resets,
             peak_reconnects_per_second: self
                 .timeline
                 .iter()

@@ -72,6 +72,7 @@ const RUN_COLUMNS: &[Column] = &[
     ("silent_deaths", |r| r.metrics.silent_deaths.to_string()),
     ("undetected", |r| r.metrics.undetected.to_string()),
     ("cuts", |r| r.metrics.cuts.to_string()),
+    ("resume_resets", |r| r.metrics.resume_resets.to_string()),
 ];
 
 /// A CSV field, quoted when it needs to be.

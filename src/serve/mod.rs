@@ -16,20 +16,20 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use futures_util::future::LocalBoxFuture;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::cli::ServeArgs;
 use crate::hub::{self, Hub};
@@ -37,7 +37,7 @@ use crate::net::{BoxIo, Connector};
 use crate::recorder::{Clock, Recorder, SharedRecorder};
 use crate::scenario::{Plan, TransportSettings, Workload};
 use crate::transport::http::{self as wire, ResponseBody};
-use crate::transport::{ServerCtx, TransportKind};
+use crate::transport::{ConnectionGuard, Origins, Policy, ServerCtx, TransportKind};
 
 pub mod page;
 pub mod stats;
@@ -50,6 +50,25 @@ const DEFAULT_PROFILE: &str = include_str!("../../profiles/quickstart.toml");
 /// How long a client may take to send a request's headers, and how long an idle keep-alive
 /// connection is kept before it is closed.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long Ctrl-C waits for open connections to end properly (streams on an event boundary,
+/// WebSocket close handshakes) before the server exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The id before this server's first event: microseconds since the Unix epoch at start.
+///
+/// Ids must never repeat across restarts (a client resuming from an id of the previous run would
+/// otherwise be served the wrong events, or nothing, without a word). A counter persisted in a file
+/// would do it too, but rtsim serve writes no files, and two servers started from one directory would
+/// share it; the clock needs no state. The next run's ids start above this run's as long as the
+/// server publishes fewer than a million events a second on average (profiles allow 1,000) and the
+/// machine's clock does not go back between runs. The ids stay below 2^53 (exact in JavaScript)
+/// until the year 2255.
+pub fn epoch_id_base() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as u64)
+}
 
 /// Time since the server started, from the machine's monotonic clock.
 pub struct RealClock {
@@ -111,6 +130,10 @@ pub struct ServeConfig {
     pub workload: Workload,
     /// Seed of the publisher's arrival times.
     pub seed: u64,
+    /// The id before the first event (see [`epoch_id_base`]).
+    pub id_base: u64,
+    /// Limits, timeouts and allowed origins.
+    pub policy: Policy,
 }
 
 impl ServeConfig {
@@ -122,6 +145,8 @@ impl ServeConfig {
             settings: plan.settings.clone(),
             workload: plan.workload.clone(),
             seed: plan.seed,
+            id_base: epoch_id_base(),
+            policy: Policy::default(),
         }
     }
 }
@@ -140,12 +165,16 @@ impl Live {
     /// clients; a test may share it with rtsim's own clients.
     pub fn new(config: ServeConfig, recorder: SharedRecorder) -> Rc<Self> {
         let epoch = SystemTime::now() - recorder.borrow().now();
-        let server = Rc::new(ServerCtx::new(
-            Hub::new(config.settings.history),
-            Rc::new(config.settings.clone()),
-            recorder,
-            epoch,
-        ));
+        recorder.borrow_mut().set_id_base(config.id_base);
+        let server = Rc::new(
+            ServerCtx::new(
+                Hub::with_base(config.settings.history, config.id_base),
+                Rc::new(config.settings.clone()),
+                recorder,
+                epoch,
+            )
+            .with_policy(config.policy.clone()),
+        );
         Rc::new(Self {
             page: page::render(&config),
             server,
@@ -155,7 +184,9 @@ impl Live {
     }
 
     /// Publishes events and serves connections from `listener` until `shutdown` completes, at most
-    /// `max_connections` at a time (more are answered 503 and closed). Must run inside a `LocalSet`.
+    /// `max_connections` at a time (more are answered 503 and closed; a WebSocket session keeps its
+    /// connection's slot). Then stops accepting, ends every stream and session properly and waits
+    /// up to [`SHUTDOWN_GRACE`] for them. Must run inside a `LocalSet`.
     pub async fn run(
         self: Rc<Self>,
         listener: TcpListener,
@@ -169,7 +200,8 @@ impl Live {
             ChaCha8Rng::seed_from_u64(self.config.seed),
             Duration::ZERO,
         ));
-        let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+        let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        let permits = Arc::new(Semaphore::new(max_connections));
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -188,27 +220,32 @@ impl Live {
             match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let live = self.clone();
-                    tokio::task::spawn_local(async move {
-                        live.serve_connection(stream).await;
-                        drop(permit);
-                    });
+                    tokio::task::spawn_local(live.serve_connection(stream, Arc::new(permit)));
                 }
                 Err(_) => {
                     tokio::task::spawn_local(refuse(stream));
                 }
             }
         }
+        drop(listener);
         publisher.abort();
+        self.server.shutdown.trigger();
+        let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, permits.acquire_many(all)).await;
     }
 
     /// One real connection: the simulation's router behind the page and stats routes, with the
     /// timeouts a real network needs.
-    async fn serve_connection(self: Rc<Self>, stream: TcpStream) {
+    async fn serve_connection(self: Rc<Self>, stream: TcpStream, slot: Arc<OwnedSemaphorePermit>) {
         let meter = ConnectionMeter::new(self.stats.clone());
         let io = MeteredStream::new(stream, meter.clone());
-        let service = service_fn(move |request| {
+        let mut stopping = self.server.shutdown.watch();
+        let guard = ConnectionGuard(slot);
+        let service = service_fn(move |mut request: Request<Incoming>| {
             let live = self.clone();
             let meter = meter.clone();
+            // Handed to a WebSocket session if this request upgrades the connection.
+            request.extensions_mut().insert(guard.clone());
             async move { Ok::<_, Infallible>(live.handle(request, &meter).await) }
         });
         let mut builder = http1::Builder::new();
@@ -218,10 +255,18 @@ impl Live {
             .header_read_timeout(HEADER_READ_TIMEOUT);
         // Errors are clients that vanished, stalled or spoke garbage (hyper has answered 400 where it
         // could): nothing to do but drop the connection.
-        let _ = builder
+        let connection = builder
             .serve_connection(TokioIo::new(io), service)
-            .with_upgrades()
-            .await;
+            .with_upgrades();
+        tokio::pin!(connection);
+        tokio::select! {
+            biased;
+            _ = connection.as_mut() => return,
+            () = stopping.triggered() => {}
+        }
+        // Stopping: finish the response in flight (streams end at an event boundary), then close.
+        connection.as_mut().graceful_shutdown();
+        let _ = connection.await;
     }
 
     async fn handle(
@@ -233,10 +278,14 @@ impl Live {
         meter.route(Slot::of_path(&path));
         let server = &self.server;
         let own = matches!(path.as_str(), "/" | "/index.html" | "/time" | "/stats");
-        if own && request.method() != Method::GET && request.method() != Method::HEAD {
-            return wire::error(server, StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        if !own {
+            return crate::server::route(request, server.clone()).await;
         }
-        match path.as_str() {
+        let cors = match crate::server::admit(&request, server, "GET, HEAD, OPTIONS") {
+            Ok(cors) => cors,
+            Err(answer) => return *answer,
+        };
+        let response = match path.as_str() {
             "/" | "/index.html" => wire::response(
                 server,
                 StatusCode::OK,
@@ -244,15 +293,16 @@ impl Live {
                 wire::full(self.page.clone()),
             ),
             "/time" => json(server, &self.time()),
-            "/stats" => json(server, &self.stats_json()),
-            _ => crate::server::route(request, server.clone()).await,
-        }
+            _ => json(server, &self.stats_json()),
+        };
+        crate::server::with_cors(response, cors)
     }
 
     fn time(&self) -> serde_json::Value {
         serde_json::json!({
             "now_us": self.server.recorder.borrow().now().as_micros() as u64,
             "latest_id": self.server.hub.latest(),
+            "id_base": self.server.hub.base(),
         })
     }
 
@@ -266,7 +316,7 @@ impl Live {
         }
         serde_json::json!({
             "now_us": self.server.recorder.borrow().now().as_micros() as u64,
-            "published": self.server.hub.latest(),
+            "published": self.server.hub.latest() - self.server.hub.base(),
             "transports": transports,
             "other": self.stats.snapshot(Slot::Other),
         })
@@ -308,7 +358,23 @@ pub fn run_cli(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.max_connections >= 1,
         "--max-connections must be at least 1"
     );
-    let config = load_config(args.profile.as_deref())?;
+    anyhow::ensure!(
+        args.max_body_bytes >= 1 && args.max_message_bytes >= 1,
+        "--max-body-bytes and --max-message-bytes must be at least 1"
+    );
+    let mut config = load_config(args.profile.as_deref())?;
+    config.policy = Policy {
+        max_body_bytes: args.max_body_bytes,
+        body_timeout: args.body_timeout,
+        max_message_bytes: args.max_message_bytes,
+        origins: if args.allow_origin.iter().any(|o| o == "*") {
+            Origins::Any
+        } else if args.allow_origin.is_empty() {
+            Origins::SameOrigin
+        } else {
+            Origins::List(args.allow_origin.clone())
+        },
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

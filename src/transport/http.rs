@@ -48,6 +48,20 @@ pub fn response(
     response
 }
 
+/// Adds the [`super::RESET_HEADER`] when the resume was not exact (exact resumes carry nothing, so
+/// the bytes on the wire are unchanged for them).
+pub fn with_reset(
+    mut response: Response<ResponseBody>,
+    reset: &super::Reset,
+) -> Response<ResponseBody> {
+    if !reset.is_exact() {
+        if let Ok(value) = HeaderValue::from_str(&reset.header_value()) {
+            response.headers_mut().insert(super::RESET_HEADER, value);
+        }
+    }
+    response
+}
+
 /// A plain-text error answer.
 pub fn error(server: &ServerCtx, status: StatusCode, message: &str) -> Response<ResponseBody> {
     response(
@@ -177,21 +191,27 @@ impl HttpConnection {
         Ok(response)
     }
 
-    /// A GET whose whole body is read within `patience`.
-    pub async fn get_body(
+    /// A GET whose whole body is read within `patience`, with the cursor of the server's reset
+    /// header when it could not resume from the cursor asked for.
+    pub async fn get_body_and_reset(
         &mut self,
         path_and_query: &str,
         patience: Duration,
-    ) -> Result<Bytes, RequestError> {
+    ) -> Result<(Bytes, Option<u64>), RequestError> {
         let deadline = tokio::time::Instant::now() + patience;
         let response = self
             .send(Method::GET, path_and_query, &[], None, patience)
             .await?;
+        let reset = response
+            .headers()
+            .get(super::RESET_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::reset_header_cursor);
         let body = tokio::time::timeout_at(deadline, response.into_body().collect())
             .await
             .map_err(|_| RequestError::Timeout)?
             .map_err(RequestError::Http)?;
-        Ok(body.to_bytes())
+        Ok((body.to_bytes(), reset))
     }
 }
 
@@ -238,25 +258,44 @@ pub async fn upstream_loop(client: Rc<ClientCtx>) {
 }
 
 /// Server side of upstream messages: records the message's latency from the send time it carries.
+/// The body is read up to the policy's size limit (413 beyond it, before reading anything when
+/// `Content-Length` says so) and within its timeout (408 when it stalls), so a client can neither
+/// make the server buffer without bound nor hold its connection with a body that never comes.
 pub async fn receive_upstream(
     request: Request<Incoming>,
     server: Rc<ServerCtx>,
 ) -> Response<ResponseBody> {
-    if request.method() != Method::POST {
-        return error(
-            &server,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "POST a message to /messages",
-        );
+    let limit = server.policy.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return too_large(&server, limit);
     }
-    let Ok(body) = request.into_body().collect().await else {
-        return error(
-            &server,
-            StatusCode::BAD_REQUEST,
-            "the request body broke off",
-        );
+    let body = http_body_util::Limited::new(request.into_body(), limit);
+    let body = match tokio::time::timeout(server.policy.body_timeout, body.collect()).await {
+        Err(_) => {
+            return closing(error(
+                &server,
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            ))
+        }
+        Ok(Err(broken)) if broken.is::<http_body_util::LengthLimitError>() => {
+            return too_large(&server, limit)
+        }
+        Ok(Err(_)) => {
+            return closing(error(
+                &server,
+                StatusCode::BAD_REQUEST,
+                "the request body broke off",
+            ))
+        }
+        Ok(Ok(body)) => body.to_bytes(),
     };
-    match super::upstream_sent_at(&body.to_bytes()) {
+    match super::upstream_sent_at(&body) {
         Some(sent) => {
             server.recorder.borrow_mut().upstream_received(sent);
             let mut answer = response(&server, StatusCode::NO_CONTENT, "text/plain", full(""));
@@ -269,4 +308,21 @@ pub async fn receive_upstream(
             "expected a JSON message with `sent_us`",
         ),
     }
+}
+
+fn too_large(server: &ServerCtx, limit: usize) -> Response<ResponseBody> {
+    closing(error(
+        server,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("a message may be at most {limit} bytes"),
+    ))
+}
+
+/// The answer with `Connection: close`: the rest of the request is not read, so the connection
+/// cannot carry another one.
+pub fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }

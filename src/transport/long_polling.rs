@@ -39,23 +39,41 @@ impl Transport for LongPolling {
             };
             // Subscribe before looking, so an event published in between still wakes us.
             let mut updates = server.hub.subscribe();
+            let reset = server.resume(since);
             let encoded = |server: &ServerCtx| {
-                server.encoded_since(TransportKind::LongPolling, since, http::events_json)
+                server.encoded_since(
+                    TransportKind::LongPolling,
+                    reset.cursor(),
+                    http::events_json,
+                )
             };
             let mut news = encoded(&server);
-            if news.is_none() {
+            // A reset is answered at once (the client must learn its new cursor), and so is a
+            // request arriving while the server stops.
+            if news.is_none() && reset.is_exact() && !server.shutdown.is_triggered() {
                 let hold = server.settings.long_poll_hold;
-                if tokio::time::timeout(hold, updates.changed()).await.is_ok() {
+                let mut stopping = server.shutdown.watch();
+                let woken = tokio::time::timeout(hold, async {
+                    tokio::select! {
+                        // Fixed branch order: tokio's random order is unseeded.
+                        biased;
+                        () = updates.changed() => true,
+                        () = stopping.triggered() => false,
+                    }
+                })
+                .await;
+                if woken == Ok(true) {
                     news = encoded(&server);
                 }
             }
             let body = news.map_or_else(|| http::events_json(&[]), |(_, bytes)| bytes);
-            http::response(
+            let response = http::response(
                 &server,
                 StatusCode::OK,
                 "application/json",
                 http::full(body),
-            )
+            );
+            http::with_reset(response, &reset)
         }
         .boxed_local()
     }

@@ -76,7 +76,136 @@ pub struct ServerCtx {
     /// The last batch of events a transport encoded, shared by all its connections: a server framing a
     /// broadcast once rather than once per client, as real servers do.
     encoded: RefCell<Option<(EncodedKey, Bytes)>>,
+    /// Limits, timeouts and allowed origins.
+    pub policy: Policy,
+    /// Set when the server is stopping gracefully (`rtsim serve` on Ctrl-C; simulated restarts crash
+    /// instead): streams end on an event boundary and WebSocket sessions close with 1001.
+    pub shutdown: Rc<Shutdown>,
 }
+
+/// What the server accepts from clients: body and message sizes, how long a body may take, and
+/// which browser origins may use it.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Largest request body (`POST /messages`), bytes; more is answered 413.
+    pub max_body_bytes: usize,
+    /// How long a request body may take to arrive once its headers have; longer is answered 408.
+    pub body_timeout: Duration,
+    /// Largest WebSocket message (and frame) a client may send, bytes; more closes with 1009.
+    pub max_message_bytes: usize,
+    /// Browser origins allowed besides the server's own (`Origin` matching `Host`).
+    pub origins: Origins,
+}
+
+/// Origins allowed to use the server from a browser.
+#[derive(Clone, Debug, Default)]
+pub enum Origins {
+    /// The server's own origin only (and clients that send no `Origin`).
+    #[default]
+    SameOrigin,
+    /// These, besides the server's own (exact `scheme://host[:port]`, compared case-insensitively).
+    List(Vec<String>),
+    /// Every origin (`--allow-origin '*'`).
+    Any,
+}
+
+impl Policy {
+    /// The limits `rtsim serve` uses unless told otherwise: 64 KiB bodies and messages, 20 s.
+    pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
+    pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(20);
+
+    /// What simulations run with: the same code, with limits that fit any valid profile (upstream
+    /// messages may be up to 1 MiB, `scenario::Plan` refuses more).
+    pub fn simulation() -> Self {
+        Self {
+            max_body_bytes: 2 << 20,
+            body_timeout: Self::DEFAULT_BODY_TIMEOUT,
+            max_message_bytes: 2 << 20,
+            origins: Origins::SameOrigin,
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: Self::DEFAULT_MAX_BYTES,
+            body_timeout: Self::DEFAULT_BODY_TIMEOUT,
+            max_message_bytes: Self::DEFAULT_MAX_BYTES,
+            origins: Origins::SameOrigin,
+        }
+    }
+}
+
+/// A one-way "stop now" signal for the server's streams. Hand-made, like the hub's: waiters are
+/// woken in the order they registered (never `tokio::sync::watch`, see [`crate::hub::Hub`]).
+#[derive(Default)]
+pub struct Shutdown {
+    triggered: std::cell::Cell<bool>,
+    waiting: RefCell<std::collections::BTreeMap<u64, std::task::Waker>>,
+    next: std::cell::Cell<u64>,
+}
+
+impl Shutdown {
+    /// Starts the shutdown: every watcher is woken.
+    pub fn trigger(&self) {
+        self.triggered.set(true);
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        for waker in waiting.into_values() {
+            waker.wake();
+        }
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.triggered.get()
+    }
+
+    /// A watcher to poll or await.
+    pub fn watch(self: &Rc<Self>) -> ShutdownWatch {
+        let id = self.next.get();
+        self.next.set(id + 1);
+        ShutdownWatch {
+            shutdown: self.clone(),
+            id,
+        }
+    }
+}
+
+/// One stream's view of [`Shutdown`].
+pub struct ShutdownWatch {
+    shutdown: Rc<Shutdown>,
+    id: u64,
+}
+
+impl ShutdownWatch {
+    /// Ready once the shutdown has been triggered.
+    pub fn poll_triggered(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.shutdown.is_triggered() {
+            return std::task::Poll::Ready(());
+        }
+        self.shutdown
+            .waiting
+            .borrow_mut()
+            .insert(self.id, cx.waker().clone());
+        std::task::Poll::Pending
+    }
+
+    pub async fn triggered(&mut self) {
+        std::future::poll_fn(|cx| self.poll_triggered(cx)).await
+    }
+}
+
+impl Drop for ShutdownWatch {
+    fn drop(&mut self) {
+        self.shutdown.waiting.borrow_mut().remove(&self.id);
+    }
+}
+
+/// Held by a connection for as long as it is served, and handed on to a WebSocket session when the
+/// connection is upgraded (`rtsim serve` puts its connection-slot permit in one as a request
+/// extension), so an upgraded session keeps its slot.
+#[derive(Clone)]
+pub struct ConnectionGuard(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
 
 /// Which events, framed by which transport.
 type EncodedKey = (TransportKind, u64, u64);
@@ -94,7 +223,15 @@ impl ServerCtx {
             recorder,
             epoch,
             encoded: RefCell::new(None),
+            policy: Policy::simulation(),
+            shutdown: Rc::new(Shutdown::default()),
         }
+    }
+
+    /// The same server with other limits and origins (`rtsim serve`'s flags).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The events after `cursor`, framed by `transport`, with the last one's id; `None` when there
@@ -118,11 +255,94 @@ impl ServerCtx {
         Some((last, bytes))
     }
 
+    /// Where a client asking for events after `requested` is served from, and whether that is the
+    /// resume it asked for. Never silent: a transport that gets anything but [`Resume::Exact`] tells
+    /// its client (see [`Reset`]).
+    pub fn resume(&self, requested: u64) -> Reset {
+        let resume = self.hub.resume(requested);
+        Reset {
+            requested,
+            resume,
+            latest: self.hub.latest(),
+        }
+    }
+
     /// The HTTP `Date` for now: the epoch plus simulated time.
     pub fn http_date(&self) -> String {
         let now = self.recorder.borrow().now();
         httpdate::fmt_http_date(self.epoch + now)
     }
+}
+
+/// A resume as the server will serve it; how each transport tells its client when it is not exact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reset {
+    /// The cursor the client sent.
+    pub requested: u64,
+    pub resume: crate::hub::Resume,
+    /// The newest event id when the client asked.
+    pub latest: u64,
+}
+
+/// The response header polling answers carry when the resume was not exact.
+pub const RESET_HEADER: &str = "rtsim-reset";
+
+impl Reset {
+    /// The cursor the server serves from.
+    pub fn cursor(&self) -> u64 {
+        self.resume.cursor(self.requested)
+    }
+
+    /// True when the client gets exactly what it asked for.
+    pub fn is_exact(&self) -> bool {
+        self.resume == crate::hub::Resume::Exact
+    }
+
+    /// The JSON sent in-band (WebSocket text frame, SSE `event: reset`):
+    /// `{"type":"reset","reason":"gap"|"ahead","requested":R,"resumes_after":X,"latest":L}`.
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"type\":\"reset\",\"reason\":\"{}\",\"requested\":{},\"resumes_after\":{},\"latest\":{}}}",
+            self.resume.reason().unwrap_or("exact"),
+            self.requested,
+            self.cursor(),
+            self.latest
+        )
+    }
+
+    /// The value of the [`RESET_HEADER`]: `gap; requested=R; resumes-after=X; latest=L`.
+    pub fn header_value(&self) -> String {
+        format!(
+            "{}; requested={}; resumes-after={}; latest={}",
+            self.resume.reason().unwrap_or("exact"),
+            self.requested,
+            self.cursor(),
+            self.latest
+        )
+    }
+}
+
+/// The `resumes-after` cursor in a [`RESET_HEADER`] value, as a client reads it.
+pub fn reset_header_cursor(value: &str) -> Option<u64> {
+    value
+        .split(';')
+        .filter_map(|part| part.trim().split_once('='))
+        .find(|(key, _)| *key == "resumes-after")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// The `resumes_after` cursor of an in-band reset message (WebSocket, SSE `event: reset`).
+pub fn reset_message_cursor(text: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct ResetMessage {
+        #[serde(rename = "type")]
+        kind: String,
+        resumes_after: u64,
+    }
+    serde_json::from_slice::<ResetMessage>(text)
+        .ok()
+        .filter(|m| m.kind == "reset")
+        .map(|m| m.resumes_after)
 }
 
 /// What one client knows and owns.

@@ -38,14 +38,17 @@ impl Transport for Polling {
                 Ok(since) => since,
                 Err(message) => return http::error(&server, StatusCode::BAD_REQUEST, &message),
             };
-            let news = server.encoded_since(TransportKind::Polling, since, http::events_json);
+            let reset = server.resume(since);
+            let news =
+                server.encoded_since(TransportKind::Polling, reset.cursor(), http::events_json);
             let body = news.map_or_else(|| http::events_json(&[]), |(_, bytes)| bytes);
-            http::response(
+            let response = http::response(
                 &server,
                 StatusCode::OK,
                 "application/json",
                 http::full(body),
-            )
+            );
+            http::with_reset(response, &reset)
         }
         .boxed_local()
     }
@@ -98,22 +101,28 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
         let open = connection.as_mut().expect("connection was just opened");
         let started = Instant::now();
         let answer = open
-            .get_body(
+            .get_body_and_reset(
                 &format!("{}?since={cursor}", schedule.path),
                 http::patience(client, schedule.held),
             )
             .await;
-        match answer.map(|body| super::event_ids(&body)) {
-            Ok(Ok(ids)) => {
+        match answer.map(|(body, reset)| (super::event_ids(&body), reset)) {
+            Ok((Ok(ids), reset)) => {
                 client.session_up();
                 failures = 0;
+                if let Some(resumes_after) = reset {
+                    // The server could not resume us from our cursor and said so: count it and
+                    // take its cursor (it may be lower than ours, after a restart elsewhere).
+                    client.recorder.borrow_mut().resume_reset();
+                    cursor = resumes_after;
+                }
                 for id in ids {
                     client.deliver(id);
                     cursor = cursor.max(id);
                 }
                 next_poll = started + schedule.interval;
             }
-            Ok(Err(_)) | Err(_) => {
+            Ok((Err(_), _)) | Err(_) => {
                 // A timeout or a broken connection: this connection is no use any more.
                 connection = None;
                 client.lost_session();

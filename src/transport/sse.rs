@@ -23,7 +23,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::event_stream::EventStreamParser;
 use super::http::{self, HttpConnection, ResponseBody};
-use super::{ClientCtx, ServerCtx, Transport, TransportKind};
+use super::{ClientCtx, Reset, ServerCtx, ShutdownWatch, Transport, TransportKind};
 use crate::hub::Subscription;
 use crate::net::Purpose;
 
@@ -44,7 +44,7 @@ impl Transport for Sse {
         server: Rc<ServerCtx>,
     ) -> LocalBoxFuture<'static, Response<ResponseBody>> {
         async move {
-            let cursor = match request.headers().get("last-event-id") {
+            let requested = match request.headers().get("last-event-id") {
                 None => server.hub.latest(),
                 Some(value) => match value
                     .to_str()
@@ -61,7 +61,8 @@ impl Transport for Sse {
                     }
                 },
             };
-            let body = EventStreamBody::new(server.clone(), cursor);
+            let reset = server.resume(requested);
+            let body = EventStreamBody::new(server.clone(), reset);
             let mut response =
                 http::response(&server, StatusCode::OK, "text/event-stream", Box::pin(body));
             let headers = response.headers_mut();
@@ -69,7 +70,7 @@ impl Transport for Sse {
             if server.settings.sse_accel_buffering_off {
                 headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
             }
-            response
+            http::with_reset(response, &reset)
         }
         .boxed_local()
     }
@@ -85,10 +86,12 @@ impl Transport for Sse {
 
 /// The response body of one stream, pulled by hyper as fast as the socket takes it: the opening block,
 /// then new events as they are published, and a comment line when the stream has been idle for the
-/// heartbeat interval. Dropped by hyper when the client goes.
+/// heartbeat interval. Dropped by hyper when the client goes; ends (between two events, so the
+/// chunked stream closes cleanly) when the server shuts down.
 struct EventStreamBody {
     server: Rc<ServerCtx>,
     updates: Subscription,
+    stopping: ShutdownWatch,
     cursor: u64,
     opening: Option<Bytes>,
     /// Fires at the earliest moment a heartbeat may be due; re-armed lazily (see `poll_frame`).
@@ -97,19 +100,26 @@ struct EventStreamBody {
 }
 
 impl EventStreamBody {
-    fn new(server: Rc<ServerCtx>, cursor: u64) -> Self {
+    fn new(server: Rc<ServerCtx>, reset: Reset) -> Self {
         // The opening block carries `id:` with the stream's starting point: a client whose connection
         // dies before its first event can still resume with `Last-Event-ID` instead of starting over.
-        let opening = format!(
+        let cursor = reset.cursor();
+        let mut opening = format!(
             "retry: {}\nid: {cursor}\n\n",
             server.settings.sse_retry.as_millis()
         );
+        if !reset.is_exact() {
+            // A resume the server cannot honour is said in the stream, as an event of its own type
+            // (an `EventSource` page sees it with `addEventListener("reset", …)`, not `onmessage`).
+            opening.push_str(&format!("event: reset\ndata: {}\n\n", reset.json()));
+        }
         let heartbeat = server
             .settings
             .sse_heartbeat
             .map(|every| Box::pin(tokio::time::sleep(every)));
         Self {
             updates: server.hub.subscribe(),
+            stopping: server.shutdown.watch(),
             server,
             cursor,
             opening: Some(Bytes::from(opening)),
@@ -148,6 +158,10 @@ impl Body for EventStreamBody {
         let this = self.get_mut();
         if let Some(opening) = this.opening.take() {
             return this.sent(opening);
+        }
+        if this.stopping.poll_triggered(cx).is_ready() {
+            // Every frame is whole events, so ending here ends the stream on an event boundary.
+            return Poll::Ready(None);
         }
         loop {
             let news = this
@@ -249,7 +263,10 @@ async fn one_stream(
         };
         parser.feed(&data, &mut events);
         for event in events.drain(..) {
-            if let Ok(id) = event.last_event_id.parse::<u64>() {
+            if event.event_type == "reset" {
+                // The server could not resume us from our Last-Event-ID, and said so.
+                client.recorder.borrow_mut().resume_reset();
+            } else if let Ok(id) = event.last_event_id.parse::<u64>() {
                 client.deliver(id);
             }
         }

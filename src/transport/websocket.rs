@@ -16,16 +16,17 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::http::{self, ResponseBody};
 use super::long_polling::run_long_poll_client;
-use super::{ClientCtx, ServerCtx, Transport, TransportKind};
+use super::{ClientCtx, ConnectionGuard, Reset, ServerCtx, Transport, TransportKind};
 use crate::net::Purpose;
 use crate::profile::Fallback;
 
@@ -48,9 +49,9 @@ impl Transport for WebSocket {
         async move {
             let key = match check_upgrade(&request) {
                 Ok(key) => key,
-                Err(message) => return http::error(&server, StatusCode::BAD_REQUEST, message),
+                Err(refusal) => return refusal.answer(&server),
             };
-            let cursor = match http::query_param(&request, "last_event_id") {
+            let requested = match http::query_param(&request, "last_event_id") {
                 None => server.hub.latest(),
                 Some(value) => match value.parse::<u64>() {
                     Ok(id) => id,
@@ -63,14 +64,19 @@ impl Transport for WebSocket {
                     }
                 },
             };
+            let reset = server.resume(requested);
+            // The connection's slot (rtsim serve) goes with the session, which outlives the request.
+            let guard = request.extensions_mut().remove::<ConnectionGuard>();
             let on_upgrade = hyper::upgrade::on(&mut request);
             let session_server = server.clone();
             tokio::task::spawn_local(async move {
+                let _guard = guard;
                 if let Ok(upgraded) = on_upgrade.await {
                     let socket = TokioIo::new(upgraded);
-                    let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config()))
-                        .await;
-                    serve_socket(ws, session_server, cursor).await;
+                    let config = server_config(&session_server);
+                    let ws =
+                        WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
+                    serve_socket(ws, session_server, reset).await;
                 }
             });
             let mut response = http::response(
@@ -106,8 +112,50 @@ fn config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
-/// Checks the RFC 6455 opening handshake; returns the `Sec-WebSocket-Accept` value.
-fn check_upgrade(request: &Request<Incoming>) -> Result<String, &'static str> {
+/// The server's side: the same buffers, and messages (and frames) from clients limited to the
+/// policy's size instead of tungstenite's 64 MiB, so a client cannot make the server hold a huge
+/// unfinished message. A larger one closes the session with 1009.
+fn server_config(server: &ServerCtx) -> WebSocketConfig {
+    let limit = server.policy.max_message_bytes;
+    config()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
+}
+
+/// Why an upgrade request is refused, and how (RFC 6455 §4.2.1–4.2.2).
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// 400 Bad Request.
+    Bad(&'static str),
+    /// 426 Upgrade Required: a plain GET, or a WebSocket version other than 13.
+    UpgradeRequired(&'static str),
+}
+
+impl Refusal {
+    /// The answer, with `Sec-WebSocket-Version: 13` (the version this server speaks, §4.4).
+    fn answer(&self, server: &ServerCtx) -> Response<ResponseBody> {
+        let (status, message) = match *self {
+            Refusal::Bad(message) => (StatusCode::BAD_REQUEST, message),
+            Refusal::UpgradeRequired(message) => (StatusCode::UPGRADE_REQUIRED, message),
+        };
+        let mut answer = http::error(server, status, message);
+        let headers = answer.headers_mut();
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        if status == StatusCode::UPGRADE_REQUIRED {
+            // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        }
+        answer
+    }
+}
+
+/// Checks the RFC 6455 opening handshake (§4.2.1); returns the `Sec-WebSocket-Accept` value. The
+/// method was checked by [`crate::server::admit`] (GET only).
+fn check_upgrade(request: &Request<Incoming>) -> Result<String, Refusal> {
     let headers = request.headers();
     let has = |name: header::HeaderName, token: &str| {
         headers
@@ -117,33 +165,122 @@ fn check_upgrade(request: &Request<Incoming>) -> Result<String, &'static str> {
             .flat_map(|v| v.split(','))
             .any(|v| v.trim().eq_ignore_ascii_case(token))
     };
-    if request.method() != hyper::Method::GET
-        || !has(header::UPGRADE, "websocket")
-        || !has(header::CONNECTION, "upgrade")
-    {
-        return Err("this path speaks WebSocket: send a GET with `Upgrade: websocket`");
+    if !has(header::UPGRADE, "websocket") {
+        return Err(Refusal::UpgradeRequired(
+            "this path speaks WebSocket: send a GET with `Upgrade: websocket`",
+        ));
     }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
-        != Some(b"13")
-    {
-        return Err("Sec-WebSocket-Version must be 13");
+    if request.version() != hyper::Version::HTTP_11 {
+        // §4.1: the handshake is HTTP/1.1 or later; HTTP/1.0 has no 101.
+        return Err(Refusal::Bad("a WebSocket handshake needs HTTP/1.1"));
     }
-    let key = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or("Sec-WebSocket-Key is missing")?;
+    if !has(header::CONNECTION, "upgrade") {
+        return Err(Refusal::Bad(
+            "an upgrade needs `Connection: Upgrade` as well as `Upgrade: websocket`",
+        ));
+    }
+    let versions: Vec<_> = headers
+        .get_all(header::SEC_WEBSOCKET_VERSION)
+        .iter()
+        .collect();
+    match versions.as_slice() {
+        [] => return Err(Refusal::Bad("Sec-WebSocket-Version is missing (use 13)")),
+        [version] if version.as_bytes() == b"13" => {}
+        _ => {
+            return Err(Refusal::UpgradeRequired(
+                "this server speaks WebSocket version 13 only",
+            ))
+        }
+    }
+    let keys: Vec<_> = headers.get_all(header::SEC_WEBSOCKET_KEY).iter().collect();
+    let [key] = keys.as_slice() else {
+        return Err(Refusal::Bad(
+            "an upgrade needs exactly one Sec-WebSocket-Key",
+        ));
+    };
+    if !valid_key(key.as_bytes()) {
+        return Err(Refusal::Bad(
+            "Sec-WebSocket-Key must be 16 random bytes in base64 (24 characters)",
+        ));
+    }
     Ok(derive_accept_key(key.as_bytes()))
+}
+
+/// §4.1: the key is a base64-encoded 16-byte value: 22 base64 digits, the last carrying 2 bits only
+/// (its low 4 bits zero), then `==`.
+fn valid_key(key: &[u8]) -> bool {
+    let is_digit = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    key.len() == 24
+        && key[..22].iter().all(is_digit)
+        && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
+        && &key[22..] == b"=="
+}
+
+/// How long the server spends closing a session properly (sending its Close, waiting for the
+/// client's, letting the client's last bytes drain) before it drops the connection anyway.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The close code for a session that broke with `error` — protocol violations (1002), invalid UTF-8
+/// (1007) and messages too big (1009) are answered with a Close (RFC 6455 §7.1.7, §7.4.1); a
+/// connection that simply went away gets nothing (there is no one to tell).
+fn close_code_for(error: &tungstenite::Error) -> Option<(CloseCode, &'static str)> {
+    use tungstenite::error::ProtocolError;
+    match error {
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        tungstenite::Error::Protocol(_) => Some((CloseCode::Protocol, "protocol violation")),
+        tungstenite::Error::Utf8(_) => Some((CloseCode::Invalid, "text is not valid UTF-8")),
+        tungstenite::Error::Capacity(_) => Some((CloseCode::Size, "message too big")),
+        _ => None,
+    }
+}
+
+/// Ends a session properly: sends `ours` (or flushes the reply tungstenite queued to the client's
+/// Close), waits for the client's Close when we started the handshake and `wait_reply` says so,
+/// then closes the TCP connection first, as the server should (§7.1.1), and drains what the client
+/// still sends so the close does not turn into a reset that could destroy our Close frame in flight.
+async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+    ours: Option<CloseFrame>,
+    wait_reply: bool,
+) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        match ours {
+            Some(frame) => {
+                let _ = ws.close(Some(frame)).await;
+                if wait_reply {
+                    while let Some(Ok(message)) = ws.next().await {
+                        if message.is_close() {
+                            break;
+                        }
+                    }
+                }
+            }
+            None => {
+                let _ = ws.flush().await;
+            }
+        }
+        let io = ws.get_mut();
+        let _ = io.shutdown().await;
+        let mut scratch = [0u8; 4096];
+        while matches!(io.read(&mut scratch).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// The server side of one WebSocket session.
 async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
     mut ws: WebSocketStream<S>,
     server: Rc<ServerCtx>,
-    mut cursor: u64,
+    reset: Reset,
 ) {
     let mut updates = server.hub.subscribe();
-    // First frame: where this session starts, so that a client can resume even before its first event.
+    let mut stopping = server.shutdown.watch();
+    let mut cursor = reset.cursor();
+    // A resume the server cannot honour is said first, before the welcome (never silent).
+    if !reset.is_exact() && ws.feed(Message::text(reset.json())).await.is_err() {
+        return;
+    }
+    // Then where this session starts, so that a client can resume even before its first event.
     let welcome = format!("{{\"type\":\"welcome\",\"last_event_id\":{cursor}}}");
     if ws.send(Message::text(welcome)).await.is_err() {
         return;
@@ -170,6 +307,10 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::select! {
             // Fixed branch order: tokio's random order is unseeded and would break determinism.
             biased;
+            () = stopping.triggered() => {
+                let going = CloseFrame { code: CloseCode::Away, reason: "server shutting down".into() };
+                return finish(ws, Some(going), true).await;
+            }
             () = updates.changed() => {}
             message = ws.next() => match message {
                 Some(Ok(Message::Text(text))) => {
@@ -178,7 +319,17 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
                 Some(Ok(Message::Pong(_))) => pong_deadline = None,
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                // tungstenite has queued the reply (echoing the code, or 1002 for a code that may
+                // not be sent): it must reach the client before the connection closes.
+                Some(Ok(Message::Close(_))) => return finish(ws, None, false).await,
+                Some(Err(error)) => {
+                    if let Some((code, reason)) = close_code_for(&error) {
+                        let frame = CloseFrame { code, reason: reason.into() };
+                        finish(ws, Some(frame), false).await;
+                    }
+                    return;
+                }
+                None => return,
                 Some(Ok(_)) => {}
             },
             () = sleep_until_option(next_ping) => {
@@ -289,8 +440,13 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
                         if let Some(id) = super::event_id(text.as_bytes()) {
                             client.deliver(id);
                             *last_id = (*last_id).max(id);
+                        } else if super::reset_message_cursor(text.as_bytes()).is_some() {
+                            // The server could not resume us exactly; its welcome says from where.
+                            client.recorder.borrow_mut().resume_reset();
                         } else if let Some(start) = welcome_cursor(text.as_bytes()) {
-                            *last_id = (*last_id).max(start);
+                            // Where the server starts this session (after a reset it may be below
+                            // our cursor).
+                            *last_id = start;
                         }
                         *resumable = true;
                     }
