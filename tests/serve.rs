@@ -3,181 +3,41 @@
 //! own four client halves over real TCP: the same code that runs in the simulations.
 //!
 //! Every child process is killed when its guard drops, so a failing assertion never leaves a server or a
-//! browser behind. The Chromium test prints a notice and returns when no Chromium is installed (CI
-//! installs Debian's `chromium`). Set `RTSIM_SCREENSHOT=/path.png` to keep a screenshot of the page.
+//! browser behind. Without Chromium the browser test fails under `CI=true` (CI installs Debian's
+//! `chromium`) and elsewhere says on the terminal that it did not run. Set `RTSIM_SCREENSHOT=/path.png`
+//! to keep a screenshot of the page.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A fast event stream and short timers, so that every test sees many events within a second or two.
-const PROFILE: &str = r#"
-name = "serve-test"
-duration = "1m"
-clients = 1
-
-[workload]
-events_per_second = 20.0
-event_bytes = 120
-arrival = "uniform"
-
-[polling]
-interval = "300ms"
-
-[long_polling]
-hold = "2s"
-
-[sse]
-heartbeat = "1s"
-retry = "500ms"
-
-[websocket]
-ping_interval = "1s"
-ping_timeout = "1s"
-
-[reconnect]
-initial = "200ms"
-max = "1s"
-"#;
-
-fn profile_file(dir: &Path) -> PathBuf {
-    let path = dir.join("serve-test.toml");
-    std::fs::write(&path, PROFILE).unwrap();
-    path
-}
-
-/// A running `rtsim serve`, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let profile = profile_file(dir.path());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rtsim"))
-            .arg("serve")
-            .arg(&profile)
-            .args(["--bind", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rtsim starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("Serving http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Waits until the server has published `n` events.
-    fn wait_for_events(&self, n: u64) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let time: Value = serde_json::from_slice(&curl(&[&self.url("/time")]).stdout).unwrap();
-            let latest = time["latest_id"].as_u64().unwrap();
-            if latest >= n {
-                return latest;
-            }
-            assert!(Instant::now() < deadline, "no events published");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn assert_running(&mut self) {
-        assert!(
-            self.child.try_wait().unwrap().is_none(),
-            "the server exited"
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn curl(args: &[&str]) -> Output {
-    Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "5"])
-        .args(args)
-        .output()
-        .expect("curl runs")
-}
-
-/// Status code and body of a request made by curl.
-fn curl_status(args: &[&str]) -> (u16, String) {
-    let mut all = vec!["--write-out", "\n%{http_code}"];
-    all.extend_from_slice(args);
-    let output = curl(&all);
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), body.to_string())
-}
-
-/// The `id:` values and the ids inside the `data:` lines of an SSE stream, in order.
-fn sse_ids(stream: &str) -> (Vec<u64>, Vec<u64>) {
-    let mut ids = Vec::new();
-    let mut data_ids = Vec::new();
-    for line in stream.lines() {
-        if let Some(id) = line.strip_prefix("id: ") {
-            ids.push(id.parse().unwrap());
-        } else if let Some(data) = line.strip_prefix("data: ") {
-            let event: Value = serde_json::from_str(data).unwrap();
-            data_ids.push(event["id"].as_u64().unwrap());
-        }
-    }
-    (ids, data_ids)
-}
-
-fn ids_of(json: &str) -> Vec<u64> {
-    let events: Vec<Value> = serde_json::from_str(json).unwrap();
-    events.iter().map(|e| e["id"].as_u64().unwrap()).collect()
-}
+mod serve_support;
+use serve_support::*;
 
 #[test]
 fn curl_reads_polling_long_polling_and_sse_with_resume() {
     let server = Server::start(&[]);
     let latest = server.wait_for_events(5);
+    // Ids count on from an epoch-based base (they never repeat across restarts).
+    let base = server.id_base();
 
     // Short polling: the backlog as a JSON array, oldest first.
     let (status, body) = curl_status(&[&server.url("/poll?since=0")]);
     assert_eq!(status, 200);
     let ids = ids_of(&body);
-    assert_eq!(ids[..5], [1, 2, 3, 4, 5], "{body}");
-    let (_, body) = curl_status(&[&server.url("/poll?since=3")]);
-    assert_eq!(ids_of(&body)[0], 4);
+    assert_eq!(ids[..5], [1, 2, 3, 4, 5].map(|n| base + n), "{body}");
+    let (_, body) = curl_status(&[&server.url(&format!("/poll?since={}", base + 3))]);
+    assert_eq!(ids_of(&body)[0], base + 4);
 
     // Long polling from the newest event: held until the next one, which comes within 1/20 s.
-    let newest = server.wait_for_events(latest);
+    let newest = server.wait_for_events(latest - base);
     let started = Instant::now();
     let (status, body) = curl_status(&[&server.url(&format!("/long-poll?since={newest}"))]);
     assert_eq!(status, 200);
@@ -199,21 +59,22 @@ fn curl_reads_polling_long_polling_and_sse_with_resume() {
     assert!(data_ids.len() >= 3, "events within 0.6 s: {text}");
     assert_eq!(ids[1..], data_ids[..], "each event carries its id");
 
-    // Resume: with `Last-Event-ID: 3` the stream replays from event 4, without a gap.
+    // Resume: with `Last-Event-ID: base+3` the stream replays from event base+4, without a gap.
     let resumed = curl(&[
         "--no-buffer",
         "--max-time",
         "0.4",
         "-H",
-        "Last-Event-ID: 3",
+        &format!("Last-Event-ID: {}", base + 3),
         &server.url("/events"),
     ]);
     let text = String::from_utf8_lossy(&resumed.stdout);
     let (ids, data_ids) = sse_ids(&text);
-    assert_eq!(ids[0], 3, "{text}");
-    let expected: Vec<u64> = (4..4 + data_ids.len() as u64).collect();
+    assert_eq!(ids[0], base + 3, "{text}");
+    assert!(!text.contains("event: reset"), "an exact resume: {text}");
+    let expected: Vec<u64> = (base + 4..base + 4 + data_ids.len() as u64).collect();
     assert_eq!(data_ids, expected, "replayed in order from 4: {text}");
-    assert!(data_ids.len() as u64 >= latest - 3);
+    assert!(data_ids.len() as u64 >= latest - base - 3);
 
     // The server counted each transport's requests and bytes.
     let (_, stats) = curl_status(&[&server.url("/stats")]);
@@ -237,7 +98,9 @@ fn bad_requests_get_http_errors_and_the_server_keeps_serving() {
         (&["/nowhere"], 404),
         (&["/events", "-H", "Last-Event-ID: abc"], 400),
         (&["/poll?since=yesterday"], 400),
-        (&["/ws"], 400),
+        // A plain GET on the WebSocket path: 426 Upgrade Required (RFC 9110 §15.5.22).
+        (&["/ws"], 426),
+        // An upgrade without Sec-WebSocket-Version.
         (
             &[
                 "/ws?last_event_id=1",
@@ -589,8 +452,9 @@ fn base64_decode(text: &str) -> Vec<u8> {
 #[test]
 fn chromium_shows_the_four_transports_receiving_events() {
     let Some(binary) = chromium_binary() else {
-        eprintln!(
-            "NOTICE: chromium is not installed; the browser test did not run (CI installs it)"
+        missing(
+            "chromium_shows_the_four_transports_receiving_events",
+            "chromium (Debian package `chromium`)",
         );
         return;
     };
