@@ -17,7 +17,10 @@ use serde_json::Value;
 /// everything); elsewhere the test says plainly, on the terminal, that it did not run.
 pub fn missing(test: &str, what: &str) {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    assert!(!ci, "{test}: {what} is missing, and under CI=true a test that cannot run fails");
+    assert!(
+        !ci,
+        "{test}: {what} is missing, and under CI=true a test that cannot run fails"
+    );
     let mut terminal = std::io::stderr().lock();
     let _ = writeln!(
         terminal,
@@ -142,7 +145,12 @@ impl Server {
         };
         let mut stderr = String::new();
         use std::io::Read as _;
-        let _ = self.child.stderr.take().unwrap().read_to_string(&mut stderr);
+        let _ = self
+            .child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr);
         (exit.success(), stderr)
     }
 
