@@ -496,3 +496,250 @@ fn chromium_shows_the_four_transports_receiving_events() {
     let dom: Value = serde_json::from_str(dom["result"]["value"].as_str().unwrap()).unwrap();
     assert!(dom["transports"]["websocket"]["received"].as_u64() >= Some(1));
 }
+
+/// Issue 14's limits: a body over the limit is refused before it is read (413), a body that never
+/// comes is cut (408) and its connection slot freed, and the limits are flags.
+#[test]
+fn bodies_are_bounded_in_size_and_time_and_stalled_ones_free_their_slot() {
+    let mut server = Server::start(&[
+        "--max-connections",
+        "3",
+        "--body-timeout",
+        "1s",
+        "--max-body-bytes",
+        "2000",
+    ]);
+    let message = r#"{"sent_us":1,"text":"hello"}"#;
+    let (status, _) = curl_status(&["--data-binary", message, &server.url("/messages")]);
+    assert_eq!(status, 204);
+    let big = format!(r#"{{"sent_us":1,"text":"{}"}}"#, "x".repeat(3000));
+    let (status, body) = curl_status(&["--data-binary", &big, &server.url("/messages")]);
+    assert_eq!(status, 413, "{body}");
+    // Chunked, so the size is not declared: refused once the limit is crossed.
+    let (status, _) = curl_status(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &big,
+        &server.url("/messages"),
+    ]);
+    assert_eq!(status, 413);
+    // Three connections whose declared bodies never arrive take every slot…
+    let stalled: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.write_all(b"POST /messages HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, _) = curl_status(&[&server.url("/time")]);
+    assert_eq!(status, 503, "all slots are held");
+    // …for the body timeout only: each is answered 408 and closed.
+    let started = Instant::now();
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(100));
+    let (status, _) = curl_status(&[&server.url("/time")]);
+    assert_eq!(status, 200, "the slots are free again");
+    server.assert_running();
+}
+
+/// Issue 14's cursor overflow and silent resumes: `since=u64::MAX` is answered as a cursor ahead of
+/// the newest event (and does not poison the shared encoding cache), and a resume the server cannot
+/// honour is signalled on every transport.
+#[test]
+fn cursors_that_cannot_be_honoured_are_signalled_and_poison_nothing() {
+    let server = Server::start(&[]);
+    let latest = server.wait_for_events(5);
+    let base = server.id_base();
+    let head_of = |args: &[&str]| {
+        let mut all = vec!["--include"];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&curl(&all).stdout).into_owned()
+    };
+    let answer = head_of(&[&server.url("/poll?since=18446744073709551615")]);
+    let lower = answer.to_ascii_lowercase();
+    assert!(
+        lower.contains("rtsim-reset: ahead; requested=18446744073709551615"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("[]"), "{answer}");
+    // Right after it the whole backlog is still there.
+    let (_, body) = curl_status(&[&server.url("/poll?since=0")]);
+    let ids = ids_of(&body);
+    assert_eq!(ids.first(), Some(&(base + 1)), "{body}");
+    assert!(*ids.last().unwrap() >= latest);
+    assert!(!head_of(&[&server.url("/poll?since=0")]).contains("rtsim-reset"));
+    // A long poll ahead of the newest event is answered at once instead of held.
+    let started = Instant::now();
+    let answer = head_of(&[&server.url(&format!("/long-poll?since={}", latest + 1000))]);
+    assert!(
+        answer.to_ascii_lowercase().contains("rtsim-reset: ahead"),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // An id from before this server started (a client of the previous run): a gap, said in the
+    // stream as an `event: reset`, and the stream goes on from this server's first event.
+    let stream = curl(&[
+        "--no-buffer",
+        "--max-time",
+        "0.5",
+        "-H",
+        "Last-Event-ID: 52",
+        &server.url("/events"),
+    ]);
+    let text = String::from_utf8_lossy(&stream.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "retry: 500\nid: {base}\n\nevent: reset\ndata: {{\"type\":\"reset\",\"reason\":\"gap\",\"requested\":52,\"resumes_after\":{base},"
+        )),
+        "{text}"
+    );
+    let (_, data_ids) = sse_ids(&text);
+    assert_eq!(data_ids.first(), Some(&(base + 1)), "{text}");
+    // The same on WebSocket: a reset frame, then the welcome from where the session starts.
+    let ahead = latest + 1_000_000;
+    let (mut ws, _) = tokio_tungstenite::tungstenite::connect(format!(
+        "ws://{}/ws?last_event_id={ahead}",
+        server.addr
+    ))
+    .unwrap();
+    let first: Value = serde_json::from_str(ws.read().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(first["type"], "reset");
+    assert_eq!(first["reason"], "ahead");
+    assert_eq!(first["requested"], ahead);
+    let welcome: Value = serde_json::from_str(ws.read().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["last_event_id"], first["resumes_after"]);
+    let next: Value = serde_json::from_str(ws.read().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(
+        next["id"].as_u64(),
+        Some(welcome["last_event_id"].as_u64().unwrap() + 1),
+        "events go on from there"
+    );
+}
+
+/// Issue 14's methods, Host and origins: 405 with `Allow`, 400 without `Host` on HTTP/1.1, CORS
+/// headers and preflights for origins allowed with `--allow-origin`, 403 for the others.
+#[test]
+fn methods_host_and_origins_follow_the_rules() {
+    let server = Server::start(&["--allow-origin", "https://app.example"]);
+    server.wait_for_events(1);
+    for (path, method, allow) in [
+        ("/poll", "POST", "GET, HEAD, OPTIONS"),
+        ("/long-poll", "PUT", "GET, HEAD, OPTIONS"),
+        ("/events", "DELETE", "GET, HEAD, OPTIONS"),
+        ("/ws", "POST", "GET, OPTIONS"),
+        ("/messages", "GET", "POST, OPTIONS"),
+        ("/stats", "POST", "GET, HEAD, OPTIONS"),
+    ] {
+        let answer =
+            String::from_utf8_lossy(&curl(&["--include", "-X", method, &server.url(path)]).stdout)
+                .to_ascii_lowercase();
+        assert!(
+            answer.starts_with("http/1.1 405"),
+            "{method} {path}: {answer}"
+        );
+        assert!(
+            answer.contains(&format!("allow: {}", allow.to_ascii_lowercase())),
+            "{answer}"
+        );
+    }
+    // HTTP/1.1 without Host.
+    let mut raw = TcpStream::connect(server.addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    raw.write_all(b"GET /poll HTTP/1.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = raw.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // A preflight from the allowed origin, and the actual request.
+    let preflight = String::from_utf8_lossy(
+        &curl(&[
+            "--include",
+            "-X",
+            "OPTIONS",
+            "-H",
+            "Origin: https://app.example",
+            "-H",
+            "Access-Control-Request-Method: POST",
+            "-H",
+            "Access-Control-Request-Headers: content-type",
+            &server.url("/messages"),
+        ])
+        .stdout,
+    )
+    .to_ascii_lowercase();
+    assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
+    for header in [
+        "access-control-allow-origin: https://app.example",
+        "access-control-allow-methods: post, options",
+        "access-control-allow-headers: content-type, last-event-id",
+        "vary: origin",
+    ] {
+        assert!(preflight.contains(header), "{header}: {preflight}");
+    }
+    let answer = String::from_utf8_lossy(
+        &curl(&[
+            "--include",
+            "-H",
+            "Origin: https://app.example",
+            &server.url("/poll"),
+        ])
+        .stdout,
+    )
+    .to_ascii_lowercase();
+    assert!(
+        answer.contains("access-control-allow-origin: https://app.example"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("access-control-expose-headers: rtsim-reset"),
+        "{answer}"
+    );
+    // Another origin: refused, on the HTTP transports and the WebSocket alike.
+    let (status, body) =
+        curl_status(&["-H", "Origin: https://evil.example", &server.url("/events")]);
+    assert_eq!(status, 403, "{body}");
+    // No Origin at all (curl, native apps): served, without CORS headers.
+    let answer = String::from_utf8_lossy(&curl(&["--include", &server.url("/poll")]).stdout)
+        .to_ascii_lowercase();
+    assert!(
+        answer.starts_with("http/1.1 200") && !answer.contains("access-control"),
+        "{answer}"
+    );
+
+    // `--allow-origin '*'`: every origin, answered with `*`.
+    let any = Server::start(&["--allow-origin", "*"]);
+    let answer = String::from_utf8_lossy(
+        &curl(&[
+            "--include",
+            "-H",
+            "Origin: https://anyone.example",
+            &any.url("/poll"),
+        ])
+        .stdout,
+    )
+    .to_ascii_lowercase();
+    assert!(
+        answer.contains("access-control-allow-origin: *"),
+        "{answer}"
+    );
+    // A malformed origin on the command line is an error naming the flag's value.
+    let output = Command::new(env!("CARGO_BIN_EXE_rtsim"))
+        .args(["serve", "--allow-origin", "app.example"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("app.example") && stderr.contains("--allow-origin"),
+        "{stderr}"
+    );
+}

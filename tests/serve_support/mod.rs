@@ -187,7 +187,8 @@ pub fn curl_status(args: &[&str]) -> (u16, String) {
     (code.parse().unwrap(), body.to_string())
 }
 
-/// The `id:` values and the ids inside the `data:` lines of an SSE stream, in order.
+/// The `id:` values and the ids inside the `data:` lines of an SSE stream's events, in order (the
+/// data of an `event: reset` is not an event).
 pub fn sse_ids(stream: &str) -> (Vec<u64>, Vec<u64>) {
     let mut ids = Vec::new();
     let mut data_ids = Vec::new();
@@ -196,7 +197,9 @@ pub fn sse_ids(stream: &str) -> (Vec<u64>, Vec<u64>) {
             ids.push(id.parse().unwrap());
         } else if let Some(data) = line.strip_prefix("data: ") {
             let event: Value = serde_json::from_str(data).unwrap();
-            data_ids.push(event["id"].as_u64().unwrap());
+            if event["type"] != "reset" {
+                data_ids.push(event["id"].as_u64().unwrap());
+            }
         }
     }
     (ids, data_ids)
