@@ -48,11 +48,20 @@ outage = "3s"
 fn gaps_beyond_the_history_are_counted_as_resume_resets() {
     for (kind, m) in simulate(5) {
         // 3 s outages at 20 events/s lose ~60 events; 5 are kept.
-        assert!(m.reconnects > 0, "{kind}: the switches broke sessions: {m:?}");
-        assert!(m.resume_resets > 0, "{kind}: gaps were signalled and counted: {m:?}");
+        assert!(
+            m.reconnects > 0,
+            "{kind}: the switches broke sessions: {m:?}"
+        );
+        assert!(
+            m.resume_resets > 0,
+            "{kind}: gaps were signalled and counted: {m:?}"
+        );
         assert!(m.lost > 0, "{kind}: and events were indeed lost");
     }
     for (kind, m) in simulate(100_000) {
-        assert_eq!(m.resume_resets, 0, "{kind}: everything could be replayed: {m:?}");
+        assert_eq!(
+            m.resume_resets, 0,
+            "{kind}: everything could be replayed: {m:?}"
+        );
     }
 }

@@ -291,10 +291,13 @@ fn fragmented_messages_and_interleaved_control_frames_are_accepted() {
     expect_close(&mut ws, 1000);
 }
 
+/// Writes frames that break a rule of the protocol.
+type Violation = Box<dyn Fn(&mut TcpStream)>;
+
 #[test]
 fn protocol_violations_are_closed_with_1002() {
     let server = Server::start(&[]);
-    let cases: [(&str, Box<dyn Fn(&mut TcpStream)>); 9] = [
+    let cases: [(&str, Violation); 9] = [
         // §5.1: a client frame must be masked.
         (
             "unmasked frame",
