@@ -203,6 +203,7 @@ pub fn merge_cli(args: MergeArgs) -> anyhow::Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&report.plan));
+    report::folder::check(&dir)?;
     simulate::finish_report(&dir, &report, args.json)
 }
 

@@ -157,6 +157,7 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let colour = crate::progress::colour_allowed(std::env::var_os("NO_COLOR").as_deref());
 
     if let Some((k, n)) = args.shard {
+        report::folder::check_file_place(&dir, &shard::file_name(k, n))?;
         let chosen: Vec<usize> = shard::indices(specs.len(), k, n);
         let chosen_specs: Vec<_> = chosen.iter().map(|&i| specs[i].clone()).collect();
         let names = chosen_specs
@@ -188,6 +189,8 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    // Before the first run: a bad --out costs milliseconds, not the whole simulation.
+    report::folder::check(&dir)?;
     let names = specs.iter().map(|spec| run_name(&plan, spec)).collect();
     let mut progress = crate::progress::Progress::new(visible, colour, names, plan.duration);
     let report = simulate_with_jobs(&plan, jobs, &mut |index, _total, at| {

@@ -9,7 +9,6 @@
 //! terminal [`table`] and the "what this means" sentences ([`insights`]) are pure text builders the
 //! exporters share. No exporter touches the file system, the clock or the terminal.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -23,6 +22,7 @@ pub mod charts;
 pub mod csv;
 #[cfg(test)]
 pub(crate) mod fixture;
+pub mod folder;
 pub mod fonts;
 pub mod html;
 pub mod insights;
@@ -240,49 +240,9 @@ pub fn write_report_with(
     write_atomically(dir, &files)
 }
 
-/// Writes `files` into a fresh folder beside `dir`, then swaps it into place.
+/// Writes `files` into a fresh folder beside `dir`, then swaps it into place (see [`folder`]).
 pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = dir
-        .file_name()
-        .with_context(|| format!("`{}` does not name a folder", dir.display()))?
-        .to_string_lossy()
-        .into_owned();
-    fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create the folder {}", parent.display()))?;
-    let staging = parent.join(format!(".{name}.partial"));
-    let retired = parent.join(format!(".{name}.old"));
-    for stale in [&staging, &retired] {
-        if stale.exists() {
-            fs::remove_dir_all(stale)
-                .with_context(|| format!("cannot remove the leftover {}", stale.display()))?;
-        }
-    }
-    let result = (|| -> anyhow::Result<()> {
-        fs::create_dir_all(&staging)?;
-        for (file, bytes) in files {
-            let path = staging.join(file);
-            if let Some(folder) = path.parent() {
-                fs::create_dir_all(folder)?;
-            }
-            fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        if dir.exists() {
-            fs::rename(dir, &retired)?;
-        }
-        fs::rename(&staging, dir)?;
-        if retired.exists() {
-            fs::remove_dir_all(&retired)?;
-        }
-        Ok(())
-    })();
-    if result.is_err() && staging.exists() {
-        let _ = fs::remove_dir_all(&staging);
-    }
-    result.with_context(|| format!("cannot write the report to {}", dir.display()))
+    folder::write_atomically(dir, files)
 }
 
 /// The default report folder for a plan: `reports/<name>/`.
@@ -293,6 +253,7 @@ pub fn default_dir(plan: &Plan) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn atomic_write_replaces_the_folder_whole() {

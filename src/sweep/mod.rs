@@ -563,6 +563,8 @@ pub fn run_cli(args: crate::cli::SweepArgs) -> anyhow::Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| default_dir(&profile.name));
+    // Before the first run: a bad --out costs milliseconds, not the whole sweep.
+    crate::report::folder::check(&dir)?;
 
     let mut names = Vec::new();
     for (n, point) in points.iter().enumerate() {
