@@ -174,6 +174,24 @@ impl Chart {
         Ok(text)
     }
 
+    /// Every text of the chart with its box as laid out for the PNG, and the image size.
+    pub fn text_layout(self, report: &Report) -> anyhow::Result<(Vec<fonts::TextBox>, (u32, u32))> {
+        let (w, h) = self.size(report);
+        let mut pixels = vec![0u8; (w * h * 3) as usize];
+        let boxes = std::rc::Rc::default();
+        {
+            let backend = fonts::TextLayout {
+                inner: CrispText(BitMapBackend::with_buffer(&mut pixels, (w, h))),
+                boxes: std::rc::Rc::clone(&boxes),
+            };
+            let root = backend.into_drawing_area();
+            self.draw(report, &root)
+                .map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
+        }
+        let boxes = std::rc::Rc::try_unwrap(boxes).map_or_else(|rc| rc.borrow().clone(), |c| c.into_inner());
+        Ok((boxes, (w, h)))
+    }
+
     /// The chart as a PNG image (8-bit RGB).
     pub fn png(self, report: &Report) -> anyhow::Result<Vec<u8>> {
         let (w, h) = self.size(report);
@@ -335,10 +353,6 @@ pub(crate) fn bold<'a>(size: u32) -> FontDesc<'a> {
     FontDesc::new(FontFamily::SansSerif, size as f64, FontStyle::Bold)
 }
 
-fn caption_font<'a>() -> TextStyle<'a> {
-    bold(32).color(&INK)
-}
-
 pub(crate) fn axis_font<'a>() -> TextStyle<'a> {
     (FONT, 24).into_font().color(&INK)
 }
@@ -362,7 +376,7 @@ fn empty_panel<DB: DrawingBackend>(
     caption: &str,
     why: &str,
 ) -> DrawResult<DB> {
-    let inner = area.titled(caption, caption_font())?;
+    let inner = panel_caption(area, caption)?;
     let (w, h) = inner.dim_in_pixel();
     inner.draw(&Text::new(
         why.to_string(),
@@ -404,14 +418,122 @@ fn ms_label(ms: f64) -> String {
     }
 }
 
-/// `text` cut to `max` characters, with an ellipsis when cut.
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let kept: String = text.chars().take(max.saturating_sub(1)).collect();
-        format!("{kept}…")
+/// `text` split where a line may break: after a hyphen, underscore, dot, slash or space (the break
+/// character stays on the first line, spaces are dropped), never inside a word.
+fn break_points(text: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    for c in text.chars() {
+        if c == ' ' {
+            if !current.is_empty() {
+                pieces.push(std::mem::take(&mut current) + " ");
+            }
+            continue;
+        }
+        current.push(c);
+        if matches!(c, '-' | '_' | '.' | '/' | '·' | ',') {
+            pieces.push(std::mem::take(&mut current));
+        }
     }
+    if !current.is_empty() {
+        pieces.push(current);
+    }
+    pieces
+}
+
+/// `text` wrapped at [`break_points`] into lines no wider than `width` px as measured by `measure`;
+/// `None` when a piece alone is too wide or more than `max_lines` lines are needed.
+pub(crate) fn wrap(
+    text: &str,
+    width: f64,
+    max_lines: usize,
+    measure: &dyn Fn(&str) -> f64,
+) -> Option<Vec<String>> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for piece in break_points(text) {
+        let candidate = format!("{line}{piece}");
+        if measure(candidate.trim_end()) <= width {
+            line = candidate;
+        } else {
+            if measure(piece.trim_end()) > width {
+                return None;
+            }
+            if !line.is_empty() {
+                lines.push(line.trim_end().to_string());
+            }
+            line = piece;
+        }
+    }
+    if !line.trim().is_empty() {
+        lines.push(line.trim_end().to_string());
+    }
+    (lines.len() <= max_lines).then_some(lines)
+}
+
+/// Text width in pixels at `style` on `area` (0 when it cannot be measured).
+fn text_width<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, text: &str, style: &TextStyle) -> f64 {
+    area.estimate_text_size(text, style)
+        .map(|(w, _)| w as f64)
+        .unwrap_or(0.0)
+}
+
+/// A panel's title, fitted to the panel: the bold caption size, smaller if needed (down to 22 px),
+/// then wrapped onto two lines at word breaks. Returns the area below it, with room for the top tick
+/// label of the plot under it.
+fn panel_caption<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+) -> Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let (w, _) = area.dim_in_pixel();
+    let width = w as f64 - 20.0;
+    let mut chosen = None;
+    'sizes: for max_lines in [1, 2] {
+        for size in (22..=32).rev().step_by(2) {
+            let style = bold(size).color(&INK);
+            let measure = |t: &str| text_width(area, t, &style);
+            if let Some(lines) = wrap(text, width, max_lines, &measure) {
+                chosen = Some((size, lines));
+                break 'sizes;
+            }
+        }
+    }
+    // A single word wider than the panel at 22 px: the smallest size, unbroken (the overlap test
+    // reports it if it ever happens with real names).
+    let (size, lines) = chosen.unwrap_or((22, vec![text.to_string()]));
+    let style = bold(size).color(&INK).pos(Pos::new(HPos::Center, VPos::Top));
+    let line_h = size as i32 + 6;
+    for (i, line) in lines.iter().enumerate() {
+        area.draw(&Text::new(
+            line.clone(),
+            (w as i32 / 2, 4 + i as i32 * line_h),
+            style.clone(),
+        ))?;
+    }
+    let used = 4 + lines.len() as i32 * line_h + 14;
+    Ok(area.split_vertically(used).1)
+}
+
+/// Width of a y label area that holds the axis title (rotated) and tick labels as wide as `widest`.
+fn y_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, widest: &[String]) -> u32 {
+    let font = axis_font();
+    let labels = widest
+        .iter()
+        .map(|t| text_width(area, t, &font))
+        .fold(0.0f64, f64::max);
+    // Axis title (26 px font, rotated), a gap, the labels, the tick mark and its padding.
+    (34.0 + 12.0 + labels + 16.0).ceil() as u32
+}
+
+/// The labels a log axis over `range` may show: its decades as [`ms_label`]s.
+fn decade_labels(range: &Range<f64>) -> Vec<String> {
+    let mut labels = Vec::new();
+    let mut v = range.start;
+    while v <= range.end * 1.0001 {
+        labels.push(ms_label(v));
+        v *= 10.0;
+    }
+    labels
 }
 
 /// Only the powers of ten are labelled on a log axis (the minor ticks stay unlabelled).
@@ -537,12 +659,13 @@ pub fn latency_cdf<DB: DrawingBackend>(
             empty_panel(&area, &scenario.name, "no deliveries")?;
             continue;
         }
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&scenario.name, caption_font())
+        let inner = panel_caption(&area, &scenario.name)?;
+        let mut chart = ChartBuilder::on(&inner)
             .margin(10)
+            .margin_top(0)
             .margin_right(30)
             .x_label_area_size(60)
-            .y_label_area_size(105)
+            .y_label_area_size(Y_AREA)
             .build_cartesian_2d(x_range.clone().log_scale(), 0.0..100.0)?;
         chart
             .configure_mesh()
@@ -592,6 +715,8 @@ struct Bars<'a> {
     y_range: Option<Range<f64>>,
     /// 95 % confidence intervals in `series`' shape, drawn as error bars (empty: one seed, none).
     intervals: Vec<Vec<Option<(f64, f64)>>>,
+    /// Groups are labelled by key letter (A, B, …), the chart draws the key.
+    keyed: bool,
 }
 
 /// A run's 95 % interval for the metric at `path` in summary.json (repeated runs only), times `scale`.
@@ -643,40 +768,38 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
         (None, true) => log_range(values()).unwrap_or(1.0..10.0),
         (None, false) => {
             let max = values().fold(0.0f64, f64::max);
-            0.0..if max > 0.0 { max * 1.18 } else { 1.0 }
+            0.0..if max > 0.0 { max * 1.25 } else { 1.0 }
         }
     };
     if values().all(|v| v == 0.0) && !bars.log {
         return empty_panel(area, bars.caption, "none in any run");
     }
+    let inner = panel_caption(area, bars.caption)?;
     // Group `i` spans i-0.5..i+0.5, so that the axis' whole-number ticks fall on the group centres.
     let n = bars.groups.len();
     let x_axis = -0.5..n as f64 - 0.5;
-    let groups = bars.groups.clone();
-    // Group names share the axis: shorten them to their slot (about 13 px a character at this size).
-    let slot_chars =
-        ((area.dim_in_pixel().0 as f64 * 0.8 / n.max(1) as f64) / 13.0).max(3.0) as usize;
-    let x_fmt = move |v: &f64| {
-        let i = v.round();
-        if (v - i).abs() < 1e-6 && i >= 0.0 {
-            let name = groups.get(i as usize).cloned().unwrap_or_default();
-            shorten(&name, slot_chars)
-        } else {
-            String::new()
-        }
-    };
     let k = bars.series.len().max(1) as f64;
     let bar_w = 0.8 / k;
     let label_font = (FONT, 20).into_font().color(&INK);
+    let tick_labels = if bars.log {
+        decade_labels(&y_range)
+    } else {
+        vec![fmt_num(y_range.end), fmt_num(y_range.end / 7.0)]
+    };
+    let y_label_area = y_area(&inner, &tick_labels);
+    // Group names are drawn by `group_labels` below the axis: up to two lines, or a key letter.
+    let x_label_area = if bars.keyed { 44 } else { 78 };
     let builder = |area| {
         let mut b = ChartBuilder::on(area);
-        b.caption(bars.caption, caption_font())
-            .margin(10)
+        b.margin(10)
+            .margin_top(0)
             .margin_right(20)
-            .x_label_area_size(50)
-            .y_label_area_size(105);
+            .x_label_area_size(x_label_area)
+            .y_label_area_size(y_label_area);
         b
     };
+    // Value labels: placed after every bar, above their bar, never over another label.
+    let mut labels: Vec<(String, (i32, i32))> = Vec::new();
     macro_rules! draw_bars {
         ($chart:expr, $bottom:expr) => {{
             let chart = $chart;
@@ -692,6 +815,7 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                     ))
                 }))?;
                 // 95 % confidence intervals of repeated runs, as whiskers over the bars.
+                let mut whisker_tops = vec![None; vals.len()];
                 if let Some(intervals) = bars.intervals.get(j) {
                     chart.draw_series(vals.iter().zip(intervals).enumerate().filter_map(
                         |(i, (v, ci))| {
@@ -702,6 +826,7 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                             }
                             let floor = if bars.log { y_range.start } else { f64::MIN };
                             let x = i as f64 - 0.4 + (j as f64 + 0.46) * bar_w;
+                            whisker_tops[i] = Some(high.max(floor));
                             Some(ErrorBar::new_vertical(
                                 x,
                                 low.max(floor),
@@ -713,39 +838,34 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                         },
                     ))?;
                 }
-                // Value labels above the bars, when the bar is wide enough for them.
-                let px_per_unit = area.dim_in_pixel().0 as f64 * 0.85 / n as f64;
-                chart.draw_series(vals.iter().enumerate().filter_map(|(i, v)| {
-                    let v = (*v)?;
+                for (i, v) in vals.iter().enumerate() {
+                    let Some(v) = *v else { continue };
                     let text = (bars.value_label)(v);
                     if text.is_empty() {
-                        return None;
+                        continue;
                     }
-                    let fits = area
-                        .estimate_text_size(&text, &label_font)
-                        .map(|(w, _)| (w as f64) < bar_w * px_per_unit * 1.3)
-                        .unwrap_or(false);
                     let top = if bars.log { v.max(y_range.start) } else { v };
-                    fits.then(|| {
-                        EmptyElement::at((i as f64 - 0.4 + (j as f64 + 0.46) * bar_w, top))
-                            + Text::new(
-                                text,
-                                (0, -4),
-                                label_font.clone().pos(Pos::new(HPos::Center, VPos::Bottom)),
-                            )
-                    })
-                }))?;
+                    let top = whisker_tops[i].map_or(top, |w: f64| w.max(top));
+                    let at = chart.backend_coord(&(i as f64 - 0.4 + (j as f64 + 0.46) * bar_w, top));
+                    labels.push((text, at));
+                }
             }
+            let (x_px, y_px) = chart.plotting_area().get_pixel_range();
+            place_value_labels(area, &labels, &label_font, (x_px, y_px.clone()))?;
+            let centres: Vec<i32> = (0..n)
+                .map(|i| chart.backend_coord(&(i as f64, $bottom)).0)
+                .collect();
+            group_labels(area, bars, &centres, y_px.end + 8)?;
         }};
     }
     if bars.log {
         let mut chart =
-            builder(area).build_cartesian_2d(x_axis.clone(), y_range.clone().log_scale())?;
+            builder(&inner).build_cartesian_2d(x_axis.clone(), y_range.clone().log_scale())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n)
-            .x_label_formatter(&x_fmt)
+            .x_label_formatter(&|_| String::new())
             .y_desc(bars.y_desc)
             .y_label_formatter(&|v| {
                 if is_decade(*v) {
@@ -761,12 +881,12 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
             .draw()?;
         draw_bars!(&mut chart, y_range.start);
     } else {
-        let mut chart = builder(area).build_cartesian_2d(x_axis, y_range.clone())?;
+        let mut chart = builder(&inner).build_cartesian_2d(x_axis, y_range.clone())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n)
-            .x_label_formatter(&x_fmt)
+            .x_label_formatter(&|_| String::new())
             .y_desc(bars.y_desc)
             .y_label_formatter(&|v| fmt_num(*v))
             .label_style(axis_font())
@@ -777,6 +897,145 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
         draw_bars!(&mut chart, 0.0);
     }
     Ok(())
+}
+
+/// Draws value labels (text, backend pixel of the bar's top centre) on `area`: each centred over its
+/// bar, lifted a line at a time while it would overlap a label already placed (at most twice), and left
+/// out when it still would or when it would leave the plot. Greedy in drawing order, so the outcome is
+/// deterministic.
+fn place_value_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    labels: &[(String, (i32, i32))],
+    font: &TextStyle,
+    (x_px, y_px): (Range<i32>, Range<i32>),
+) -> DrawResult<DB> {
+    let (bx, by) = area.get_base_pixel();
+    let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
+    for (text, (x, y)) in labels {
+        let Ok((w, h)) = area.estimate_text_size(text, font) else {
+            continue;
+        };
+        let (w, h) = (w as i32, h as i32);
+        let left = (x - w / 2).clamp(x_px.start + 2, (x_px.end - w - 2).max(x_px.start + 2));
+        for lift in 0..3 {
+            let bottom = y - 4 - lift * (h + 3);
+            let rect = (left, bottom - h, left + w, bottom);
+            if rect.1 < y_px.start {
+                break;
+            }
+            let clear = placed
+                .iter()
+                .all(|p| rect.2 + 3 <= p.0 || p.2 + 3 <= rect.0 || rect.3 <= p.1 || p.3 <= rect.1);
+            if clear {
+                placed.push(rect);
+                area.draw(&Text::new(
+                    text.clone(),
+                    (left - bx, bottom - by),
+                    font.clone().pos(Pos::new(HPos::Left, VPos::Bottom)),
+                ))?;
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Group names under a bar panel's axis at the pixel `centres`, starting at pixel row `top`: wrapped
+/// onto two lines at word breaks, or — in a keyed chart — the key letter of each group.
+fn group_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    bars: &Bars<'_>,
+    centres: &[i32],
+    top: i32,
+) -> DrawResult<DB> {
+    let (bx, by) = area.get_base_pixel();
+    let font = axis_font();
+    let slot = slot_width(centres);
+    for (i, (name, &x)) in bars.groups.iter().zip(centres).enumerate() {
+        let lines = if bars.keyed {
+            vec![key_letter(i)]
+        } else {
+            wrap(name, slot, 2, &|t| text_width(area, t, &font))
+                .unwrap_or_else(|| vec![key_letter(i)])
+        };
+        for (l, line) in lines.iter().enumerate() {
+            area.draw(&Text::new(
+                line.clone(),
+                (x - bx, top - by + l as i32 * 27),
+                font.clone().pos(Pos::new(HPos::Center, VPos::Top)),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The room for one group's name: the distance between group centres, less a gap.
+fn slot_width(centres: &[i32]) -> f64 {
+    match centres {
+        [a, b, ..] => (b - a) as f64 - 12.0,
+        _ => 400.0,
+    }
+}
+
+/// "A", "B", … for the scenario key of crowded bar charts.
+fn key_letter(i: usize) -> String {
+    let letters: Vec<char> = ('A'..='Z').collect();
+    if i < letters.len() {
+        letters[i].to_string()
+    } else {
+        format!("S{}", i + 1)
+    }
+}
+
+/// True when scenario `names` cannot be written under the bars of a panel `panel_w` pixels wide
+/// (two lines each, at word breaks): the chart then labels groups A, B, … with a key.
+fn needs_key<DB: DrawingBackend>(
+    body: &DrawingArea<DB, Shift>,
+    names: &[String],
+    panel_w: f64,
+) -> bool {
+    let font = axis_font();
+    // The plot is the panel less its y label area (~130 px) and margins.
+    let slot = (panel_w - 170.0) / names.len().max(1) as f64 - 12.0;
+    names
+        .iter()
+        .any(|n| wrap(n, slot, 2, &|t| text_width(body, t, &font)).is_none())
+}
+
+/// The key of a keyed chart ("A baseline · B mobile-nat …"), wrapped to the chart's width, at the
+/// bottom of `body`; returns the area above it.
+fn draw_key<DB: DrawingBackend>(
+    body: &DrawingArea<DB, Shift>,
+    names: &[String],
+) -> Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let font = desc_font();
+    let (w, h) = body.dim_in_pixel();
+    let entries: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{} = {n}", key_letter(i)))
+        .collect();
+    let mut lines: Vec<String> = Vec::new();
+    for entry in entries {
+        match lines.last_mut() {
+            Some(line) if text_width(body, &format!("{line}    {entry}"), &font) < w as f64 - 40.0 => {
+                line.push_str("    ");
+                line.push_str(&entry);
+            }
+            _ => lines.push(entry),
+        }
+    }
+    let line_h = 34;
+    let height = line_h * lines.len() as i32 + 16;
+    let (above, strip) = body.split_vertically(h as i32 - height);
+    for (i, line) in lines.iter().enumerate() {
+        strip.draw(&Text::new(
+            line.clone(),
+            (w as i32 / 2, 8 + i as i32 * line_h),
+            font.clone().pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
+    }
+    Ok(above)
 }
 
 /// p50 / p95 / p99 per transport, one panel per scenario, shared log axis.
@@ -845,6 +1104,7 @@ pub fn latency_percentiles<DB: DrawingBackend>(
                 },
                 y_range: Some(y_range.start..y_range.end * 1.6),
                 intervals,
+                keyed: false,
             },
         )?;
     }
@@ -875,6 +1135,9 @@ fn moving_average(values: &[f64], window: usize, max: usize) -> Vec<(f64, f64)> 
 fn smoothing_window(duration_s: f64) -> usize {
     ((duration_s / 100.0).ceil() as usize).max(5)
 }
+
+/// The y label area of the line charts: room for the axis title and labels up to "10 min" / "10000".
+const Y_AREA: u32 = 140;
 
 /// At most this many points per line on time charts (keeps SVGs small for long runs).
 const MAX_TIME_POINTS: usize = 600;
@@ -907,12 +1170,13 @@ pub fn deliveries<DB: DrawingBackend>(
         .fold(0.0f64, f64::max);
     let y_top = if y_max > 0.0 { y_max * 1.25 } else { 1.0 };
     for ((scenario, runs), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&scenario.name, caption_font())
+        let inner = panel_caption(&area, &scenario.name)?;
+        let mut chart = ChartBuilder::on(&inner)
             .margin(10)
+            .margin_top(0)
             .margin_right(30)
             .x_label_area_size(60)
-            .y_label_area_size(105)
+            .y_label_area_size(Y_AREA)
             .build_cartesian_2d(0.0..duration, 0.0..y_top)?;
         chart
             .configure_mesh()
@@ -966,12 +1230,13 @@ pub fn event_delay<DB: DrawingBackend>(
     let y_range = range.start..range.end * 8.0;
     let lost_y = range.end * 2.5;
     for ((scenario, runs), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&scenario.name, caption_font())
+        let inner = panel_caption(&area, &scenario.name)?;
+        let mut chart = ChartBuilder::on(&inner)
             .margin(10)
+            .margin_top(0)
             .margin_right(30)
             .x_label_area_size(60)
-            .y_label_area_size(105)
+            .y_label_area_size(Y_AREA)
             .build_cartesian_2d(0.0..duration, y_range.clone().log_scale())?;
         chart
             .configure_mesh()
@@ -1111,7 +1376,10 @@ fn scenario_names(report: &Report) -> Vec<String> {
 
 /// Requests per second at the server and bytes on the wire per delivered event.
 pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-    let areas = panels(body, 2);
+    let names = scenario_names(report);
+    let keyed = needs_key(body, &names, body.dim_in_pixel().0 as f64 / 2.0);
+    let body = if keyed { draw_key(body, &names)? } else { body.clone() };
+    let areas = panels(&body, 2);
     bar_panel(
         &areas[0],
         &Bars {
@@ -1123,6 +1391,7 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             value_label: fmt_num,
             y_range: None,
             intervals: per_scenario_intervals(report, &["requests_per_second"], 1.0),
+            keyed,
         },
     )?;
     bar_panel(
@@ -1150,6 +1419,7 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             value_label: |b| fmt_num(b.round()),
             y_range: None,
             intervals: per_scenario_intervals(report, &["bytes_per_delivery"], 1.0),
+            keyed,
         },
     )
 }
@@ -1178,7 +1448,10 @@ pub fn resilience<DB: DrawingBackend>(
     report: &Report,
     body: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
-    let areas = panels(body, 3);
+    let names = scenario_names(report);
+    let keyed = needs_key(body, &names, body.dim_in_pixel().0 as f64 / 3.0);
+    let body = if keyed { draw_key(body, &names)? } else { body.clone() };
+    let areas = panels(&body, 3);
     let clients = report.plan.clients.max(1) as f64;
     let panels: [ResiliencePanel; 3] = [
         (
@@ -1216,6 +1489,7 @@ pub fn resilience<DB: DrawingBackend>(
                 value_label,
                 y_range: None,
                 intervals: per_scenario_intervals(report, &[metric], scale),
+                keyed,
             },
         )?;
     }
@@ -1349,6 +1623,50 @@ mod tests {
         );
     }
 
+    /// The text-overlap class of bug, from the layout the chart code computed: in every chart, no two
+    /// texts overlap and none leaves the image.
+    fn assert_text_fits(report: &Report, what: &str) {
+        let mut problems = Vec::new();
+        for chart in Chart::ALL {
+            let (mut boxes, (w, h)) = chart.text_layout(report).unwrap();
+            // plotters draws a log axis' label twice when a decade is both a bold and a light grid
+            // line: the same text in the same box is one label on the image.
+            let mut seen = Vec::new();
+            boxes.retain(|b| {
+                let fresh = !seen.contains(b);
+                seen.push(b.clone());
+                fresh
+            });
+            assert!(!boxes.is_empty(), "{}: no text recorded", chart.stem());
+            for (i, (text, (l, t, r, b))) in boxes.iter().enumerate() {
+                if *l < 0 || *t < 0 || *r > w as i32 || *b > h as i32 {
+                    problems.push(format!("{}: `{text}` is clipped at {:?}", chart.stem(), (l, t, r, b)));
+                }
+                for (other, (l2, t2, r2, b2)) in &boxes[i + 1..] {
+                    if l < r2 && l2 < r && t < b2 && t2 < b {
+                        problems.push(format!(
+                            "{}: `{text}` {:?} overlaps `{other}` {:?}",
+                            chart.stem(),
+                            (l, t, r, b),
+                            (l2, t2, r2, b2)
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{what}:\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn no_text_overlaps_or_is_clipped_in_any_chart_of_the_fixture() {
+        assert_text_fits(&fixture::report(), "the fixture");
+    }
+
+    #[test]
+    fn no_text_overlaps_or_is_clipped_in_any_chart_of_a_crowded_report() {
+        assert_text_fits(&fixture::crowded_report(), "the crowded fixture");
+    }
+
     #[test]
     fn png_rendering_is_deterministic_and_decodable() {
         let report = fixture::report();
@@ -1374,17 +1692,21 @@ fn preview_fixture_charts() {
         std::env::var("RTSIM_CHART_PREVIEW").expect("set RTSIM_CHART_PREVIEW"),
     );
     std::fs::create_dir_all(&dir).unwrap();
-    let report = super::fixture::report();
-    for chart in Chart::ALL {
-        std::fs::write(
-            dir.join(format!("{}.png", chart.stem())),
-            chart.png(&report).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{}.svg", chart.stem())),
-            chart.svg(&report).unwrap(),
-        )
-        .unwrap();
+    for (prefix, report) in [
+        ("", super::fixture::report()),
+        ("crowded-", super::fixture::crowded_report()),
+    ] {
+        for chart in Chart::ALL {
+            std::fs::write(
+                dir.join(format!("{prefix}{}.png", chart.stem())),
+                chart.png(&report).unwrap(),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join(format!("{prefix}{}.svg", chart.stem())),
+                chart.svg(&report).unwrap(),
+            )
+            .unwrap();
+        }
     }
 }
