@@ -109,11 +109,16 @@ impl Chart {
             }
             Chart::Deliveries => {
                 "Deliveries per second of simulated time, all clients together, as a moving average; the \
-                 dashed line is what was owed (events published × clients). Vertical lines mark faults."
+                 dashed black line is what was owed (events published × clients). Each transport has \
+                 its own dash pattern and marker, so identical lines stay visible. Thin vertical lines \
+                 mark faults, one colour per kind."
             }
             Chart::EventDelay => {
-                "Mean time from publication to receipt of each event; × marks events no client received \
-                 (after the run's recovery period: lost for good). Vertical lines mark faults."
+                "Time from publication to receipt of each event across the clients that received it: \
+                 the marker is the median client, the band runs from the 5th to the 95th percentile \
+                 client, so the tail a fault creates shows. × marks events no client received (after \
+                 the run's recovery period: lost for good). Thin vertical lines mark faults, one colour \
+                 per kind."
             }
             Chart::Cost => "Requests the server answered per second, and bytes on the wire (both \
                  directions, headers included) per delivered event; lower is cheaper.",
@@ -143,13 +148,50 @@ impl Chart {
         root.fill(&WHITE)?;
         let root = root.margin(14, 0, 0, 0);
         let body = root.titled(self.title(), bold(46).color(&INK))?;
-        let (legend_area, body) = body.split_vertically(56);
-        let extras: &[Extra] = match self {
-            Chart::Deliveries => &[Extra::Owed, Extra::Fault],
-            Chart::EventDelay => &[Extra::Undelivered, Extra::Fault],
-            _ => &[],
+        let mut extras: Vec<Extra> = Vec::new();
+        if matches!(self, Chart::LatencyCdf | Chart::Deliveries) {
+            extras.push(Extra::Lines);
+        }
+        if self == Chart::Deliveries {
+            extras.push(Extra::Owed);
+        }
+        let undelivered = report.runs.iter().any(|r| {
+            r.metrics
+                .timeline
+                .event_delay_ms
+                .iter()
+                .any(|e| e.1.is_none())
+        });
+        if self == Chart::EventDelay && undelivered {
+            extras.push(Extra::Undelivered);
+        }
+        if matches!(self, Chart::Deliveries | Chart::EventDelay) {
+            for (kind, c) in fault_kinds(report) {
+                extras.push(Extra::Fault(kind, c));
+            }
+        }
+        let body = legend_rows(&body, &report.transports(), &extras, true)?;
+        // Charts of one run's time series say whose, when runs were repeated with several seeds.
+        let body = match (
+            self.first_seed_only(),
+            &report.runs.first().and_then(|r| r.seeds.clone()),
+        ) {
+            (true, Some(seeds)) if seeds.len() > 1 => {
+                let (note, rest) = body.split_vertically(40);
+                let (w, _) = note.dim_in_pixel();
+                note.draw(&Text::new(
+                    format!(
+                        "The first of {} seeds (seed {}) is shown; tables and bar charts average all seeds.",
+                        seeds.len(),
+                        seeds[0]
+                    ),
+                    (w as i32 / 2, 4),
+                    (FONT, 26).into_font().color(&FAULT).pos(Pos::new(HPos::Center, VPos::Top)),
+                ))?;
+                rest
+            }
+            _ => body,
         };
-        legend(&legend_area, &report.transports(), extras)?;
         let body = body.margin(0, 10, 10, 20);
         match self {
             Chart::LatencyCdf => latency_cdf(report, &body),
@@ -159,6 +201,14 @@ impl Chart {
             Chart::Cost => cost(report, &body),
             Chart::Resilience => resilience(report, &body),
         }
+    }
+
+    /// True for the charts drawn from one run's recorded series, which repeated runs do not average.
+    pub fn first_seed_only(self) -> bool {
+        matches!(
+            self,
+            Chart::LatencyCdf | Chart::Deliveries | Chart::EventDelay
+        )
     }
 
     /// The chart as SVG text.
@@ -188,7 +238,8 @@ impl Chart {
             self.draw(report, &root)
                 .map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
         }
-        let boxes = std::rc::Rc::try_unwrap(boxes).map_or_else(|rc| rc.borrow().clone(), |c| c.into_inner());
+        let boxes = std::rc::Rc::try_unwrap(boxes)
+            .map_or_else(|rc| rc.borrow().clone(), |c| c.into_inner());
         Ok((boxes, (w, h)))
     }
 
@@ -271,81 +322,281 @@ fn panels<DB: DrawingBackend>(
 }
 
 /// Legend entries besides the transports.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) enum Extra {
+    /// The dashed line of what was owed.
     Owed,
+    /// The × of events no client received.
     Undelivered,
-    Fault,
+    /// Thin vertical lines of one kind of fault, in its colour.
+    Fault(String, RGBColor),
+    /// The transports are drawn as lines (dash pattern and marker per transport), not as bars.
+    Lines,
 }
 
+/// The legend in a row of `area` (one row: the sweep charts' legend has the transports only).
 pub(crate) fn legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     transports: &[TransportKind],
     extras: &[Extra],
 ) -> DrawResult<DB> {
+    legend_rows(area, transports, extras, false).map(|_| ())
+}
+
+/// Height of one legend row, pixels.
+const LEGEND_ROW: i32 = 48;
+
+/// The legend at the top of `body`, in as many centred rows as its entries need; returns the area
+/// below it. Without `split`, one row in the middle of `body`, and `body` is returned.
+fn legend_rows<DB: DrawingBackend>(
+    body: &DrawingArea<DB, Shift>,
+    transports: &[TransportKind],
+    extras: &[Extra],
+    split: bool,
+) -> Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
     let font = (FONT, 30).into_font().color(&INK);
-    let (w, h) = area.dim_in_pixel();
-    let swatch = 28;
+    let (w, h) = body.dim_in_pixel();
+    let lines = extras.iter().any(|e| matches!(e, Extra::Lines));
+    let swatch = if lines { 56 } else { 28 };
     let gap = 36;
     let mut entries: Vec<(String, Option<TransportKind>, Option<Extra>)> = transports
         .iter()
         .map(|&t| (label(t).to_string(), Some(t), None))
         .collect();
-    for &extra in extras {
+    for extra in extras {
         let text = match extra {
-            Extra::Owed => "owed",
-            Extra::Undelivered => "no client received it",
-            Extra::Fault => "fault",
+            Extra::Owed => "owed".to_string(),
+            Extra::Undelivered => "no client received it".to_string(),
+            Extra::Fault(kind, _) => kind.clone(),
+            Extra::Lines => continue,
         };
-        entries.push((text.to_string(), None, Some(extra)));
+        entries.push((text, None, Some(extra.clone())));
     }
+    let swatch_of = |extra: &Option<Extra>| {
+        if matches!(extra, Some(Extra::Fault(..)) | Some(Extra::Undelivered)) {
+            28
+        } else {
+            swatch
+        }
+    };
     let widths: Vec<i32> = entries
         .iter()
-        .map(|(text, _, _)| {
-            area.estimate_text_size(text, &font)
-                .map(|(tw, _)| swatch + 10 + tw as i32)
+        .map(|(text, _, extra)| {
+            body.estimate_text_size(text, &font)
+                .map(|(tw, _)| swatch_of(extra) + 10 + tw as i32)
         })
         .collect::<Result<_, _>>()?;
-    let total: i32 = widths.iter().sum::<i32>() + gap * (entries.len() as i32 - 1).max(0);
-    let mut x = ((w as i32 - total) / 2).max(0);
-    let y = h as i32 / 2;
-    for ((text, transport, extra), width) in entries.iter().zip(widths) {
-        match (transport, extra) {
-            (Some(t), _) => {
-                area.draw(&Rectangle::new(
-                    [(x, y - swatch / 2), (x + swatch, y + swatch / 2)],
-                    colour(*t).filled(),
-                ))?;
-            }
-            (None, Some(Extra::Owed)) => {
-                for dx in (0..swatch).step_by(10) {
-                    area.draw(&PathElement::new(
-                        vec![(x + dx, y), (x + (dx + 6).min(swatch), y)],
-                        INK.stroke_width(2),
-                    ))?;
-                }
-            }
-            (None, Some(Extra::Undelivered)) => {
-                area.draw(&Cross::new((x + swatch / 2, y), 9, INK.stroke_width(3)))?;
-            }
-            (None, Some(Extra::Fault)) => {
-                for dy in (-swatch / 2..swatch / 2).step_by(8) {
-                    area.draw(&PathElement::new(
-                        vec![(x + swatch / 2, y + dy), (x + swatch / 2, y + dy + 5)],
-                        FAULT.stroke_width(2),
-                    ))?;
-                }
-            }
-            (None, None) => {}
+    // Pack entries into rows no wider than the chart.
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut row_w = 0;
+    for (i, &width) in widths.iter().enumerate() {
+        let current = rows.last_mut().expect("one row");
+        if current.is_empty() {
+            current.push(i);
+            row_w = width;
+        } else if split && row_w + gap + width > w as i32 - 40 {
+            rows.push(vec![i]);
+            row_w = width;
+        } else {
+            current.push(i);
+            row_w += gap + width;
         }
-        area.draw(&Text::new(
-            text.clone(),
-            (x + swatch + 10, y),
-            font.pos(Pos::new(HPos::Left, VPos::Center)),
-        ))?;
-        x += width + gap;
+    }
+    let (area, rest) = if split {
+        body.split_vertically(LEGEND_ROW * rows.len() as i32 + 8)
+    } else {
+        (body.clone(), body.clone())
+    };
+    for (row, members) in rows.iter().enumerate() {
+        let total: i32 = members.iter().map(|&i| widths[i]).sum::<i32>()
+            + gap * (members.len() as i32 - 1).max(0);
+        let mut x = ((w as i32 - total) / 2).max(0);
+        let y = if split {
+            LEGEND_ROW * row as i32 + LEGEND_ROW / 2
+        } else {
+            h as i32 / 2
+        };
+        for &i in members {
+            let (text, transport, extra) = &entries[i];
+            let sw = swatch_of(extra);
+            match (transport, extra) {
+                (Some(t), _) if lines => {
+                    let look = line_look(*t);
+                    let points = vec![(x, y), (x + swatch, y)];
+                    draw_styled_line(&area, points, colour(*t).stroke_width(4), look.dash)?;
+                    draw_marker(&area, (x + swatch / 2, y), look.marker, colour(*t))?;
+                }
+                (Some(t), _) => {
+                    area.draw(&Rectangle::new(
+                        [(x, y - swatch / 2), (x + swatch, y + swatch / 2)],
+                        colour(*t).filled(),
+                    ))?;
+                }
+                (None, Some(Extra::Owed)) => {
+                    let points = vec![(x, y), (x + swatch, y)];
+                    draw_styled_line(&area, points, INK.stroke_width(2), Some((10, 8)))?;
+                }
+                (None, Some(Extra::Undelivered)) => {
+                    area.draw(&Cross::new((x + 14, y), 9, INK.stroke_width(3)))?;
+                }
+                (None, Some(Extra::Fault(_, c))) => {
+                    area.draw(&PathElement::new(
+                        vec![(x + 14, y - 16), (x + 14, y + 16)],
+                        c.stroke_width(2),
+                    ))?;
+                }
+                _ => {}
+            }
+            area.draw(&Text::new(
+                text.clone(),
+                (x + sw + 10, y),
+                font.pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+            x += widths[i] + gap;
+        }
+    }
+    Ok(rest)
+}
+
+/// Marker shapes of the line charts, one per transport.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Marker {
+    Circle,
+    Triangle,
+    Square,
+    Diamond,
+}
+
+/// How a transport's line looks: dash pattern (dash, gap in px; `None`: solid) and marker. Together
+/// with [`line_width`] (lines drawn first are wider) two identical curves both stay visible: the one
+/// on top is thinner and broken, so the one below shows through it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LineLook {
+    pub dash: Option<(u32, u32)>,
+    pub marker: Marker,
+}
+
+pub(crate) fn line_look(transport: TransportKind) -> LineLook {
+    match transport {
+        TransportKind::Polling => LineLook {
+            dash: None,
+            marker: Marker::Circle,
+        },
+        TransportKind::LongPolling => LineLook {
+            dash: Some((22, 8)),
+            marker: Marker::Triangle,
+        },
+        TransportKind::Sse => LineLook {
+            dash: Some((12, 8)),
+            marker: Marker::Square,
+        },
+        TransportKind::Websocket => LineLook {
+            dash: Some((5, 7)),
+            marker: Marker::Diamond,
+        },
+    }
+}
+
+/// A polyline in pixels on `area`, solid or dashed.
+fn draw_styled_line<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    points: Vec<(i32, i32)>,
+    style: ShapeStyle,
+    dash: Option<(u32, u32)>,
+) -> DrawResult<DB> {
+    match dash {
+        None => area.draw(&PathElement::new(points, style)),
+        Some((size, spacing)) => area.draw(&plotters::element::DashedPathElement::new(
+            points.into_iter(),
+            size,
+            spacing,
+            style,
+        )),
+    }
+}
+
+/// A marker centred on pixel `at` of `area`: filled shape with a white rim, so that it reads on lines.
+fn draw_marker<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (x, y): (i32, i32),
+    marker: Marker,
+    colour: RGBColor,
+) -> DrawResult<DB> {
+    let r = 8;
+    let outline = |points: Vec<(i32, i32)>| -> DrawResult<DB> {
+        area.draw(&Polygon::new(points.clone(), colour.filled()))?;
+        let mut closed = points;
+        closed.push(closed[0]);
+        area.draw(&PathElement::new(closed, WHITE.stroke_width(2)))
+    };
+    match marker {
+        Marker::Circle => {
+            area.draw(&Circle::new((x, y), r, colour.filled()))?;
+            area.draw(&Circle::new((x, y), r, WHITE.stroke_width(2)))
+        }
+        Marker::Triangle => outline(vec![
+            (x, y - r - 1),
+            (x + r + 1, y + r - 1),
+            (x - r - 1, y + r - 1),
+        ]),
+        Marker::Square => outline(vec![
+            (x - r + 1, y - r + 1),
+            (x + r - 1, y - r + 1),
+            (x + r - 1, y + r - 1),
+            (x - r + 1, y + r - 1),
+        ]),
+        Marker::Diamond => outline(vec![
+            (x, y - r - 2),
+            (x + r + 2, y),
+            (x, y + r + 2),
+            (x - r - 2, y),
+        ]),
+    }
+}
+
+/// Draws a transport's line on a chart: its width by drawing order, its dash pattern, and markers at
+/// the `marks` (indices into `points`).
+fn draw_transport_line<DB: DrawingBackend, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    report: &Report,
+    transport: TransportKind,
+    points: &[(X::ValueType, Y::ValueType)],
+    marks: &[usize],
+) -> DrawResult<DB>
+where
+    X: Ranged,
+    Y: Ranged,
+    X::ValueType: Clone,
+    Y::ValueType: Clone,
+{
+    let look = line_look(transport);
+    let style = colour(transport).stroke_width(line_width(report, transport));
+    let pixels: Vec<(i32, i32)> = points.iter().map(|p| chart.backend_coord(p)).collect();
+    let area = chart.plotting_area().strip_coord_spec();
+    let (bx, by) = area.get_base_pixel();
+    let local: Vec<(i32, i32)> = pixels.iter().map(|(x, y)| (x - bx, y - by)).collect();
+    draw_styled_line(&area, local.clone(), style, look.dash)?;
+    for &i in marks {
+        if let Some(&p) = local.get(i) {
+            draw_marker(&area, p, look.marker, colour(transport))?;
+        }
     }
     Ok(())
+}
+
+/// Indices of `n` points at which transport number `slot` of `of` puts its markers: six along the line,
+/// shifted per transport so that markers of identical lines fall side by side, not on top of each other.
+fn marker_indices(n: usize, slot: usize, of: usize) -> Vec<usize> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let count = 6;
+    (0..count)
+        .map(|k| {
+            let q = (k as f64 + 0.5 + slot as f64 / of.max(1) as f64) / (count as f64 + 1.0);
+            ((q * n as f64) as usize).min(n - 1)
+        })
+        .collect()
 }
 
 /// The bold face at `size` (`FontDesc::style` would keep the regular face's glyphs).
@@ -472,7 +723,11 @@ pub(crate) fn wrap(
 }
 
 /// Text width in pixels at `style` on `area` (0 when it cannot be measured).
-fn text_width<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, text: &str, style: &TextStyle) -> f64 {
+fn text_width<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    style: &TextStyle,
+) -> f64 {
     area.estimate_text_size(text, style)
         .map(|(w, _)| w as f64)
         .unwrap_or(0.0)
@@ -501,7 +756,9 @@ fn panel_caption<DB: DrawingBackend>(
     // A single word wider than the panel at 22 px: the smallest size, unbroken (the overlap test
     // reports it if it ever happens with real names).
     let (size, lines) = chosen.unwrap_or((22, vec![text.to_string()]));
-    let style = bold(size).color(&INK).pos(Pos::new(HPos::Center, VPos::Top));
+    let style = bold(size)
+        .color(&INK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
     let line_h = size as i32 + 6;
     for (i, line) in lines.iter().enumerate() {
         area.draw(&Text::new(
@@ -558,13 +815,37 @@ fn fault_marks(runs: &[&RunResult]) -> Vec<(f64, String, Vec<TransportKind>)> {
     marks
 }
 
-/// Above this many distinct fault moments in a panel, faults are shown as a rug, not as lines.
-const MAX_FAULT_LINES: usize = 12;
+/// Colours of fault lines, by kind in order of first appearance: greys and hues no transport uses.
+const FAULT_COLOURS: [RGBColor; 4] = [
+    RGBColor(0x55, 0x55, 0x55),
+    RGBColor(0xD5, 0x5E, 0x00), // vermillion (Okabe–Ito)
+    RGBColor(0x00, 0x00, 0x00),
+    RGBColor(0x56, 0xB4, 0xE9), // sky blue (Okabe–Ito)
+];
 
-/// Draws fault marks on a time chart: dashed vertical lines labelled once per kind when they are few, a
-/// rug of ticks along the top, one lane per transport in its colour, when they are many.
+/// The kinds of fault marked anywhere in the report, in order of first appearance (scenario order,
+/// then time), each with its colour: one legend entry per kind actually present.
+pub(crate) fn fault_kinds(report: &Report) -> Vec<(String, RGBColor)> {
+    let mut kinds: Vec<String> = Vec::new();
+    for (_, runs) in report.by_scenario() {
+        for (_, what, _) in fault_marks(&runs) {
+            if !kinds.contains(&what) {
+                kinds.push(what);
+            }
+        }
+    }
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (k, FAULT_COLOURS[i % FAULT_COLOURS.len()]))
+        .collect()
+}
+
+/// Draws a scenario's fault marks as thin vertical lines over the whole plot height, in the colour of
+/// their kind (the legend names the kinds). Many faults make many thin lines — a density, not a wall.
 fn draw_faults<DB: DrawingBackend, Y>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    kinds: &[(String, RGBColor)],
     runs: &[&RunResult],
     y_bottom: Y::ValueType,
     y_top: Y::ValueType,
@@ -574,60 +855,14 @@ where
     Y::ValueType: Clone + 'static,
 {
     let marks = fault_marks(runs);
-    if marks.is_empty() {
-        return Ok(());
-    }
-    let label_font = (FONT, 22).into_font().color(&INK);
-    let distinct_times = {
-        let mut times: Vec<f64> = marks.iter().map(|m| m.0).collect();
-        times.dedup();
-        times
-    };
-    if distinct_times.len() <= MAX_FAULT_LINES {
-        let mut labelled: Vec<&str> = Vec::new();
-        for (i, &at) in distinct_times.iter().enumerate() {
-            chart.draw_series(DashedLineSeries::new(
-                vec![(at, y_bottom.clone()), (at, y_top.clone())],
-                8,
-                6,
-                FAULT.stroke_width(2),
-            ))?;
-            let names: Vec<&str> = marks
-                .iter()
-                .filter(|m| m.0 == at && !labelled.contains(&m.1.as_str()))
-                .map(|m| m.1.as_str())
-                .collect();
-            if !names.is_empty() {
-                labelled.extend(&names);
-                // Stagger labels so that two close faults do not print over each other.
-                let dy = 6 + 26 * (i as i32 % 2);
-                chart.draw_series(std::iter::once(
-                    EmptyElement::at((at, y_top.clone()))
-                        + Text::new(
-                            format!(" {}", names.join(", ")),
-                            (4, dy),
-                            label_font.clone(),
-                        ),
-                ))?;
-            }
-        }
-    } else {
-        let transports: Vec<TransportKind> = runs.iter().map(|r| r.transport).collect();
-        for (lane, &t) in transports.iter().enumerate() {
-            let style = colour(t).stroke_width(2);
-            let ticks: Vec<f64> = marks
-                .iter()
-                .filter(|m| m.2.contains(&t))
-                .map(|m| m.0)
-                .collect();
-            chart.draw_series(ticks.into_iter().map(|at| {
-                EmptyElement::at((at, y_top.clone()))
-                    + PathElement::new(
-                        vec![(0, 4 + 8 * lane as i32), (0, 10 + 8 * lane as i32)],
-                        style,
-                    )
-            }))?;
-        }
+    // Lighter when there are many, so that the data stays readable under them.
+    let alpha = if marks.len() > 12 { 0.35 } else { 0.8 };
+    for (at, what, _) in &marks {
+        let c = kinds.iter().find(|k| &k.0 == what).map_or(FAULT, |k| k.1);
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(*at, y_bottom.clone()), (*at, y_top.clone())],
+            c.mix(alpha).stroke_width(1),
+        )))?;
     }
     Ok(())
 }
@@ -684,19 +919,23 @@ pub fn latency_cdf<DB: DrawingBackend>(
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
             .draw()?;
+        let order = report.transports();
         for run in runs {
             let points = &run.metrics.timeline.latency_cdf_ms;
             if points.is_empty() {
                 continue;
             }
-            let path = points
+            let path: Vec<(f64, f64)> = points
                 .iter()
-                .map(|&(ms, q)| (ms.max(x_range.start), q * 100.0));
-            let width = line_width(report, run.transport);
-            chart.draw_series(LineSeries::new(
-                path,
-                colour(run.transport).stroke_width(width),
-            ))?;
+                .map(|&(ms, q)| (ms.max(x_range.start), q * 100.0))
+                .collect();
+            // Markers at shares of deliveries (not at point indices, which crowd in the tail).
+            let slot = order.iter().position(|t| *t == run.transport).unwrap_or(0);
+            let marks: Vec<usize> = marker_indices(100, slot, order.len())
+                .into_iter()
+                .filter_map(|q| path.iter().position(|p| p.1 >= q as f64))
+                .collect();
+            draw_transport_line(&mut chart, report, run.transport, &path, &marks)?;
         }
     }
     Ok(())
@@ -1018,7 +1257,9 @@ fn draw_key<DB: DrawingBackend>(
     let mut lines: Vec<String> = Vec::new();
     for entry in entries {
         match lines.last_mut() {
-            Some(line) if text_width(body, &format!("{line}    {entry}"), &font) < w as f64 - 40.0 => {
+            Some(line)
+                if text_width(body, &format!("{line}    {entry}"), &font) < w as f64 - 40.0 =>
+            {
                 line.push_str("    ");
                 line.push_str(&entry);
             }
@@ -1169,6 +1410,7 @@ pub fn deliveries<DB: DrawingBackend>(
         })
         .fold(0.0f64, f64::max);
     let y_top = if y_max > 0.0 { y_max * 1.25 } else { 1.0 };
+    let kinds = fault_kinds(report);
     for ((scenario, runs), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
         let inner = panel_caption(&area, &scenario.name)?;
         let mut chart = ChartBuilder::on(&inner)
@@ -1189,25 +1431,25 @@ pub fn deliveries<DB: DrawingBackend>(
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
             .draw()?;
+        draw_faults(&mut chart, &kinds, runs, 0.0, y_top)?;
+        let order = report.transports();
         for run in runs {
             let line = series(run, &|b| b.deliveries as f64);
-            let width = line_width(report, run.transport);
-            chart.draw_series(LineSeries::new(
-                line,
-                colour(run.transport).stroke_width(width),
-            ))?;
+            let slot = order.iter().position(|t| *t == run.transport).unwrap_or(0);
+            let marks = marker_indices(line.len(), slot, order.len());
+            draw_transport_line(&mut chart, report, run.transport, &line, &marks)?;
         }
         // The same events are published in every run of a scenario (same seed); the owed rate goes on top.
         if let Some(first) = runs.first() {
             let owed = series(first, &|b| b.published as f64 * clients);
             chart.draw_series(DashedLineSeries::new(owed, 10, 8, INK.stroke_width(2)))?;
         }
-        draw_faults(&mut chart, runs, 0.0, y_top)?;
     }
     Ok(())
 }
 
-/// Mean delay of each event (binned when there are many), with undelivered events and fault marks.
+/// The delay of each event across clients — median with a 5th–95th percentile band — binned when
+/// there are many, with undelivered events and fault marks.
 pub fn event_delay<DB: DrawingBackend>(
     report: &Report,
     body: &DrawingArea<DB, Shift>,
@@ -1217,18 +1459,24 @@ pub fn event_delay<DB: DrawingBackend>(
     let binned: Vec<Vec<EventBin>> = report
         .runs
         .iter()
-        .map(|r| event_bins(&r.metrics.timeline.event_delay_ms, duration))
+        .map(|r| event_bins(&r.metrics.timeline, duration))
         .collect();
-    let all = binned.iter().flatten().filter_map(|b| b.delay_ms);
+    let all = binned
+        .iter()
+        .flatten()
+        .filter_map(|b| b.spread)
+        .flat_map(|(lo, mid, hi)| [lo, mid, hi]);
     let Some(range) = log_range(all) else {
         for ((scenario, _), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
             empty_panel(&area, &scenario.name, "no deliveries")?;
         }
         return Ok(());
     };
-    // Room at the top for the "no client received it" marks and fault labels.
+    let kinds = fault_kinds(report);
+    // Room at the top for the "no client received it" marks.
     let y_range = range.start..range.end * 8.0;
     let lost_y = range.end * 2.5;
+    let order = report.transports();
     for ((scenario, runs), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
         let inner = panel_caption(&area, &scenario.name)?;
         let mut chart = ChartBuilder::on(&inner)
@@ -1241,7 +1489,7 @@ pub fn event_delay<DB: DrawingBackend>(
         chart
             .configure_mesh()
             .x_desc("publication time (simulated s)")
-            .y_desc("delay (log scale)")
+            .y_desc("delay across clients (log scale)")
             .x_label_formatter(&|v| fmt_num(*v))
             .y_label_formatter(&|v| {
                 if is_decade(*v) && *v <= range.end {
@@ -1255,26 +1503,58 @@ pub fn event_delay<DB: DrawingBackend>(
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
             .draw()?;
-        for run in runs {
-            let index = report
-                .runs
-                .iter()
-                .position(|r| std::ptr::eq(r, *run))
-                .unwrap_or(0);
-            let bins = &binned[index];
-            // One dot per event (or bin of events): a line through such noisy data draws miter spikes
-            // in plotters' bitmap backend at every sharp turn, and suggests a continuity there is not.
-            let dot = colour(run.transport).filled();
-            chart.draw_series(
-                bins.iter()
-                    .filter_map(|bin| bin.delay_ms.map(|d| (bin.at, d.max(range.start))))
-                    .map(|point| Circle::new(point, 3, dot)),
-            )?;
+        draw_faults(&mut chart, &kinds, runs, y_range.start, y_range.end)?;
+        // Bands first (all transports), then the medians, so that no band hides a median.
+        let run_bins: Vec<(&RunResult, &Vec<EventBin>)> = runs
+            .iter()
+            .map(|run| {
+                let index = report
+                    .runs
+                    .iter()
+                    .position(|r| std::ptr::eq(r, *run))
+                    .unwrap_or(0);
+                (*run, &binned[index])
+            })
+            .collect();
+        // Transports side by side within a publication moment: identical spreads stay distinguishable.
+        let nudge = duration / 400.0;
+        let offset = |t: TransportKind| {
+            let slot = order.iter().position(|o| *o == t).unwrap_or(0) as f64;
+            (slot - (order.len() as f64 - 1.0) / 2.0) * nudge
+        };
+        for (run, bins) in &run_bins {
+            let c = colour(run.transport);
+            let dx = offset(run.transport);
+            chart.draw_series(bins.iter().filter_map(|bin| {
+                let (lo, _, hi) = bin.spread?;
+                (hi > lo).then(|| {
+                    PathElement::new(
+                        vec![
+                            (bin.at + dx, lo.max(range.start)),
+                            (bin.at + dx, hi.max(range.start)),
+                        ],
+                        c.mix(0.45).stroke_width(3),
+                    )
+                })
+            }))?;
+        }
+        for (run, bins) in &run_bins {
+            let c = colour(run.transport);
+            let dx = offset(run.transport);
+            let marker = line_look(run.transport).marker;
+            let area = chart.plotting_area().strip_coord_spec();
+            let (bx, by) = area.get_base_pixel();
+            for bin in bins.iter() {
+                if let Some((_, mid, _)) = bin.spread {
+                    let (x, y) = chart.backend_coord(&(bin.at + dx, mid.max(range.start)));
+                    draw_small_marker(&area, (x - bx, y - by), marker, c)?;
+                }
+            }
             // The run drains after the last publication, so an event nobody received is lost for good.
             chart.draw_series(
                 bins.iter()
                     .filter(|b| b.undelivered > 0)
-                    .map(|b| Cross::new((b.at, lost_y), 7, colour(run.transport).stroke_width(3))),
+                    .map(|b| Cross::new((b.at + dx, lost_y), 7, c.stroke_width(3))),
             )?;
         }
         let any_undelivered = runs.iter().any(|r| {
@@ -1297,9 +1577,38 @@ pub fn event_delay<DB: DrawingBackend>(
                     ),
             ))?;
         }
-        draw_faults(&mut chart, runs, y_range.start, y_range.end)?;
     }
     Ok(())
+}
+
+/// A small marker (the per-event medians are many): the transport's shape at half size.
+fn draw_small_marker<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (x, y): (i32, i32),
+    marker: Marker,
+    c: RGBColor,
+) -> DrawResult<DB> {
+    let r = 4;
+    match marker {
+        Marker::Circle => area.draw(&Circle::new((x, y), r, c.filled())),
+        Marker::Triangle => area.draw(&Polygon::new(
+            vec![(x, y - r - 1), (x + r + 1, y + r), (x - r - 1, y + r)],
+            c.filled(),
+        )),
+        Marker::Square => area.draw(&Rectangle::new(
+            [(x - r, y - r), (x + r, y + r)],
+            c.filled(),
+        )),
+        Marker::Diamond => area.draw(&Polygon::new(
+            vec![
+                (x, y - r - 1),
+                (x + r + 1, y),
+                (x, y + r + 1),
+                (x - r - 1, y),
+            ],
+            c.filled(),
+        )),
+    }
 }
 
 /// Events grouped by publication time for the delay chart.
@@ -1307,41 +1616,54 @@ pub fn event_delay<DB: DrawingBackend>(
 struct EventBin {
     /// Middle of the bin (or the event's time), seconds.
     at: f64,
-    /// Mean delay of the events in it that someone received, ms.
-    delay_ms: Option<f64>,
+    /// The spread across clients of the events in it that someone received, ms: (p5, median, p95);
+    /// for a bin of several events, the lowest p5, the mean median and the highest p95.
+    spread: Option<(f64, f64, f64)>,
     /// Events in it that no client received.
     undelivered: usize,
 }
 
-fn event_bins(events: &[(f64, Option<f64>)], duration: f64) -> Vec<EventBin> {
+fn event_bins(timeline: &crate::metrics::Timeline, duration: f64) -> Vec<EventBin> {
+    let events = &timeline.event_delay_ms;
+    // Shard files written before the spread existed carry the mean only: a band of zero width.
+    let spread =
+        |i: usize, mean: Option<f64>| match timeline.event_spread_ms.get(i).copied().flatten() {
+            Some(s) => Some((s.p5, s.p50, s.p95)),
+            None => mean.map(|m| (m, m, m)),
+        };
     if events.len() <= MAX_TIME_POINTS {
         return events
             .iter()
-            .map(|&(at, d)| EventBin {
+            .enumerate()
+            .map(|(i, &(at, d))| EventBin {
                 at,
-                delay_ms: d,
+                spread: spread(i, d),
                 undelivered: usize::from(d.is_none()),
             })
             .collect();
     }
     let width = duration.max(1e-9) / MAX_TIME_POINTS as f64;
-    let mut bins: Vec<(f64, usize, usize)> = vec![(0.0, 0, 0); MAX_TIME_POINTS];
-    for &(at, d) in events {
+    // Per bin: lowest p5, summed medians, highest p95, events received, events lost.
+    let mut bins: Vec<(f64, f64, f64, usize, usize)> =
+        vec![(f64::INFINITY, 0.0, 0.0, 0, 0); MAX_TIME_POINTS];
+    for (i, &(at, d)) in events.iter().enumerate() {
         let bin = &mut bins[((at / width) as usize).min(MAX_TIME_POINTS - 1)];
-        match d {
-            Some(d) => {
-                bin.0 += d;
-                bin.1 += 1;
+        match spread(i, d) {
+            Some((lo, mid, hi)) => {
+                bin.0 = bin.0.min(lo);
+                bin.1 += mid;
+                bin.2 = bin.2.max(hi);
+                bin.3 += 1;
             }
-            None => bin.2 += 1,
+            None => bin.4 += 1,
         }
     }
     bins.into_iter()
         .enumerate()
-        .filter(|(_, (_, n, lost))| n + lost > 0)
-        .map(|(i, (sum, n, lost))| EventBin {
+        .filter(|(_, b)| b.3 + b.4 > 0)
+        .map(|(i, (lo, sum, hi, n, lost))| EventBin {
             at: (i as f64 + 0.5) * width,
-            delay_ms: (n > 0).then(|| sum / n as f64),
+            spread: (n > 0).then(|| (lo, sum / n as f64, hi)),
             undelivered: lost,
         })
         .collect()
@@ -1378,7 +1700,11 @@ fn scenario_names(report: &Report) -> Vec<String> {
 pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
     let names = scenario_names(report);
     let keyed = needs_key(body, &names, body.dim_in_pixel().0 as f64 / 2.0);
-    let body = if keyed { draw_key(body, &names)? } else { body.clone() };
+    let body = if keyed {
+        draw_key(body, &names)?
+    } else {
+        body.clone()
+    };
     let areas = panels(&body, 2);
     bar_panel(
         &areas[0],
@@ -1450,7 +1776,11 @@ pub fn resilience<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     let names = scenario_names(report);
     let keyed = needs_key(body, &names, body.dim_in_pixel().0 as f64 / 3.0);
-    let body = if keyed { draw_key(body, &names)? } else { body.clone() };
+    let body = if keyed {
+        draw_key(body, &names)?
+    } else {
+        body.clone()
+    };
     let areas = panels(&body, 3);
     let clients = report.plan.clients.max(1) as f64;
     let panels: [ResiliencePanel; 3] = [
@@ -1597,7 +1927,7 @@ mod tests {
     }
 
     #[test]
-    fn many_events_are_binned_and_many_faults_become_a_rug() {
+    fn many_events_are_binned_keeping_the_widest_spread() {
         let events: Vec<(f64, Option<f64>)> = (0..6000)
             .map(|i| {
                 (
@@ -1606,20 +1936,69 @@ mod tests {
                 )
             })
             .collect();
-        let bins = event_bins(&events, 60.0);
+        let spread = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                e.1.map(|m| crate::metrics::Spread {
+                    p5: m - 10.0,
+                    p50: m,
+                    p95: if i == 7 { 900.0 } else { m + 10.0 },
+                })
+            })
+            .collect();
+        let timeline = crate::metrics::Timeline {
+            event_delay_ms: events,
+            event_spread_ms: spread,
+            ..Default::default()
+        };
+        let bins = event_bins(&timeline, 60.0);
         assert_eq!(bins.len(), MAX_TIME_POINTS);
         assert_eq!(bins.iter().map(|b| b.undelivered).sum::<usize>(), 6);
-        assert!(bins.iter().all(|b| b.delay_ms == Some(50.0)));
+        assert_eq!(
+            bins[0].spread,
+            Some((40.0, 50.0, 900.0)),
+            "the tail survives binning"
+        );
+        assert!(bins[1..]
+            .iter()
+            .all(|b| b.spread == Some((40.0, 50.0, 60.0))));
+    }
 
-        let mut report = fixture::report();
-        let marks: Vec<(f64, String)> = (0..50)
+    #[test]
+    fn legends_name_only_what_the_chart_shows() {
+        let report = fixture::report();
+        let delay = svg(Chart::EventDelay, &report);
+        assert!(
+            delay.contains("no client received it"),
+            "the fixture loses events"
+        );
+        let mut clean = fixture::report();
+        clean.plan.scenarios.truncate(1);
+        clean.runs.retain(|r| r.scenario == "office");
+        for chart in [Chart::Deliveries, Chart::EventDelay] {
+            let text = svg(chart, &clean);
+            for absent in ["fault", "network switch", "no client received it"] {
+                assert!(
+                    !text.contains(absent),
+                    "{}: `{absent}` without any",
+                    chart.stem()
+                );
+            }
+        }
+        // With many faults, still one legend entry per kind and no label per mark.
+        let mut busy = fixture::report();
+        busy.runs[5].metrics.timeline.fault_marks = (0..50)
             .map(|i| (i as f64, "network switch".to_string()))
             .collect();
-        report.runs[5].metrics.timeline.fault_marks = marks;
-        let text = svg(Chart::Deliveries, &report);
-        assert!(
-            !text.contains("network switch"),
-            "no label per mark when there are many"
+        let text = svg(Chart::Deliveries, &busy);
+        assert_eq!(text.matches("network switch").count(), 1);
+        assert_eq!(
+            fault_kinds(&busy)
+                .iter()
+                .map(|k| k.0.as_str())
+                .collect::<Vec<_>>(),
+            ["network switch", "NAT mapping dropped"]
         );
     }
 
@@ -1640,7 +2019,11 @@ mod tests {
             assert!(!boxes.is_empty(), "{}: no text recorded", chart.stem());
             for (i, (text, (l, t, r, b))) in boxes.iter().enumerate() {
                 if *l < 0 || *t < 0 || *r > w as i32 || *b > h as i32 {
-                    problems.push(format!("{}: `{text}` is clipped at {:?}", chart.stem(), (l, t, r, b)));
+                    problems.push(format!(
+                        "{}: `{text}` is clipped at {:?}",
+                        chart.stem(),
+                        (l, t, r, b)
+                    ));
                 }
                 for (other, (l2, t2, r2, b2)) in &boxes[i + 1..] {
                     if l < r2 && l2 < r && t < b2 && t2 < b {

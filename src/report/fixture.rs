@@ -95,7 +95,11 @@ pub fn metrics(
             delay.map(|d| Spread {
                 p5: d * 0.8,
                 p50: d,
-                p95: if (25.0..30.0).contains(&at) { d * 20.0 } else { d * 1.5 },
+                p95: if (25.0..30.0).contains(&at) {
+                    d * 20.0
+                } else {
+                    d * 1.5
+                },
             })
         })
         .collect();
@@ -211,7 +215,9 @@ pub fn crowded_report() -> Report {
     let profile: Profile = source.parse().expect("the crowded fixture parses");
     let plan = Plan::from_profile(&profile, &source).expect("the crowded fixture is valid");
     let specs = plan.runs();
-    let switches: Vec<(f64, &str)> = (0..40).map(|i| (i as f64 * 1.4 + 0.3, "network switch")).collect();
+    let switches: Vec<(f64, &str)> = (0..40)
+        .map(|i| (i as f64 * 1.4 + 0.3, "network switch"))
+        .collect();
     let metrics = specs
         .iter()
         .map(|spec| {
@@ -227,7 +233,13 @@ pub fn crowded_report() -> Report {
                 .unwrap_or(0);
             let p50 = [21_600.0, 23_600.0, 21_900.0, 21_900.0][index];
             let lost = [0, 1234, 56_789, 56_789][index] * u64::from(spec.scenario > 2);
-            let mut m = metrics(p50, [12.34, 10.5, 0.42, 0.42][index], lost.min(599), 7, &faults);
+            let mut m = metrics(
+                p50,
+                [12.34, 10.5, 0.42, 0.42][index],
+                lost.min(599),
+                7,
+                &faults,
+            );
             m.disconnected_s = [123.4, 98.7, 101.2, 101.2][index];
             m
         })

@@ -302,11 +302,18 @@ impl<B: DrawingBackend> DrawingBackend for TextLayout<B> {
             .map(|(x, y)| transform.transform(x, y));
             let xs = corners.map(|c| c.0);
             let ys = corners.map(|c| c.1);
-            let (l, r) = (*xs.iter().min().unwrap_or(&0), *xs.iter().max().unwrap_or(&0));
-            let (t, b) = (*ys.iter().min().unwrap_or(&0), *ys.iter().max().unwrap_or(&0));
-            self.boxes
-                .borrow_mut()
-                .push((text.to_string(), (pos.0 + l, pos.1 + t, pos.0 + r, pos.1 + b)));
+            let (l, r) = (
+                *xs.iter().min().unwrap_or(&0),
+                *xs.iter().max().unwrap_or(&0),
+            );
+            let (t, b) = (
+                *ys.iter().min().unwrap_or(&0),
+                *ys.iter().max().unwrap_or(&0),
+            );
+            self.boxes.borrow_mut().push((
+                text.to_string(),
+                (pos.0 + l, pos.1 + t, pos.0 + r, pos.1 + b),
+            ));
         }
         self.inner.draw_text(text, style, pos)
     }
