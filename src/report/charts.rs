@@ -155,6 +155,9 @@ impl Chart {
         if self == Chart::Deliveries {
             extras.push(Extra::Owed);
         }
+        if self == Chart::EventDelay {
+            extras.push(Extra::Markers);
+        }
         let undelivered = report.runs.iter().any(|r| {
             r.metrics
                 .timeline
@@ -332,6 +335,8 @@ pub(crate) enum Extra {
     Fault(String, RGBColor),
     /// The transports are drawn as lines (dash pattern and marker per transport), not as bars.
     Lines,
+    /// The transports are drawn as markers on translucent bands (the per-event delay).
+    Markers,
 }
 
 /// The legend in a row of `area` (one row: the sweep charts' legend has the transports only).
@@ -357,6 +362,7 @@ fn legend_rows<DB: DrawingBackend>(
     let font = (FONT, 30).into_font().color(&INK);
     let (w, h) = body.dim_in_pixel();
     let lines = extras.iter().any(|e| matches!(e, Extra::Lines));
+    let markers = extras.iter().any(|e| matches!(e, Extra::Markers));
     let swatch = if lines { 56 } else { 28 };
     let gap = 36;
     let mut entries: Vec<(String, Option<TransportKind>, Option<Extra>)> = transports
@@ -368,7 +374,7 @@ fn legend_rows<DB: DrawingBackend>(
             Extra::Owed => "owed".to_string(),
             Extra::Undelivered => "no client received it".to_string(),
             Extra::Fault(kind, _) => kind.clone(),
-            Extra::Lines => continue,
+            Extra::Lines | Extra::Markers => continue,
         };
         entries.push((text, None, Some(extra.clone())));
     }
@@ -425,6 +431,13 @@ fn legend_rows<DB: DrawingBackend>(
                     let points = vec![(x, y), (x + swatch, y)];
                     draw_styled_line(&area, points, colour(*t).stroke_width(4), look.dash)?;
                     draw_marker(&area, (x + swatch / 2, y), look.marker, colour(*t))?;
+                }
+                (Some(t), _) if markers => {
+                    area.draw(&PathElement::new(
+                        vec![(x + swatch / 2, y - 18), (x + swatch / 2, y + 18)],
+                        colour(*t).mix(0.45).stroke_width(5),
+                    ))?;
+                    draw_marker(&area, (x + swatch / 2, y), line_look(*t).marker, colour(*t))?;
                 }
                 (Some(t), _) => {
                     area.draw(&Rectangle::new(
@@ -507,7 +520,7 @@ fn draw_styled_line<DB: DrawingBackend>(
     match dash {
         None => area.draw(&PathElement::new(points, style)),
         Some((size, spacing)) => area.draw(&plotters::element::DashedPathElement::new(
-            points.into_iter(),
+            points,
             size,
             spacing,
             style,
@@ -736,7 +749,7 @@ fn text_width<DB: DrawingBackend>(
 /// A panel's title, fitted to the panel: the bold caption size, smaller if needed (down to 22 px),
 /// then wrapped onto two lines at word breaks. Returns the area below it, with room for the top tick
 /// label of the plot under it.
-fn panel_caption<DB: DrawingBackend>(
+pub(crate) fn panel_caption<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     text: &str,
 ) -> Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
@@ -1372,10 +1385,14 @@ fn moving_average(values: &[f64], window: usize, max: usize) -> Vec<(f64, f64)> 
         .collect()
 }
 
-/// The averaging window of the deliveries chart, seconds: 5 s, or 1 % of a long run.
+/// The averaging window of the deliveries chart, seconds: 10 s, or 1/30 of a long run — wide enough
+/// that random arrivals do not turn four lines into a tangle, narrow enough to show a fault's dip.
 fn smoothing_window(duration_s: f64) -> usize {
-    ((duration_s / 100.0).ceil() as usize).max(5)
+    ((duration_s / 30.0).ceil() as usize).max(10)
 }
+
+/// Labels on a time axis: few enough that "1800" and "2000" do not touch in a third of the width.
+const TIME_LABELS: usize = 5;
 
 /// The y label area of the line charts: room for the axis title and labels up to "10 min" / "10000".
 const Y_AREA: u32 = 140;
@@ -1423,6 +1440,7 @@ pub fn deliveries<DB: DrawingBackend>(
         chart
             .configure_mesh()
             .x_desc("simulated time (s)")
+            .x_labels(TIME_LABELS)
             .y_desc(format!("deliveries per second ({window} s average)"))
             .x_label_formatter(&|v| fmt_num(*v))
             .y_label_formatter(&|v| fmt_num(*v))
@@ -1489,6 +1507,7 @@ pub fn event_delay<DB: DrawingBackend>(
         chart
             .configure_mesh()
             .x_desc("publication time (simulated s)")
+            .x_labels(TIME_LABELS)
             .y_desc("delay across clients (log scale)")
             .x_label_formatter(&|v| fmt_num(*v))
             .y_label_formatter(&|v| {

@@ -179,7 +179,7 @@ pub fn report() -> Report {
 pub const CROWDED: &str = r#"
 name = "crowded"
 seed = 7
-duration = "60s"
+duration = "1000s"
 clients = 10
 
 [[scenario]]
