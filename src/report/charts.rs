@@ -520,10 +520,7 @@ fn draw_styled_line<DB: DrawingBackend>(
     match dash {
         None => area.draw(&PathElement::new(points, style)),
         Some((size, spacing)) => area.draw(&plotters::element::DashedPathElement::new(
-            points,
-            size,
-            spacing,
-            style,
+            points, size, spacing, style,
         )),
     }
 }

@@ -147,9 +147,9 @@ pub fn brief(plan: &Plan) -> Vec<(&'static str, String)> {
         (
             "Workload",
             format!(
-                "{} events/s of {} bytes, {}",
-                insights::fmt_num(w.events_per_second),
-                w.event_bytes,
+                "{} of {}, {}",
+                insights::counted(w.events_per_second, "event/s", "events/s"),
+                insights::counted(w.event_bytes as f64, "byte", "bytes"),
                 match w.arrival {
                     crate::profile::Arrival::Poisson => "random arrivals (Poisson)",
                     crate::profile::Arrival::Uniform => "evenly spaced",
@@ -177,24 +177,41 @@ pub fn brief(plan: &Plan) -> Vec<(&'static str, String)> {
         lines.push((
             "Upstream",
             format!(
-                "{} messages/min per client of {} bytes",
-                insights::fmt_num(w.upstream_per_minute),
-                w.upstream_bytes
+                "{} per client of {}",
+                insights::counted(w.upstream_per_minute, "message/min", "messages/min"),
+                insights::counted(w.upstream_bytes as f64, "byte", "bytes")
             ),
         ));
     }
     lines
 }
 
-/// The command that reproduces this report, byte for byte, from the same profile file.
+/// The command that reproduces this report, byte for byte, from the same profile file: the profile
+/// as it was named (folder included) and every setting a command-line option can change.
 pub fn reproduce_command(plan: &Plan) -> String {
     let transports: Vec<&str> = plan.transports.iter().map(|t| t.name()).collect();
-    format!(
-        "rtsim simulate {}.toml --seed {} --transports {}",
-        plan.name,
+    let path = plan.profile_path.to_string_lossy();
+    let path = if path.is_empty() {
+        format!("{}.toml", plan.name)
+    } else if path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        path.into_owned()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    };
+    let mut command = format!(
+        "rtsim simulate {path} --seed {} --transports {} --clients {} --duration {}",
         plan.seed,
-        transports.join(",")
-    )
+        transports.join(","),
+        plan.clients,
+        crate::duration::format(plan.duration)
+    );
+    if plan.seeds > 1 {
+        command.push_str(&format!(" --seeds {}", plan.seeds));
+    }
+    command
 }
 
 /// A file of a report: its path inside the report folder (`/`-separated) and its bytes.
@@ -254,6 +271,20 @@ pub fn default_dir(plan: &Plan) -> PathBuf {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn reproduce_keeps_the_profiles_folder_and_the_overrides() {
+        let mut plan = fixture::plan();
+        plan.profile_path = PathBuf::from("profiles/quickstart.toml");
+        plan.seeds = 3;
+        assert_eq!(
+            reproduce_command(&plan),
+            "rtsim simulate profiles/quickstart.toml --seed 7 --transports \
+             polling,long-polling,sse,websocket --clients 10 --duration 1m --seeds 3"
+        );
+        plan.profile_path = PathBuf::from("my profiles/it's.toml");
+        assert!(reproduce_command(&plan).contains("'my profiles/it'\\''s.toml'"));
+    }
 
     #[test]
     fn atomic_write_replaces_the_folder_whole() {
