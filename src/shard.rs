@@ -54,6 +54,7 @@ pub fn file_name(k: usize, n: usize) -> String {
 }
 
 /// Writes a shard's results into `dir` (created if needed); returns the file's path.
+#[allow(clippy::too_many_arguments)] // one per field of the shard file
 pub fn write(
     dir: &Path,
     profile_path: &Path,

@@ -688,6 +688,11 @@ fn break_points(text: &str) -> Vec<String> {
         if c == ' ' {
             if !current.is_empty() {
                 pieces.push(std::mem::take(&mut current) + " ");
+            } else if let Some(last) = pieces.last_mut() {
+                // A space after a break character ("a · b") belongs to the piece before it.
+                if !last.ends_with(' ') {
+                    last.push(' ');
+                }
             }
             continue;
         }
@@ -1979,6 +1984,24 @@ mod tests {
         assert!(bins[1..]
             .iter()
             .all(|b| b.spread == Some((40.0, 50.0, 60.0))));
+    }
+
+    #[test]
+    fn wrapping_breaks_between_words_only() {
+        let measure = |t: &str| t.chars().count() as f64;
+        assert_eq!(
+            wrap("proxy-blocks-websocket", 14.0, 2, &measure),
+            Some(vec!["proxy-blocks-".to_string(), "websocket".to_string()])
+        );
+        assert_eq!(
+            wrap("network-switch", 5.0, 2, &measure),
+            None,
+            "never mid-word"
+        );
+        assert_eq!(
+            wrap("baseline · no nat here", 11.0, 2, &measure),
+            Some(vec!["baseline ·".to_string(), "no nat here".to_string()])
+        );
     }
 
     #[test]
