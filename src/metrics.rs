@@ -45,11 +45,46 @@ pub struct Timeline {
     pub buckets: Vec<Bucket>,
     /// Per published event: (publish time in seconds, mean delivery delay in ms if anyone got it).
     pub event_delay_ms: Vec<(f64, Option<f64>)>,
+    /// Per published event, in the same order: how its delay spread across the clients that received
+    /// it (`None` if none did). Empty in shard files written before it existed.
+    #[serde(default)]
+    pub event_spread_ms: Vec<Option<Spread>>,
     /// Moments a fault struck: (seconds, what).
     pub fault_marks: Vec<(f64, String)>,
     /// The delivery latency distribution: (latency in ms, share of deliveries at or below it, 0–1),
     /// ascending; see [`cdf_points`].
     pub latency_cdf_ms: Vec<(f64, f64)>,
+}
+
+/// How one event's delivery delay spread across the clients that received it, milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// 5th percentile over clients.
+    pub p5: f64,
+    /// Median over clients.
+    pub p50: f64,
+    /// 95th percentile over clients.
+    pub p95: f64,
+}
+
+impl Spread {
+    /// Nearest-rank percentiles of `latencies` (ms), rounded to µs; `None` for no latencies.
+    pub fn of(latencies: &[f32]) -> Option<Self> {
+        if latencies.is_empty() {
+            return None;
+        }
+        let mut sorted = latencies.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        let at = |q: f64| {
+            let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+            round3(f64::from(sorted[rank - 1]))
+        };
+        Some(Self {
+            p5: at(0.05),
+            p50: at(0.50),
+            p95: at(0.95),
+        })
+    }
 }
 
 /// Quantiles at which [`cdf_points`] samples a distribution: every 1 % and a finer tail up to 99.9 %.
@@ -151,6 +186,16 @@ pub struct RunMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spread_is_nearest_rank_over_clients() {
+        assert_eq!(Spread::of(&[]), None);
+        let one = Spread::of(&[7.0]).unwrap();
+        assert_eq!((one.p5, one.p50, one.p95), (7.0, 7.0, 7.0));
+        let latencies: Vec<f32> = (1..=100).rev().map(|v| v as f32).collect();
+        let s = Spread::of(&latencies).unwrap();
+        assert_eq!((s.p5, s.p50, s.p95), (5.0, 50.0, 95.0));
+    }
 
     #[test]
     fn cdf_points_rise_to_one_and_stay_compact() {

@@ -69,6 +69,8 @@ pub struct Recorder {
     published: Vec<Duration>,
     /// Per event: deliveries and summed latency (for the per-event delay series).
     per_event: Vec<(u32, f64)>,
+    /// Per event: each client's latency, ms (for the spread across clients in the per-event series).
+    per_event_latencies: Vec<Vec<f32>>,
     clients: Vec<ClientRecord>,
     /// Open client sockets by client-side address.
     connections: BTreeMap<SocketAddr, OpenConnection>,
@@ -113,6 +115,7 @@ impl Recorder {
             radio_tail,
             published: Vec::new(),
             per_event: Vec::new(),
+            per_event_latencies: Vec::new(),
             clients: records,
             connections: BTreeMap::new(),
             latency_us: histogram(),
@@ -188,6 +191,7 @@ impl Recorder {
         let now = self.now();
         self.published.push(now);
         self.per_event.push((0, 0.0));
+        self.per_event_latencies.push(Vec::new());
         self.bucket(now).published += 1;
         self.published.len() as u64
     }
@@ -230,6 +234,7 @@ impl Recorder {
         let event = &mut self.per_event[(id - 1) as usize];
         event.0 += 1;
         event.1 += latency_ms;
+        self.per_event_latencies[(id - 1) as usize].push(latency_ms as f32);
         let bucket = self.bucket(now);
         bucket.deliveries += 1;
         bucket.latency_sum_ms += latency_ms;
@@ -452,6 +457,11 @@ impl Recorder {
                 .map(|(&(count, sum), at)| {
                     (at.as_secs_f64(), (count > 0).then(|| sum / count as f64))
                 })
+                .collect(),
+            event_spread_ms: self
+                .per_event_latencies
+                .iter()
+                .map(|latencies| crate::metrics::Spread::of(latencies))
                 .collect(),
             fault_marks: self.fault_marks.clone(),
             latency_cdf_ms: crate::metrics::cdf_points(&self.latency_us),

@@ -25,6 +25,8 @@ pub struct Plan {
     pub settings: TransportSettings,
     pub scenarios: Vec<Scenario>,
     pub simulation: Simulation,
+    /// The profile file as it was named (for the report's "Reproduce" line).
+    pub profile_path: std::path::PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -402,6 +404,7 @@ impl Plan {
         }
 
         Ok(Plan {
+            profile_path: source.path.clone(),
             name: p.name.clone(),
             description: p.description.clone(),
             seed,

@@ -32,6 +32,9 @@ struct ShardRun {
 struct ShardFile {
     rtsim_version: String,
     profile_text: String,
+    /// The profile file as named when the shard ran (for the report's "Reproduce" line).
+    #[serde(default)]
+    profile_path: Option<String>,
     overrides: Overrides,
     shard: usize,
     shards: usize,
@@ -51,8 +54,10 @@ pub fn file_name(k: usize, n: usize) -> String {
 }
 
 /// Writes a shard's results into `dir` (created if needed); returns the file's path.
+#[allow(clippy::too_many_arguments)] // one per field of the shard file
 pub fn write(
     dir: &Path,
+    profile_path: &Path,
     profile_text: &str,
     overrides: &Overrides,
     (k, n): (usize, usize),
@@ -72,6 +77,7 @@ pub fn write(
     let file = ShardFile {
         rtsim_version: env!("CARGO_PKG_VERSION").into(),
         profile_text: profile_text.into(),
+        profile_path: Some(profile_path.to_string_lossy().into_owned()),
         overrides: overrides.clone(),
         shard: k,
         shards: n,
@@ -146,7 +152,12 @@ pub fn merge(inputs: &[PathBuf]) -> anyhow::Result<Report> {
         );
     }
     let source = Source {
-        path: PathBuf::from("profile (from the shard)"),
+        path: PathBuf::from(
+            first
+                .profile_path
+                .clone()
+                .unwrap_or_else(|| "profile (from the shard)".into()),
+        ),
         text: first.profile_text.clone(),
     };
     let plan = simulate::plan_from_source(&source, &first.overrides)?;
@@ -203,6 +214,7 @@ pub fn merge_cli(args: MergeArgs) -> anyhow::Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&report.plan));
+    report::folder::check(&dir)?;
     simulate::finish_report(&dir, &report, args.json)
 }
 

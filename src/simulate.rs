@@ -77,16 +77,7 @@ pub fn plan_from_source(source: &Source, overrides: &Overrides) -> anyhow::Resul
     }
     if let Some(duration) = overrides.duration {
         anyhow::ensure!(!duration.is_zero(), "--duration must be longer than zero");
-        plan.duration = duration;
-        let late = plan
-            .scenarios
-            .iter()
-            .filter_map(|s| s.restart.as_ref())
-            .any(|r| r.at >= duration);
-        anyhow::ensure!(
-            !late,
-            "--duration ends the run before a scenario's server restart"
-        );
+        let _ = shorten_run(&mut plan, duration);
     }
     if let Some(transports) = &overrides.transports {
         anyhow::ensure!(!transports.is_empty(), "--transports lists no transport");
@@ -98,6 +89,49 @@ pub fn plan_from_source(source: &Source, overrides: &Overrides) -> anyhow::Resul
         }
     }
     Ok(plan)
+}
+
+/// Sets the run's length to `duration` (`--duration`). A server restart the shorter run would end
+/// before is moved to the same point of the run — a restart at 5 min of 10 min happens at 1 min of a
+/// 2 min quick look — rather than refusing the quick look or dropping the fault; the restart's down
+/// time shrinks with it only if it would otherwise outlast the run. Returns one note per restart moved,
+/// naming the scenario and both times, for the terminal.
+pub fn shorten_run(plan: &mut Plan, duration: Duration) -> Vec<String> {
+    let original = plan.duration;
+    plan.duration = duration;
+    let mut notes = Vec::new();
+    for scenario in &mut plan.scenarios {
+        let Some(restart) = scenario.restart.as_mut() else {
+            continue;
+        };
+        if restart.at < duration {
+            continue;
+        }
+        let share = restart.at.as_secs_f64() / original.as_secs_f64().max(1e-9);
+        // Whole milliseconds keep the moved time readable and the run deterministic.
+        let at_ms = (duration.as_secs_f64() * share.min(0.9) * 1000.0)
+            .round()
+            .max(1.0);
+        let at = Duration::from_millis(at_ms as u64);
+        let room = duration.saturating_sub(at);
+        let down = if restart.down * 2 > room {
+            Duration::from_millis((room.as_millis() / 2).max(1) as u64)
+        } else {
+            restart.down
+        };
+        notes.push(format!(
+            "note: --duration {} ends before {}'s server restart at {}: it restarts at {} instead \
+             ({} down), the same point of the run; run without --duration for the profile's timing",
+            crate::duration::format(duration),
+            scenario.name,
+            crate::duration::format(restart.at),
+            crate::duration::format(at),
+            crate::duration::format(down),
+        ));
+        restart.at = at;
+        restart.down = down;
+    }
+    notes
 }
 
 /// Runs every simulation of a plan on one thread, in order. `progress` hears (run index, runs,
@@ -146,6 +180,19 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
 pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let overrides = args.run.overrides();
     let plan = load_plan(&args.profile, &overrides)?;
+    if let Some(duration) = overrides.duration {
+        // The same move `load_plan` made, said once on the terminal.
+        let mut original = load_plan(
+            &args.profile,
+            &Overrides {
+                duration: None,
+                ..overrides.clone()
+            },
+        )?;
+        for note in shorten_run(&mut original, duration) {
+            eprintln!("{note}");
+        }
+    }
     let dir = args
         .out
         .clone()
@@ -157,6 +204,7 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let colour = crate::progress::colour_allowed(std::env::var_os("NO_COLOR").as_deref());
 
     if let Some((k, n)) = args.shard {
+        report::folder::check_file_place(&dir, &shard::file_name(k, n))?;
         let chosen: Vec<usize> = shard::indices(specs.len(), k, n);
         let chosen_specs: Vec<_> = chosen.iter().map(|&i| specs[i].clone()).collect();
         let names = chosen_specs
@@ -172,6 +220,7 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read {}", args.profile.display()))?;
         let file = shard::write(
             &dir,
+            &args.profile,
             &source,
             &overrides,
             (k, n),
@@ -188,6 +237,8 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    // Before the first run: a bad --out costs milliseconds, not the whole simulation.
+    report::folder::check(&dir)?;
     let names = specs.iter().map(|spec| run_name(&plan, spec)).collect();
     let mut progress = crate::progress::Progress::new(visible, colour, names, plan.duration);
     let report = simulate_with_jobs(&plan, jobs, &mut |index, _total, at| {
@@ -221,4 +272,49 @@ pub fn finish_report(dir: &Path, report: &Report, json: bool) -> anyhow::Result<
         println!("Report written to {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quick_look_moves_a_late_restart_to_the_same_point_of_the_run_and_says_so() {
+        let source = Source {
+            path: "p.toml".into(),
+            text: r#"
+name = "p"
+duration = "10m"
+clients = 2
+[[scenario]]
+name = "deploy"
+restart = { at = "5m", down = "5s" }
+[[scenario]]
+name = "early"
+restart = { at = "30s", down = "5s" }
+"#
+            .to_string(),
+        };
+        let profile: Profile = source.parse().unwrap();
+        let mut plan = Plan::from_profile(&profile, &source).unwrap();
+        let notes = shorten_run(&mut plan, Duration::from_secs(120));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("deploy") && notes[0].contains("5m") && notes[0].contains("1m"),
+            "{}",
+            notes[0]
+        );
+        let restart = |i: usize| plan.scenarios[i].restart.clone().unwrap();
+        assert_eq!(restart(0).at, Duration::from_secs(60));
+        assert_eq!(
+            restart(1).at,
+            Duration::from_secs(30),
+            "an early restart stays"
+        );
+        let overrides = Overrides {
+            duration: Some(Duration::from_secs(120)),
+            ..Overrides::default()
+        };
+        assert!(plan_from_source(&source, &overrides).is_ok());
+    }
 }

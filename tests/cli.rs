@@ -202,3 +202,39 @@ fn bad_profiles_fail_clearly_naming_file_line_and_key() {
     assert_clean_failure(&output, &["missing.toml", "cannot read"]);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// Help examples paste as they are: at 80 columns each example line is a command, a comment, or the
+/// continuation of a line ending in `\` — never a command clap wrapped in the middle.
+#[test]
+fn help_examples_are_never_wrapped_mid_command() {
+    for sub in [
+        &[][..],
+        &["simulate"],
+        &["wizard"],
+        &["merge"],
+        &["serve"],
+        &["sweep"],
+    ] {
+        let mut args: Vec<&str> = sub.to_vec();
+        args.push("--help");
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_rtsim"))
+            .args(&args)
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        let examples = help
+            .split("Examples:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{sub:?}: no examples"));
+        let mut continued = false;
+        for line in examples.lines().take_while(|l| !l.is_empty()) {
+            let text = line.trim_start();
+            assert!(
+                continued || text.starts_with("rtsim ") || text == "rtsim" || text.starts_with('#'),
+                "{sub:?}: `{line}` is a wrapped piece of an example"
+            );
+            continued = text.ends_with('\\');
+        }
+    }
+}

@@ -136,7 +136,7 @@ fn the_same_profile_and_seed_give_byte_identical_reports() {
     let (fa, fb) = (files(&a), files(&b));
     assert_eq!(
         fa.len(),
-        5 + 12 + 2 + 1,
+        5 + 12 + 2 + 1 + 1, // data, charts, page and markdown, faults.csv, the .rtsim-report marker
         "{:?}",
         fa.iter().map(|f| &f.0).collect::<Vec<_>>()
     );
@@ -194,4 +194,116 @@ fn a_report_name_cannot_escape_its_parent_folder() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("cannot name a report folder"));
     assert!(!tmp.path().join("x").exists() && !Path::new("x").exists());
+}
+
+/// A profile whose simulation would take minutes: a refusal that comes before it is visibly immediate,
+/// and one that came after it would hang the test.
+const SLOW_PROFILE: &str = r#"
+name = "slow"
+duration = "2h"
+clients = 3000
+"#;
+
+#[test]
+fn out_never_replaces_a_file_or_a_folder_rtsim_did_not_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = write_profile(tmp.path(), SLOW_PROFILE);
+    let notes = tmp.path().join("notes.txt");
+    fs::write(&notes, b"my notes").unwrap();
+    let run = simulate(&profile, &notes);
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("notes.txt exists and is not a folder"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&notes).unwrap(), b"my notes");
+    let mut names: Vec<String> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["notes.txt", "profile.toml"],
+        "nothing moved, nothing added"
+    );
+
+    let docs = tmp.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(docs.join("thesis.tex"), b"chapter 1").unwrap();
+    let run = simulate(&profile, &docs);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("did not write"));
+    assert_eq!(
+        files(&docs),
+        vec![("thesis.tex".to_string(), b"chapter 1".to_vec())]
+    );
+
+    // The same refusals for sweeps.
+    let sweep = rtsim(&[
+        "sweep".as_ref(),
+        profile.as_os_str(),
+        "--vary".as_ref(),
+        "clients=1,2".as_ref(),
+        "--out".as_ref(),
+        notes.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert_eq!(sweep.status.code(), Some(2));
+    assert_eq!(fs::read(&notes).unwrap(), b"my notes");
+}
+
+#[test]
+fn a_report_folder_is_marked_and_replaced_only_because_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = write_profile(tmp.path(), &PROFILE.replace("clients = 5", "clients = 2"));
+    let out = tmp.path().join("r");
+    fs::create_dir(&out).unwrap();
+    assert!(
+        simulate(&profile, &out).status.success(),
+        "an empty folder is filled"
+    );
+    assert!(out.join(".rtsim-report").is_file());
+    fs::write(out.join("stale.txt"), b"from before").unwrap();
+    assert!(simulate(&profile, &out).status.success());
+    assert!(
+        !out.join("stale.txt").exists(),
+        "a report folder is replaced whole"
+    );
+}
+
+/// Read-only: a tmpfs mounted `ro` (as root), else a folder without write permission. Under CI one of
+/// them must work.
+#[test]
+fn an_unwritable_out_is_refused_before_the_first_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = write_profile(tmp.path(), SLOW_PROFILE);
+    let place = tmp.path().join("ro");
+    fs::create_dir(&place).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&place)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&place, fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let writable = fs::write(place.join("probe"), b"").is_ok();
+    if writable {
+        let _ = fs::remove_file(place.join("probe"));
+        let why = "neither a read-only tmpfs nor permission bits can make a read-only folder here";
+        assert!(std::env::var("CI").is_err(), "{why}");
+        eprintln!("SKIPPED an_unwritable_out_is_refused_before_the_first_run: {why}");
+        return;
+    }
+    let run = simulate(&profile, &place.join("report"));
+    if mounted {
+        let _ = Command::new("umount").arg(&place).status();
+    }
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("cannot"), "{stderr}");
+    assert!(stderr.contains("report"), "{stderr}");
 }

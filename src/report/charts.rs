@@ -109,11 +109,16 @@ impl Chart {
             }
             Chart::Deliveries => {
                 "Deliveries per second of simulated time, all clients together, as a moving average; the \
-                 dashed line is what was owed (events published × clients). Vertical lines mark faults."
+                 dashed black line is what was owed (events published × clients). Each transport has \
+                 its own dash pattern and marker, so identical lines stay visible. Thin vertical lines \
+                 mark faults, one colour per kind."
             }
             Chart::EventDelay => {
-                "Mean time from publication to receipt of each event; × marks events no client received \
-                 (after the run's recovery period: lost for good). Vertical lines mark faults."
+                "Time from publication to receipt of each event across the clients that received it: \
+                 the marker is the median client, the band runs from the 5th to the 95th percentile \
+                 client, so the tail a fault creates shows. × marks events no client received (after \
+                 the run's recovery period: lost for good). Thin vertical lines mark faults, one colour \
+                 per kind."
             }
             Chart::Cost => "Requests the server answered per second, and bytes on the wire (both \
                  directions, headers included) per delivered event; lower is cheaper.",
@@ -143,13 +148,53 @@ impl Chart {
         root.fill(&WHITE)?;
         let root = root.margin(14, 0, 0, 0);
         let body = root.titled(self.title(), bold(46).color(&INK))?;
-        let (legend_area, body) = body.split_vertically(56);
-        let extras: &[Extra] = match self {
-            Chart::Deliveries => &[Extra::Owed, Extra::Fault],
-            Chart::EventDelay => &[Extra::Undelivered, Extra::Fault],
-            _ => &[],
+        let mut extras: Vec<Extra> = Vec::new();
+        if matches!(self, Chart::LatencyCdf | Chart::Deliveries) {
+            extras.push(Extra::Lines);
+        }
+        if self == Chart::Deliveries {
+            extras.push(Extra::Owed);
+        }
+        if self == Chart::EventDelay {
+            extras.push(Extra::Markers);
+        }
+        let undelivered = report.runs.iter().any(|r| {
+            r.metrics
+                .timeline
+                .event_delay_ms
+                .iter()
+                .any(|e| e.1.is_none())
+        });
+        if self == Chart::EventDelay && undelivered {
+            extras.push(Extra::Undelivered);
+        }
+        if matches!(self, Chart::Deliveries | Chart::EventDelay) {
+            for (kind, c) in fault_kinds(report) {
+                extras.push(Extra::Fault(kind, c));
+            }
+        }
+        let body = legend_rows(&body, &report.transports(), &extras, true)?;
+        // Charts of one run's time series say whose, when runs were repeated with several seeds.
+        let body = match (
+            self.first_seed_only(),
+            &report.runs.first().and_then(|r| r.seeds.clone()),
+        ) {
+            (true, Some(seeds)) if seeds.len() > 1 => {
+                let (note, rest) = body.split_vertically(40);
+                let (w, _) = note.dim_in_pixel();
+                note.draw(&Text::new(
+                    format!(
+                        "The first of {} seeds (seed {}) is shown; tables and bar charts average all seeds.",
+                        seeds.len(),
+                        seeds[0]
+                    ),
+                    (w as i32 / 2, 4),
+                    (FONT, 26).into_font().color(&FAULT).pos(Pos::new(HPos::Center, VPos::Top)),
+                ))?;
+                rest
+            }
+            _ => body,
         };
-        legend(&legend_area, &report.transports(), extras)?;
         let body = body.margin(0, 10, 10, 20);
         match self {
             Chart::LatencyCdf => latency_cdf(report, &body),
@@ -159,6 +204,14 @@ impl Chart {
             Chart::Cost => cost(report, &body),
             Chart::Resilience => resilience(report, &body),
         }
+    }
+
+    /// True for the charts drawn from one run's recorded series, which repeated runs do not average.
+    pub fn first_seed_only(self) -> bool {
+        matches!(
+            self,
+            Chart::LatencyCdf | Chart::Deliveries | Chart::EventDelay
+        )
     }
 
     /// The chart as SVG text.
@@ -172,6 +225,25 @@ impl Chart {
                 .map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
         }
         Ok(text)
+    }
+
+    /// Every text of the chart with its box as laid out for the PNG, and the image size.
+    pub fn text_layout(self, report: &Report) -> anyhow::Result<(Vec<fonts::TextBox>, (u32, u32))> {
+        let (w, h) = self.size(report);
+        let mut pixels = vec![0u8; (w * h * 3) as usize];
+        let boxes = std::rc::Rc::default();
+        {
+            let backend = fonts::TextLayout {
+                inner: CrispText(BitMapBackend::with_buffer(&mut pixels, (w, h))),
+                boxes: std::rc::Rc::clone(&boxes),
+            };
+            let root = backend.into_drawing_area();
+            self.draw(report, &root)
+                .map_err(|e| anyhow!("cannot draw {}: {e}", self.stem()))?;
+        }
+        let boxes = std::rc::Rc::try_unwrap(boxes)
+            .map_or_else(|rc| rc.borrow().clone(), |c| c.into_inner());
+        Ok((boxes, (w, h)))
     }
 
     /// The chart as a PNG image (8-bit RGB).
@@ -253,90 +325,293 @@ fn panels<DB: DrawingBackend>(
 }
 
 /// Legend entries besides the transports.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) enum Extra {
+    /// The dashed line of what was owed.
     Owed,
+    /// The × of events no client received.
     Undelivered,
-    Fault,
+    /// Thin vertical lines of one kind of fault, in its colour.
+    Fault(String, RGBColor),
+    /// The transports are drawn as lines (dash pattern and marker per transport), not as bars.
+    Lines,
+    /// The transports are drawn as markers on translucent bands (the per-event delay).
+    Markers,
 }
 
+/// The legend in a row of `area` (one row: the sweep charts' legend has the transports only).
 pub(crate) fn legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     transports: &[TransportKind],
     extras: &[Extra],
 ) -> DrawResult<DB> {
+    legend_rows(area, transports, extras, false).map(|_| ())
+}
+
+/// Height of one legend row, pixels.
+const LEGEND_ROW: i32 = 48;
+
+/// The legend at the top of `body`, in as many centred rows as its entries need; returns the area
+/// below it. Without `split`, one row in the middle of `body`, and `body` is returned.
+fn legend_rows<DB: DrawingBackend>(
+    body: &DrawingArea<DB, Shift>,
+    transports: &[TransportKind],
+    extras: &[Extra],
+    split: bool,
+) -> Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
     let font = (FONT, 30).into_font().color(&INK);
-    let (w, h) = area.dim_in_pixel();
-    let swatch = 28;
+    let (w, h) = body.dim_in_pixel();
+    let lines = extras.iter().any(|e| matches!(e, Extra::Lines));
+    let markers = extras.iter().any(|e| matches!(e, Extra::Markers));
+    let swatch = if lines { 56 } else { 28 };
     let gap = 36;
     let mut entries: Vec<(String, Option<TransportKind>, Option<Extra>)> = transports
         .iter()
         .map(|&t| (label(t).to_string(), Some(t), None))
         .collect();
-    for &extra in extras {
+    for extra in extras {
         let text = match extra {
-            Extra::Owed => "owed",
-            Extra::Undelivered => "no client received it",
-            Extra::Fault => "fault",
+            Extra::Owed => "owed".to_string(),
+            Extra::Undelivered => "no client received it".to_string(),
+            Extra::Fault(kind, _) => kind.clone(),
+            Extra::Lines | Extra::Markers => continue,
         };
-        entries.push((text.to_string(), None, Some(extra)));
+        entries.push((text, None, Some(extra.clone())));
     }
+    let swatch_of = |extra: &Option<Extra>| {
+        if matches!(extra, Some(Extra::Fault(..)) | Some(Extra::Undelivered)) {
+            28
+        } else {
+            swatch
+        }
+    };
     let widths: Vec<i32> = entries
         .iter()
-        .map(|(text, _, _)| {
-            area.estimate_text_size(text, &font)
-                .map(|(tw, _)| swatch + 10 + tw as i32)
+        .map(|(text, _, extra)| {
+            body.estimate_text_size(text, &font)
+                .map(|(tw, _)| swatch_of(extra) + 10 + tw as i32)
         })
         .collect::<Result<_, _>>()?;
-    let total: i32 = widths.iter().sum::<i32>() + gap * (entries.len() as i32 - 1).max(0);
-    let mut x = ((w as i32 - total) / 2).max(0);
-    let y = h as i32 / 2;
-    for ((text, transport, extra), width) in entries.iter().zip(widths) {
-        match (transport, extra) {
-            (Some(t), _) => {
-                area.draw(&Rectangle::new(
-                    [(x, y - swatch / 2), (x + swatch, y + swatch / 2)],
-                    colour(*t).filled(),
-                ))?;
-            }
-            (None, Some(Extra::Owed)) => {
-                for dx in (0..swatch).step_by(10) {
-                    area.draw(&PathElement::new(
-                        vec![(x + dx, y), (x + (dx + 6).min(swatch), y)],
-                        INK.stroke_width(2),
-                    ))?;
-                }
-            }
-            (None, Some(Extra::Undelivered)) => {
-                area.draw(&Cross::new((x + swatch / 2, y), 9, INK.stroke_width(3)))?;
-            }
-            (None, Some(Extra::Fault)) => {
-                for dy in (-swatch / 2..swatch / 2).step_by(8) {
-                    area.draw(&PathElement::new(
-                        vec![(x + swatch / 2, y + dy), (x + swatch / 2, y + dy + 5)],
-                        FAULT.stroke_width(2),
-                    ))?;
-                }
-            }
-            (None, None) => {}
+    // Pack entries into rows no wider than the chart.
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut row_w = 0;
+    for (i, &width) in widths.iter().enumerate() {
+        let current = rows.last_mut().expect("one row");
+        if current.is_empty() {
+            current.push(i);
+            row_w = width;
+        } else if split && row_w + gap + width > w as i32 - 40 {
+            rows.push(vec![i]);
+            row_w = width;
+        } else {
+            current.push(i);
+            row_w += gap + width;
         }
-        area.draw(&Text::new(
-            text.clone(),
-            (x + swatch + 10, y),
-            font.pos(Pos::new(HPos::Left, VPos::Center)),
-        ))?;
-        x += width + gap;
+    }
+    let (area, rest) = if split {
+        body.split_vertically(LEGEND_ROW * rows.len() as i32 + 8)
+    } else {
+        (body.clone(), body.clone())
+    };
+    for (row, members) in rows.iter().enumerate() {
+        let total: i32 = members.iter().map(|&i| widths[i]).sum::<i32>()
+            + gap * (members.len() as i32 - 1).max(0);
+        let mut x = ((w as i32 - total) / 2).max(0);
+        let y = if split {
+            LEGEND_ROW * row as i32 + LEGEND_ROW / 2
+        } else {
+            h as i32 / 2
+        };
+        for &i in members {
+            let (text, transport, extra) = &entries[i];
+            let sw = swatch_of(extra);
+            match (transport, extra) {
+                (Some(t), _) if lines => {
+                    let look = line_look(*t);
+                    let points = vec![(x, y), (x + swatch, y)];
+                    draw_styled_line(&area, points, colour(*t).stroke_width(4), look.dash)?;
+                    draw_marker(&area, (x + swatch / 2, y), look.marker, colour(*t))?;
+                }
+                (Some(t), _) if markers => {
+                    area.draw(&PathElement::new(
+                        vec![(x + swatch / 2, y - 18), (x + swatch / 2, y + 18)],
+                        colour(*t).mix(0.45).stroke_width(5),
+                    ))?;
+                    draw_marker(&area, (x + swatch / 2, y), line_look(*t).marker, colour(*t))?;
+                }
+                (Some(t), _) => {
+                    area.draw(&Rectangle::new(
+                        [(x, y - swatch / 2), (x + swatch, y + swatch / 2)],
+                        colour(*t).filled(),
+                    ))?;
+                }
+                (None, Some(Extra::Owed)) => {
+                    let points = vec![(x, y), (x + swatch, y)];
+                    draw_styled_line(&area, points, INK.stroke_width(2), Some((10, 8)))?;
+                }
+                (None, Some(Extra::Undelivered)) => {
+                    area.draw(&Cross::new((x + 14, y), 9, INK.stroke_width(3)))?;
+                }
+                (None, Some(Extra::Fault(_, c))) => {
+                    area.draw(&PathElement::new(
+                        vec![(x + 14, y - 16), (x + 14, y + 16)],
+                        c.stroke_width(2),
+                    ))?;
+                }
+                _ => {}
+            }
+            area.draw(&Text::new(
+                text.clone(),
+                (x + sw + 10, y),
+                font.pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+            x += widths[i] + gap;
+        }
+    }
+    Ok(rest)
+}
+
+/// Marker shapes of the line charts, one per transport.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Marker {
+    Circle,
+    Triangle,
+    Square,
+    Diamond,
+}
+
+/// How a transport's line looks: dash pattern (dash, gap in px; `None`: solid) and marker. Together
+/// with [`line_width`] (lines drawn first are wider) two identical curves both stay visible: the one
+/// on top is thinner and broken, so the one below shows through it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LineLook {
+    pub dash: Option<(u32, u32)>,
+    pub marker: Marker,
+}
+
+pub(crate) fn line_look(transport: TransportKind) -> LineLook {
+    match transport {
+        TransportKind::Polling => LineLook {
+            dash: None,
+            marker: Marker::Circle,
+        },
+        TransportKind::LongPolling => LineLook {
+            dash: Some((22, 8)),
+            marker: Marker::Triangle,
+        },
+        TransportKind::Sse => LineLook {
+            dash: Some((12, 8)),
+            marker: Marker::Square,
+        },
+        TransportKind::Websocket => LineLook {
+            dash: Some((5, 7)),
+            marker: Marker::Diamond,
+        },
+    }
+}
+
+/// A polyline in pixels on `area`, solid or dashed.
+fn draw_styled_line<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    points: Vec<(i32, i32)>,
+    style: ShapeStyle,
+    dash: Option<(u32, u32)>,
+) -> DrawResult<DB> {
+    match dash {
+        None => area.draw(&PathElement::new(points, style)),
+        Some((size, spacing)) => area.draw(&plotters::element::DashedPathElement::new(
+            points, size, spacing, style,
+        )),
+    }
+}
+
+/// A marker centred on pixel `at` of `area`: filled shape with a white rim, so that it reads on lines.
+fn draw_marker<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (x, y): (i32, i32),
+    marker: Marker,
+    colour: RGBColor,
+) -> DrawResult<DB> {
+    let r = 8;
+    let outline = |points: Vec<(i32, i32)>| -> DrawResult<DB> {
+        area.draw(&Polygon::new(points.clone(), colour.filled()))?;
+        let mut closed = points;
+        closed.push(closed[0]);
+        area.draw(&PathElement::new(closed, WHITE.stroke_width(2)))
+    };
+    match marker {
+        Marker::Circle => {
+            area.draw(&Circle::new((x, y), r, colour.filled()))?;
+            area.draw(&Circle::new((x, y), r, WHITE.stroke_width(2)))
+        }
+        Marker::Triangle => outline(vec![
+            (x, y - r - 1),
+            (x + r + 1, y + r - 1),
+            (x - r - 1, y + r - 1),
+        ]),
+        Marker::Square => outline(vec![
+            (x - r + 1, y - r + 1),
+            (x + r - 1, y - r + 1),
+            (x + r - 1, y + r - 1),
+            (x - r + 1, y + r - 1),
+        ]),
+        Marker::Diamond => outline(vec![
+            (x, y - r - 2),
+            (x + r + 2, y),
+            (x, y + r + 2),
+            (x - r - 2, y),
+        ]),
+    }
+}
+
+/// Draws a transport's line on a chart: its width by drawing order, its dash pattern, and markers at
+/// the `marks` (indices into `points`).
+fn draw_transport_line<DB: DrawingBackend, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    report: &Report,
+    transport: TransportKind,
+    points: &[(X::ValueType, Y::ValueType)],
+    marks: &[usize],
+) -> DrawResult<DB>
+where
+    X: Ranged,
+    Y: Ranged,
+    X::ValueType: Clone,
+    Y::ValueType: Clone,
+{
+    let look = line_look(transport);
+    let style = colour(transport).stroke_width(line_width(report, transport));
+    let pixels: Vec<(i32, i32)> = points.iter().map(|p| chart.backend_coord(p)).collect();
+    let area = chart.plotting_area().strip_coord_spec();
+    let (bx, by) = area.get_base_pixel();
+    let local: Vec<(i32, i32)> = pixels.iter().map(|(x, y)| (x - bx, y - by)).collect();
+    draw_styled_line(&area, local.clone(), style, look.dash)?;
+    for &i in marks {
+        if let Some(&p) = local.get(i) {
+            draw_marker(&area, p, look.marker, colour(transport))?;
+        }
     }
     Ok(())
+}
+
+/// Indices of `n` points at which transport number `slot` of `of` puts its markers: six along the line,
+/// shifted per transport so that markers of identical lines fall side by side, not on top of each other.
+fn marker_indices(n: usize, slot: usize, of: usize) -> Vec<usize> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let count = 6;
+    (0..count)
+        .map(|k| {
+            let q = (k as f64 + 0.5 + slot as f64 / of.max(1) as f64) / (count as f64 + 1.0);
+            ((q * n as f64) as usize).min(n - 1)
+        })
+        .collect()
 }
 
 /// The bold face at `size` (`FontDesc::style` would keep the regular face's glyphs).
 pub(crate) fn bold<'a>(size: u32) -> FontDesc<'a> {
     FontDesc::new(FontFamily::SansSerif, size as f64, FontStyle::Bold)
-}
-
-fn caption_font<'a>() -> TextStyle<'a> {
-    bold(32).color(&INK)
 }
 
 pub(crate) fn axis_font<'a>() -> TextStyle<'a> {
@@ -362,7 +637,7 @@ fn empty_panel<DB: DrawingBackend>(
     caption: &str,
     why: &str,
 ) -> DrawResult<DB> {
-    let inner = area.titled(caption, caption_font())?;
+    let inner = panel_caption(area, caption)?;
     let (w, h) = inner.dim_in_pixel();
     inner.draw(&Text::new(
         why.to_string(),
@@ -404,14 +679,133 @@ fn ms_label(ms: f64) -> String {
     }
 }
 
-/// `text` cut to `max` characters, with an ellipsis when cut.
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let kept: String = text.chars().take(max.saturating_sub(1)).collect();
-        format!("{kept}…")
+/// `text` split where a line may break: after a hyphen, underscore, dot, slash or space (the break
+/// character stays on the first line, spaces are dropped), never inside a word.
+fn break_points(text: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    for c in text.chars() {
+        if c == ' ' {
+            if !current.is_empty() {
+                pieces.push(std::mem::take(&mut current) + " ");
+            } else if let Some(last) = pieces.last_mut() {
+                // A space after a break character ("a · b") belongs to the piece before it.
+                if !last.ends_with(' ') {
+                    last.push(' ');
+                }
+            }
+            continue;
+        }
+        current.push(c);
+        if matches!(c, '-' | '_' | '.' | '/' | '·' | ',') {
+            pieces.push(std::mem::take(&mut current));
+        }
     }
+    if !current.is_empty() {
+        pieces.push(current);
+    }
+    pieces
+}
+
+/// `text` wrapped at [`break_points`] into lines no wider than `width` px as measured by `measure`;
+/// `None` when a piece alone is too wide or more than `max_lines` lines are needed.
+pub(crate) fn wrap(
+    text: &str,
+    width: f64,
+    max_lines: usize,
+    measure: &dyn Fn(&str) -> f64,
+) -> Option<Vec<String>> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for piece in break_points(text) {
+        let candidate = format!("{line}{piece}");
+        if measure(candidate.trim_end()) <= width {
+            line = candidate;
+        } else {
+            if measure(piece.trim_end()) > width {
+                return None;
+            }
+            if !line.is_empty() {
+                lines.push(line.trim_end().to_string());
+            }
+            line = piece;
+        }
+    }
+    if !line.trim().is_empty() {
+        lines.push(line.trim_end().to_string());
+    }
+    (lines.len() <= max_lines).then_some(lines)
+}
+
+/// Text width in pixels at `style` on `area` (0 when it cannot be measured).
+fn text_width<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    style: &TextStyle,
+) -> f64 {
+    area.estimate_text_size(text, style)
+        .map(|(w, _)| w as f64)
+        .unwrap_or(0.0)
+}
+
+/// A panel's title, fitted to the panel: the bold caption size, smaller if needed (down to 22 px),
+/// then wrapped onto two lines at word breaks. Returns the area below it, with room for the top tick
+/// label of the plot under it.
+pub(crate) fn panel_caption<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+) -> Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let (w, _) = area.dim_in_pixel();
+    let width = w as f64 - 20.0;
+    let mut chosen = None;
+    'sizes: for max_lines in [1, 2] {
+        for size in (22..=32).rev().step_by(2) {
+            let style = bold(size).color(&INK);
+            let measure = |t: &str| text_width(area, t, &style);
+            if let Some(lines) = wrap(text, width, max_lines, &measure) {
+                chosen = Some((size, lines));
+                break 'sizes;
+            }
+        }
+    }
+    // A single word wider than the panel at 22 px: the smallest size, unbroken (the overlap test
+    // reports it if it ever happens with real names).
+    let (size, lines) = chosen.unwrap_or((22, vec![text.to_string()]));
+    let style = bold(size)
+        .color(&INK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    let line_h = size as i32 + 6;
+    for (i, line) in lines.iter().enumerate() {
+        area.draw(&Text::new(
+            line.clone(),
+            (w as i32 / 2, 4 + i as i32 * line_h),
+            style.clone(),
+        ))?;
+    }
+    let used = 4 + lines.len() as i32 * line_h + 14;
+    Ok(area.split_vertically(used).1)
+}
+
+/// Width of a y label area that holds the axis title (rotated) and tick labels as wide as `widest`.
+fn y_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, widest: &[String]) -> u32 {
+    let font = axis_font();
+    let labels = widest
+        .iter()
+        .map(|t| text_width(area, t, &font))
+        .fold(0.0f64, f64::max);
+    // Axis title (26 px font, rotated), a gap, the labels, the tick mark and its padding.
+    (34.0 + 12.0 + labels + 16.0).ceil() as u32
+}
+
+/// The labels a log axis over `range` may show: its decades as [`ms_label`]s.
+fn decade_labels(range: &Range<f64>) -> Vec<String> {
+    let mut labels = Vec::new();
+    let mut v = range.start;
+    while v <= range.end * 1.0001 {
+        labels.push(ms_label(v));
+        v *= 10.0;
+    }
+    labels
 }
 
 /// Only the powers of ten are labelled on a log axis (the minor ticks stay unlabelled).
@@ -436,13 +830,37 @@ fn fault_marks(runs: &[&RunResult]) -> Vec<(f64, String, Vec<TransportKind>)> {
     marks
 }
 
-/// Above this many distinct fault moments in a panel, faults are shown as a rug, not as lines.
-const MAX_FAULT_LINES: usize = 12;
+/// Colours of fault lines, by kind in order of first appearance: greys and hues no transport uses.
+const FAULT_COLOURS: [RGBColor; 4] = [
+    RGBColor(0x55, 0x55, 0x55),
+    RGBColor(0xD5, 0x5E, 0x00), // vermillion (Okabe–Ito)
+    RGBColor(0x00, 0x00, 0x00),
+    RGBColor(0x56, 0xB4, 0xE9), // sky blue (Okabe–Ito)
+];
 
-/// Draws fault marks on a time chart: dashed vertical lines labelled once per kind when they are few, a
-/// rug of ticks along the top, one lane per transport in its colour, when they are many.
+/// The kinds of fault marked anywhere in the report, in order of first appearance (scenario order,
+/// then time), each with its colour: one legend entry per kind actually present.
+pub(crate) fn fault_kinds(report: &Report) -> Vec<(String, RGBColor)> {
+    let mut kinds: Vec<String> = Vec::new();
+    for (_, runs) in report.by_scenario() {
+        for (_, what, _) in fault_marks(&runs) {
+            if !kinds.contains(&what) {
+                kinds.push(what);
+            }
+        }
+    }
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (k, FAULT_COLOURS[i % FAULT_COLOURS.len()]))
+        .collect()
+}
+
+/// Draws a scenario's fault marks as thin vertical lines over the whole plot height, in the colour of
+/// their kind (the legend names the kinds). Many faults make many thin lines — a density, not a wall.
 fn draw_faults<DB: DrawingBackend, Y>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    kinds: &[(String, RGBColor)],
     runs: &[&RunResult],
     y_bottom: Y::ValueType,
     y_top: Y::ValueType,
@@ -452,60 +870,14 @@ where
     Y::ValueType: Clone + 'static,
 {
     let marks = fault_marks(runs);
-    if marks.is_empty() {
-        return Ok(());
-    }
-    let label_font = (FONT, 22).into_font().color(&INK);
-    let distinct_times = {
-        let mut times: Vec<f64> = marks.iter().map(|m| m.0).collect();
-        times.dedup();
-        times
-    };
-    if distinct_times.len() <= MAX_FAULT_LINES {
-        let mut labelled: Vec<&str> = Vec::new();
-        for (i, &at) in distinct_times.iter().enumerate() {
-            chart.draw_series(DashedLineSeries::new(
-                vec![(at, y_bottom.clone()), (at, y_top.clone())],
-                8,
-                6,
-                FAULT.stroke_width(2),
-            ))?;
-            let names: Vec<&str> = marks
-                .iter()
-                .filter(|m| m.0 == at && !labelled.contains(&m.1.as_str()))
-                .map(|m| m.1.as_str())
-                .collect();
-            if !names.is_empty() {
-                labelled.extend(&names);
-                // Stagger labels so that two close faults do not print over each other.
-                let dy = 6 + 26 * (i as i32 % 2);
-                chart.draw_series(std::iter::once(
-                    EmptyElement::at((at, y_top.clone()))
-                        + Text::new(
-                            format!(" {}", names.join(", ")),
-                            (4, dy),
-                            label_font.clone(),
-                        ),
-                ))?;
-            }
-        }
-    } else {
-        let transports: Vec<TransportKind> = runs.iter().map(|r| r.transport).collect();
-        for (lane, &t) in transports.iter().enumerate() {
-            let style = colour(t).stroke_width(2);
-            let ticks: Vec<f64> = marks
-                .iter()
-                .filter(|m| m.2.contains(&t))
-                .map(|m| m.0)
-                .collect();
-            chart.draw_series(ticks.into_iter().map(|at| {
-                EmptyElement::at((at, y_top.clone()))
-                    + PathElement::new(
-                        vec![(0, 4 + 8 * lane as i32), (0, 10 + 8 * lane as i32)],
-                        style,
-                    )
-            }))?;
-        }
+    // Lighter when there are many, so that the data stays readable under them.
+    let alpha = if marks.len() > 12 { 0.35 } else { 0.8 };
+    for (at, what, _) in &marks {
+        let c = kinds.iter().find(|k| &k.0 == what).map_or(FAULT, |k| k.1);
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(*at, y_bottom.clone()), (*at, y_top.clone())],
+            c.mix(alpha).stroke_width(1),
+        )))?;
     }
     Ok(())
 }
@@ -537,12 +909,13 @@ pub fn latency_cdf<DB: DrawingBackend>(
             empty_panel(&area, &scenario.name, "no deliveries")?;
             continue;
         }
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&scenario.name, caption_font())
+        let inner = panel_caption(&area, &scenario.name)?;
+        let mut chart = ChartBuilder::on(&inner)
             .margin(10)
+            .margin_top(0)
             .margin_right(30)
             .x_label_area_size(60)
-            .y_label_area_size(105)
+            .y_label_area_size(Y_AREA)
             .build_cartesian_2d(x_range.clone().log_scale(), 0.0..100.0)?;
         chart
             .configure_mesh()
@@ -561,19 +934,23 @@ pub fn latency_cdf<DB: DrawingBackend>(
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
             .draw()?;
+        let order = report.transports();
         for run in runs {
             let points = &run.metrics.timeline.latency_cdf_ms;
             if points.is_empty() {
                 continue;
             }
-            let path = points
+            let path: Vec<(f64, f64)> = points
                 .iter()
-                .map(|&(ms, q)| (ms.max(x_range.start), q * 100.0));
-            let width = line_width(report, run.transport);
-            chart.draw_series(LineSeries::new(
-                path,
-                colour(run.transport).stroke_width(width),
-            ))?;
+                .map(|&(ms, q)| (ms.max(x_range.start), q * 100.0))
+                .collect();
+            // Markers at shares of deliveries (not at point indices, which crowd in the tail).
+            let slot = order.iter().position(|t| *t == run.transport).unwrap_or(0);
+            let marks: Vec<usize> = marker_indices(100, slot, order.len())
+                .into_iter()
+                .filter_map(|q| path.iter().position(|p| p.1 >= q as f64))
+                .collect();
+            draw_transport_line(&mut chart, report, run.transport, &path, &marks)?;
         }
     }
     Ok(())
@@ -592,6 +969,8 @@ struct Bars<'a> {
     y_range: Option<Range<f64>>,
     /// 95 % confidence intervals in `series`' shape, drawn as error bars (empty: one seed, none).
     intervals: Vec<Vec<Option<(f64, f64)>>>,
+    /// Groups are labelled by key letter (A, B, …), the chart draws the key.
+    keyed: bool,
 }
 
 /// A run's 95 % interval for the metric at `path` in summary.json (repeated runs only), times `scale`.
@@ -643,40 +1022,38 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
         (None, true) => log_range(values()).unwrap_or(1.0..10.0),
         (None, false) => {
             let max = values().fold(0.0f64, f64::max);
-            0.0..if max > 0.0 { max * 1.18 } else { 1.0 }
+            0.0..if max > 0.0 { max * 1.25 } else { 1.0 }
         }
     };
     if values().all(|v| v == 0.0) && !bars.log {
         return empty_panel(area, bars.caption, "none in any run");
     }
+    let inner = panel_caption(area, bars.caption)?;
     // Group `i` spans i-0.5..i+0.5, so that the axis' whole-number ticks fall on the group centres.
     let n = bars.groups.len();
     let x_axis = -0.5..n as f64 - 0.5;
-    let groups = bars.groups.clone();
-    // Group names share the axis: shorten them to their slot (about 13 px a character at this size).
-    let slot_chars =
-        ((area.dim_in_pixel().0 as f64 * 0.8 / n.max(1) as f64) / 13.0).max(3.0) as usize;
-    let x_fmt = move |v: &f64| {
-        let i = v.round();
-        if (v - i).abs() < 1e-6 && i >= 0.0 {
-            let name = groups.get(i as usize).cloned().unwrap_or_default();
-            shorten(&name, slot_chars)
-        } else {
-            String::new()
-        }
-    };
     let k = bars.series.len().max(1) as f64;
     let bar_w = 0.8 / k;
     let label_font = (FONT, 20).into_font().color(&INK);
+    let tick_labels = if bars.log {
+        decade_labels(&y_range)
+    } else {
+        vec![fmt_num(y_range.end), fmt_num(y_range.end / 7.0)]
+    };
+    let y_label_area = y_area(&inner, &tick_labels);
+    // Group names are drawn by `group_labels` below the axis: up to two lines, or a key letter.
+    let x_label_area = if bars.keyed { 44 } else { 78 };
     let builder = |area| {
         let mut b = ChartBuilder::on(area);
-        b.caption(bars.caption, caption_font())
-            .margin(10)
+        b.margin(10)
+            .margin_top(0)
             .margin_right(20)
-            .x_label_area_size(50)
-            .y_label_area_size(105);
+            .x_label_area_size(x_label_area)
+            .y_label_area_size(y_label_area);
         b
     };
+    // Value labels: placed after every bar, above their bar, never over another label.
+    let mut labels: Vec<(String, (i32, i32))> = Vec::new();
     macro_rules! draw_bars {
         ($chart:expr, $bottom:expr) => {{
             let chart = $chart;
@@ -692,6 +1069,7 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                     ))
                 }))?;
                 // 95 % confidence intervals of repeated runs, as whiskers over the bars.
+                let mut whisker_tops = vec![None; vals.len()];
                 if let Some(intervals) = bars.intervals.get(j) {
                     chart.draw_series(vals.iter().zip(intervals).enumerate().filter_map(
                         |(i, (v, ci))| {
@@ -702,6 +1080,7 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                             }
                             let floor = if bars.log { y_range.start } else { f64::MIN };
                             let x = i as f64 - 0.4 + (j as f64 + 0.46) * bar_w;
+                            whisker_tops[i] = Some(high.max(floor));
                             Some(ErrorBar::new_vertical(
                                 x,
                                 low.max(floor),
@@ -713,39 +1092,34 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                         },
                     ))?;
                 }
-                // Value labels above the bars, when the bar is wide enough for them.
-                let px_per_unit = area.dim_in_pixel().0 as f64 * 0.85 / n as f64;
-                chart.draw_series(vals.iter().enumerate().filter_map(|(i, v)| {
-                    let v = (*v)?;
+                for (i, v) in vals.iter().enumerate() {
+                    let Some(v) = *v else { continue };
                     let text = (bars.value_label)(v);
                     if text.is_empty() {
-                        return None;
+                        continue;
                     }
-                    let fits = area
-                        .estimate_text_size(&text, &label_font)
-                        .map(|(w, _)| (w as f64) < bar_w * px_per_unit * 1.3)
-                        .unwrap_or(false);
                     let top = if bars.log { v.max(y_range.start) } else { v };
-                    fits.then(|| {
-                        EmptyElement::at((i as f64 - 0.4 + (j as f64 + 0.46) * bar_w, top))
-                            + Text::new(
-                                text,
-                                (0, -4),
-                                label_font.clone().pos(Pos::new(HPos::Center, VPos::Bottom)),
-                            )
-                    })
-                }))?;
+                    let top = whisker_tops[i].map_or(top, |w: f64| w.max(top));
+                    let at = chart.backend_coord(&(i as f64 - 0.4 + (j as f64 + 0.46) * bar_w, top));
+                    labels.push((text, at));
+                }
             }
+            let (x_px, y_px) = chart.plotting_area().get_pixel_range();
+            place_value_labels(area, &labels, &label_font, (x_px, y_px.clone()))?;
+            let centres: Vec<i32> = (0..n)
+                .map(|i| chart.backend_coord(&(i as f64, $bottom)).0)
+                .collect();
+            group_labels(area, bars, &centres, y_px.end + 8)?;
         }};
     }
     if bars.log {
         let mut chart =
-            builder(area).build_cartesian_2d(x_axis.clone(), y_range.clone().log_scale())?;
+            builder(&inner).build_cartesian_2d(x_axis.clone(), y_range.clone().log_scale())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n)
-            .x_label_formatter(&x_fmt)
+            .x_label_formatter(&|_| String::new())
             .y_desc(bars.y_desc)
             .y_label_formatter(&|v| {
                 if is_decade(*v) {
@@ -761,12 +1135,12 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
             .draw()?;
         draw_bars!(&mut chart, y_range.start);
     } else {
-        let mut chart = builder(area).build_cartesian_2d(x_axis, y_range.clone())?;
+        let mut chart = builder(&inner).build_cartesian_2d(x_axis, y_range.clone())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n)
-            .x_label_formatter(&x_fmt)
+            .x_label_formatter(&|_| String::new())
             .y_desc(bars.y_desc)
             .y_label_formatter(&|v| fmt_num(*v))
             .label_style(axis_font())
@@ -777,6 +1151,147 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
         draw_bars!(&mut chart, 0.0);
     }
     Ok(())
+}
+
+/// Draws value labels (text, backend pixel of the bar's top centre) on `area`: each centred over its
+/// bar, lifted a line at a time while it would overlap a label already placed (at most twice), and left
+/// out when it still would or when it would leave the plot. Greedy in drawing order, so the outcome is
+/// deterministic.
+fn place_value_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    labels: &[(String, (i32, i32))],
+    font: &TextStyle,
+    (x_px, y_px): (Range<i32>, Range<i32>),
+) -> DrawResult<DB> {
+    let (bx, by) = area.get_base_pixel();
+    let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
+    for (text, (x, y)) in labels {
+        let Ok((w, h)) = area.estimate_text_size(text, font) else {
+            continue;
+        };
+        let (w, h) = (w as i32, h as i32);
+        let left = (x - w / 2).clamp(x_px.start + 2, (x_px.end - w - 2).max(x_px.start + 2));
+        for lift in 0..3 {
+            let bottom = y - 4 - lift * (h + 3);
+            let rect = (left, bottom - h, left + w, bottom);
+            if rect.1 < y_px.start {
+                break;
+            }
+            let clear = placed
+                .iter()
+                .all(|p| rect.2 + 3 <= p.0 || p.2 + 3 <= rect.0 || rect.3 <= p.1 || p.3 <= rect.1);
+            if clear {
+                placed.push(rect);
+                area.draw(&Text::new(
+                    text.clone(),
+                    (left - bx, bottom - by),
+                    font.clone().pos(Pos::new(HPos::Left, VPos::Bottom)),
+                ))?;
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Group names under a bar panel's axis at the pixel `centres`, starting at pixel row `top`: wrapped
+/// onto two lines at word breaks, or — in a keyed chart — the key letter of each group.
+fn group_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    bars: &Bars<'_>,
+    centres: &[i32],
+    top: i32,
+) -> DrawResult<DB> {
+    let (bx, by) = area.get_base_pixel();
+    let font = axis_font();
+    let slot = slot_width(centres);
+    for (i, (name, &x)) in bars.groups.iter().zip(centres).enumerate() {
+        let lines = if bars.keyed {
+            vec![key_letter(i)]
+        } else {
+            wrap(name, slot, 2, &|t| text_width(area, t, &font))
+                .unwrap_or_else(|| vec![key_letter(i)])
+        };
+        for (l, line) in lines.iter().enumerate() {
+            area.draw(&Text::new(
+                line.clone(),
+                (x - bx, top - by + l as i32 * 27),
+                font.clone().pos(Pos::new(HPos::Center, VPos::Top)),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The room for one group's name: the distance between group centres, less a gap.
+fn slot_width(centres: &[i32]) -> f64 {
+    match centres {
+        [a, b, ..] => (b - a) as f64 - 12.0,
+        _ => 400.0,
+    }
+}
+
+/// "A", "B", … for the scenario key of crowded bar charts.
+fn key_letter(i: usize) -> String {
+    let letters: Vec<char> = ('A'..='Z').collect();
+    if i < letters.len() {
+        letters[i].to_string()
+    } else {
+        format!("S{}", i + 1)
+    }
+}
+
+/// True when scenario `names` cannot be written under the bars of a panel `panel_w` pixels wide
+/// (two lines each, at word breaks): the chart then labels groups A, B, … with a key.
+fn needs_key<DB: DrawingBackend>(
+    body: &DrawingArea<DB, Shift>,
+    names: &[String],
+    panel_w: f64,
+) -> bool {
+    let font = axis_font();
+    // The plot is the panel less its y label area (~130 px) and margins.
+    let slot = (panel_w - 170.0) / names.len().max(1) as f64 - 12.0;
+    names
+        .iter()
+        .any(|n| wrap(n, slot, 2, &|t| text_width(body, t, &font)).is_none())
+}
+
+/// The key of a keyed chart ("A baseline · B mobile-nat …"), wrapped to the chart's width, at the
+/// bottom of `body`; returns the area above it.
+fn draw_key<DB: DrawingBackend>(
+    body: &DrawingArea<DB, Shift>,
+    names: &[String],
+) -> Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let font = desc_font();
+    let (w, h) = body.dim_in_pixel();
+    let entries: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{} = {n}", key_letter(i)))
+        .collect();
+    let mut lines: Vec<String> = Vec::new();
+    for entry in entries {
+        match lines.last_mut() {
+            Some(line)
+                if text_width(body, &format!("{line}    {entry}"), &font) < w as f64 - 40.0 =>
+            {
+                line.push_str("    ");
+                line.push_str(&entry);
+            }
+            _ => lines.push(entry),
+        }
+    }
+    let line_h = 34;
+    let height = line_h * lines.len() as i32 + 16;
+    let (above, strip) = body.split_vertically(h as i32 - height);
+    for (i, line) in lines.iter().enumerate() {
+        strip.draw(&Text::new(
+            line.clone(),
+            (w as i32 / 2, 8 + i as i32 * line_h),
+            font.clone().pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
+    }
+    Ok(above)
 }
 
 /// p50 / p95 / p99 per transport, one panel per scenario, shared log axis.
@@ -845,6 +1360,7 @@ pub fn latency_percentiles<DB: DrawingBackend>(
                 },
                 y_range: Some(y_range.start..y_range.end * 1.6),
                 intervals,
+                keyed: false,
             },
         )?;
     }
@@ -871,10 +1387,17 @@ fn moving_average(values: &[f64], window: usize, max: usize) -> Vec<(f64, f64)> 
         .collect()
 }
 
-/// The averaging window of the deliveries chart, seconds: 5 s, or 1 % of a long run.
+/// The averaging window of the deliveries chart, seconds: 10 s, or 1/30 of a long run — wide enough
+/// that random arrivals do not turn four lines into a tangle, narrow enough to show a fault's dip.
 fn smoothing_window(duration_s: f64) -> usize {
-    ((duration_s / 100.0).ceil() as usize).max(5)
+    ((duration_s / 30.0).ceil() as usize).max(10)
 }
+
+/// Labels on a time axis: few enough that "1800" and "2000" do not touch in a third of the width.
+const TIME_LABELS: usize = 5;
+
+/// The y label area of the line charts: room for the axis title and labels up to "10 min" / "10000".
+const Y_AREA: u32 = 140;
 
 /// At most this many points per line on time charts (keeps SVGs small for long runs).
 const MAX_TIME_POINTS: usize = 600;
@@ -906,17 +1429,20 @@ pub fn deliveries<DB: DrawingBackend>(
         })
         .fold(0.0f64, f64::max);
     let y_top = if y_max > 0.0 { y_max * 1.25 } else { 1.0 };
+    let kinds = fault_kinds(report);
     for ((scenario, runs), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&scenario.name, caption_font())
+        let inner = panel_caption(&area, &scenario.name)?;
+        let mut chart = ChartBuilder::on(&inner)
             .margin(10)
+            .margin_top(0)
             .margin_right(30)
             .x_label_area_size(60)
-            .y_label_area_size(105)
+            .y_label_area_size(Y_AREA)
             .build_cartesian_2d(0.0..duration, 0.0..y_top)?;
         chart
             .configure_mesh()
             .x_desc("simulated time (s)")
+            .x_labels(TIME_LABELS)
             .y_desc(format!("deliveries per second ({window} s average)"))
             .x_label_formatter(&|v| fmt_num(*v))
             .y_label_formatter(&|v| fmt_num(*v))
@@ -925,25 +1451,25 @@ pub fn deliveries<DB: DrawingBackend>(
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
             .draw()?;
+        draw_faults(&mut chart, &kinds, runs, 0.0, y_top)?;
+        let order = report.transports();
         for run in runs {
             let line = series(run, &|b| b.deliveries as f64);
-            let width = line_width(report, run.transport);
-            chart.draw_series(LineSeries::new(
-                line,
-                colour(run.transport).stroke_width(width),
-            ))?;
+            let slot = order.iter().position(|t| *t == run.transport).unwrap_or(0);
+            let marks = marker_indices(line.len(), slot, order.len());
+            draw_transport_line(&mut chart, report, run.transport, &line, &marks)?;
         }
         // The same events are published in every run of a scenario (same seed); the owed rate goes on top.
         if let Some(first) = runs.first() {
             let owed = series(first, &|b| b.published as f64 * clients);
             chart.draw_series(DashedLineSeries::new(owed, 10, 8, INK.stroke_width(2)))?;
         }
-        draw_faults(&mut chart, runs, 0.0, y_top)?;
     }
     Ok(())
 }
 
-/// Mean delay of each event (binned when there are many), with undelivered events and fault marks.
+/// The delay of each event across clients — median with a 5th–95th percentile band — binned when
+/// there are many, with undelivered events and fault marks.
 pub fn event_delay<DB: DrawingBackend>(
     report: &Report,
     body: &DrawingArea<DB, Shift>,
@@ -953,30 +1479,38 @@ pub fn event_delay<DB: DrawingBackend>(
     let binned: Vec<Vec<EventBin>> = report
         .runs
         .iter()
-        .map(|r| event_bins(&r.metrics.timeline.event_delay_ms, duration))
+        .map(|r| event_bins(&r.metrics.timeline, duration))
         .collect();
-    let all = binned.iter().flatten().filter_map(|b| b.delay_ms);
+    let all = binned
+        .iter()
+        .flatten()
+        .filter_map(|b| b.spread)
+        .flat_map(|(lo, mid, hi)| [lo, mid, hi]);
     let Some(range) = log_range(all) else {
         for ((scenario, _), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
             empty_panel(&area, &scenario.name, "no deliveries")?;
         }
         return Ok(());
     };
-    // Room at the top for the "no client received it" marks and fault labels.
+    let kinds = fault_kinds(report);
+    // Room at the top for the "no client received it" marks.
     let y_range = range.start..range.end * 8.0;
     let lost_y = range.end * 2.5;
+    let order = report.transports();
     for ((scenario, runs), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&scenario.name, caption_font())
+        let inner = panel_caption(&area, &scenario.name)?;
+        let mut chart = ChartBuilder::on(&inner)
             .margin(10)
+            .margin_top(0)
             .margin_right(30)
             .x_label_area_size(60)
-            .y_label_area_size(105)
+            .y_label_area_size(Y_AREA)
             .build_cartesian_2d(0.0..duration, y_range.clone().log_scale())?;
         chart
             .configure_mesh()
             .x_desc("publication time (simulated s)")
-            .y_desc("delay (log scale)")
+            .x_labels(TIME_LABELS)
+            .y_desc("delay across clients (log scale)")
             .x_label_formatter(&|v| fmt_num(*v))
             .y_label_formatter(&|v| {
                 if is_decade(*v) && *v <= range.end {
@@ -990,26 +1524,58 @@ pub fn event_delay<DB: DrawingBackend>(
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
             .draw()?;
-        for run in runs {
-            let index = report
-                .runs
-                .iter()
-                .position(|r| std::ptr::eq(r, *run))
-                .unwrap_or(0);
-            let bins = &binned[index];
-            // One dot per event (or bin of events): a line through such noisy data draws miter spikes
-            // in plotters' bitmap backend at every sharp turn, and suggests a continuity there is not.
-            let dot = colour(run.transport).filled();
-            chart.draw_series(
-                bins.iter()
-                    .filter_map(|bin| bin.delay_ms.map(|d| (bin.at, d.max(range.start))))
-                    .map(|point| Circle::new(point, 3, dot)),
-            )?;
+        draw_faults(&mut chart, &kinds, runs, y_range.start, y_range.end)?;
+        // Bands first (all transports), then the medians, so that no band hides a median.
+        let run_bins: Vec<(&RunResult, &Vec<EventBin>)> = runs
+            .iter()
+            .map(|run| {
+                let index = report
+                    .runs
+                    .iter()
+                    .position(|r| std::ptr::eq(r, *run))
+                    .unwrap_or(0);
+                (*run, &binned[index])
+            })
+            .collect();
+        // Transports side by side within a publication moment: identical spreads stay distinguishable.
+        let nudge = duration / 400.0;
+        let offset = |t: TransportKind| {
+            let slot = order.iter().position(|o| *o == t).unwrap_or(0) as f64;
+            (slot - (order.len() as f64 - 1.0) / 2.0) * nudge
+        };
+        for (run, bins) in &run_bins {
+            let c = colour(run.transport);
+            let dx = offset(run.transport);
+            chart.draw_series(bins.iter().filter_map(|bin| {
+                let (lo, _, hi) = bin.spread?;
+                (hi > lo).then(|| {
+                    PathElement::new(
+                        vec![
+                            (bin.at + dx, lo.max(range.start)),
+                            (bin.at + dx, hi.max(range.start)),
+                        ],
+                        c.mix(0.45).stroke_width(3),
+                    )
+                })
+            }))?;
+        }
+        for (run, bins) in &run_bins {
+            let c = colour(run.transport);
+            let dx = offset(run.transport);
+            let marker = line_look(run.transport).marker;
+            let area = chart.plotting_area().strip_coord_spec();
+            let (bx, by) = area.get_base_pixel();
+            for bin in bins.iter() {
+                if let Some((_, mid, _)) = bin.spread {
+                    let (x, y) = chart.backend_coord(&(bin.at + dx, mid.max(range.start)));
+                    draw_small_marker(&area, (x - bx, y - by), marker, c)?;
+                }
+            }
             // The run drains after the last publication, so an event nobody received is lost for good.
             chart.draw_series(
                 bins.iter()
                     .filter(|b| b.undelivered > 0)
-                    .map(|b| Cross::new((b.at, lost_y), 7, colour(run.transport).stroke_width(3))),
+                    .map(|b| Cross::new((b.at + dx, lost_y), 7, c.stroke_width(3))),
             )?;
         }
         let any_undelivered = runs.iter().any(|r| {
@@ -1032,9 +1598,38 @@ pub fn event_delay<DB: DrawingBackend>(
                     ),
             ))?;
         }
-        draw_faults(&mut chart, runs, y_range.start, y_range.end)?;
     }
     Ok(())
+}
+
+/// A small marker (the per-event medians are many): the transport's shape at half size.
+fn draw_small_marker<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (x, y): (i32, i32),
+    marker: Marker,
+    c: RGBColor,
+) -> DrawResult<DB> {
+    let r = 4;
+    match marker {
+        Marker::Circle => area.draw(&Circle::new((x, y), r, c.filled())),
+        Marker::Triangle => area.draw(&Polygon::new(
+            vec![(x, y - r - 1), (x + r + 1, y + r), (x - r - 1, y + r)],
+            c.filled(),
+        )),
+        Marker::Square => area.draw(&Rectangle::new(
+            [(x - r, y - r), (x + r, y + r)],
+            c.filled(),
+        )),
+        Marker::Diamond => area.draw(&Polygon::new(
+            vec![
+                (x, y - r - 1),
+                (x + r + 1, y),
+                (x, y + r + 1),
+                (x - r - 1, y),
+            ],
+            c.filled(),
+        )),
+    }
 }
 
 /// Events grouped by publication time for the delay chart.
@@ -1042,41 +1637,54 @@ pub fn event_delay<DB: DrawingBackend>(
 struct EventBin {
     /// Middle of the bin (or the event's time), seconds.
     at: f64,
-    /// Mean delay of the events in it that someone received, ms.
-    delay_ms: Option<f64>,
+    /// The spread across clients of the events in it that someone received, ms: (p5, median, p95);
+    /// for a bin of several events, the lowest p5, the mean median and the highest p95.
+    spread: Option<(f64, f64, f64)>,
     /// Events in it that no client received.
     undelivered: usize,
 }
 
-fn event_bins(events: &[(f64, Option<f64>)], duration: f64) -> Vec<EventBin> {
+fn event_bins(timeline: &crate::metrics::Timeline, duration: f64) -> Vec<EventBin> {
+    let events = &timeline.event_delay_ms;
+    // Shard files written before the spread existed carry the mean only: a band of zero width.
+    let spread =
+        |i: usize, mean: Option<f64>| match timeline.event_spread_ms.get(i).copied().flatten() {
+            Some(s) => Some((s.p5, s.p50, s.p95)),
+            None => mean.map(|m| (m, m, m)),
+        };
     if events.len() <= MAX_TIME_POINTS {
         return events
             .iter()
-            .map(|&(at, d)| EventBin {
+            .enumerate()
+            .map(|(i, &(at, d))| EventBin {
                 at,
-                delay_ms: d,
+                spread: spread(i, d),
                 undelivered: usize::from(d.is_none()),
             })
             .collect();
     }
     let width = duration.max(1e-9) / MAX_TIME_POINTS as f64;
-    let mut bins: Vec<(f64, usize, usize)> = vec![(0.0, 0, 0); MAX_TIME_POINTS];
-    for &(at, d) in events {
+    // Per bin: lowest p5, summed medians, highest p95, events received, events lost.
+    let mut bins: Vec<(f64, f64, f64, usize, usize)> =
+        vec![(f64::INFINITY, 0.0, 0.0, 0, 0); MAX_TIME_POINTS];
+    for (i, &(at, d)) in events.iter().enumerate() {
         let bin = &mut bins[((at / width) as usize).min(MAX_TIME_POINTS - 1)];
-        match d {
-            Some(d) => {
-                bin.0 += d;
-                bin.1 += 1;
+        match spread(i, d) {
+            Some((lo, mid, hi)) => {
+                bin.0 = bin.0.min(lo);
+                bin.1 += mid;
+                bin.2 = bin.2.max(hi);
+                bin.3 += 1;
             }
-            None => bin.2 += 1,
+            None => bin.4 += 1,
         }
     }
     bins.into_iter()
         .enumerate()
-        .filter(|(_, (_, n, lost))| n + lost > 0)
-        .map(|(i, (sum, n, lost))| EventBin {
+        .filter(|(_, b)| b.3 + b.4 > 0)
+        .map(|(i, (lo, sum, hi, n, lost))| EventBin {
             at: (i as f64 + 0.5) * width,
-            delay_ms: (n > 0).then(|| sum / n as f64),
+            spread: (n > 0).then(|| (lo, sum / n as f64, hi)),
             undelivered: lost,
         })
         .collect()
@@ -1111,7 +1719,14 @@ fn scenario_names(report: &Report) -> Vec<String> {
 
 /// Requests per second at the server and bytes on the wire per delivered event.
 pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-    let areas = panels(body, 2);
+    let names = scenario_names(report);
+    let keyed = needs_key(body, &names, body.dim_in_pixel().0 as f64 / 2.0);
+    let body = if keyed {
+        draw_key(body, &names)?
+    } else {
+        body.clone()
+    };
+    let areas = panels(&body, 2);
     bar_panel(
         &areas[0],
         &Bars {
@@ -1123,6 +1738,7 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             value_label: fmt_num,
             y_range: None,
             intervals: per_scenario_intervals(report, &["requests_per_second"], 1.0),
+            keyed,
         },
     )?;
     bar_panel(
@@ -1150,6 +1766,7 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             value_label: |b| fmt_num(b.round()),
             y_range: None,
             intervals: per_scenario_intervals(report, &["bytes_per_delivery"], 1.0),
+            keyed,
         },
     )
 }
@@ -1178,7 +1795,14 @@ pub fn resilience<DB: DrawingBackend>(
     report: &Report,
     body: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
-    let areas = panels(body, 3);
+    let names = scenario_names(report);
+    let keyed = needs_key(body, &names, body.dim_in_pixel().0 as f64 / 3.0);
+    let body = if keyed {
+        draw_key(body, &names)?
+    } else {
+        body.clone()
+    };
+    let areas = panels(&body, 3);
     let clients = report.plan.clients.max(1) as f64;
     let panels: [ResiliencePanel; 3] = [
         (
@@ -1216,6 +1840,7 @@ pub fn resilience<DB: DrawingBackend>(
                 value_label,
                 y_range: None,
                 intervals: per_scenario_intervals(report, &[metric], scale),
+                keyed,
             },
         )?;
     }
@@ -1323,7 +1948,7 @@ mod tests {
     }
 
     #[test]
-    fn many_events_are_binned_and_many_faults_become_a_rug() {
+    fn many_events_are_binned_keeping_the_widest_spread() {
         let events: Vec<(f64, Option<f64>)> = (0..6000)
             .map(|i| {
                 (
@@ -1332,21 +1957,136 @@ mod tests {
                 )
             })
             .collect();
-        let bins = event_bins(&events, 60.0);
+        let spread = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                e.1.map(|m| crate::metrics::Spread {
+                    p5: m - 10.0,
+                    p50: m,
+                    p95: if i == 7 { 900.0 } else { m + 10.0 },
+                })
+            })
+            .collect();
+        let timeline = crate::metrics::Timeline {
+            event_delay_ms: events,
+            event_spread_ms: spread,
+            ..Default::default()
+        };
+        let bins = event_bins(&timeline, 60.0);
         assert_eq!(bins.len(), MAX_TIME_POINTS);
         assert_eq!(bins.iter().map(|b| b.undelivered).sum::<usize>(), 6);
-        assert!(bins.iter().all(|b| b.delay_ms == Some(50.0)));
+        assert_eq!(
+            bins[0].spread,
+            Some((40.0, 50.0, 900.0)),
+            "the tail survives binning"
+        );
+        assert!(bins[1..]
+            .iter()
+            .all(|b| b.spread == Some((40.0, 50.0, 60.0))));
+    }
 
-        let mut report = fixture::report();
-        let marks: Vec<(f64, String)> = (0..50)
+    #[test]
+    fn wrapping_breaks_between_words_only() {
+        let measure = |t: &str| t.chars().count() as f64;
+        assert_eq!(
+            wrap("proxy-blocks-websocket", 14.0, 2, &measure),
+            Some(vec!["proxy-blocks-".to_string(), "websocket".to_string()])
+        );
+        assert_eq!(
+            wrap("network-switch", 5.0, 2, &measure),
+            None,
+            "never mid-word"
+        );
+        assert_eq!(
+            wrap("baseline · no nat here", 11.0, 2, &measure),
+            Some(vec!["baseline ·".to_string(), "no nat here".to_string()])
+        );
+    }
+
+    #[test]
+    fn legends_name_only_what_the_chart_shows() {
+        let report = fixture::report();
+        let delay = svg(Chart::EventDelay, &report);
+        assert!(
+            delay.contains("no client received it"),
+            "the fixture loses events"
+        );
+        let mut clean = fixture::report();
+        clean.plan.scenarios.truncate(1);
+        clean.runs.retain(|r| r.scenario == "office");
+        for chart in [Chart::Deliveries, Chart::EventDelay] {
+            let text = svg(chart, &clean);
+            for absent in ["fault", "network switch", "no client received it"] {
+                assert!(
+                    !text.contains(absent),
+                    "{}: `{absent}` without any",
+                    chart.stem()
+                );
+            }
+        }
+        // With many faults, still one legend entry per kind and no label per mark.
+        let mut busy = fixture::report();
+        busy.runs[5].metrics.timeline.fault_marks = (0..50)
             .map(|i| (i as f64, "network switch".to_string()))
             .collect();
-        report.runs[5].metrics.timeline.fault_marks = marks;
-        let text = svg(Chart::Deliveries, &report);
-        assert!(
-            !text.contains("network switch"),
-            "no label per mark when there are many"
+        let text = svg(Chart::Deliveries, &busy);
+        assert_eq!(text.matches("network switch").count(), 1);
+        assert_eq!(
+            fault_kinds(&busy)
+                .iter()
+                .map(|k| k.0.as_str())
+                .collect::<Vec<_>>(),
+            ["network switch", "NAT mapping dropped"]
         );
+    }
+
+    /// The text-overlap class of bug, from the layout the chart code computed: in every chart, no two
+    /// texts overlap and none leaves the image.
+    fn assert_text_fits(report: &Report, what: &str) {
+        let mut problems = Vec::new();
+        for chart in Chart::ALL {
+            let (mut boxes, (w, h)) = chart.text_layout(report).unwrap();
+            // plotters draws a log axis' label twice when a decade is both a bold and a light grid
+            // line: the same text in the same box is one label on the image.
+            let mut seen = Vec::new();
+            boxes.retain(|b| {
+                let fresh = !seen.contains(b);
+                seen.push(b.clone());
+                fresh
+            });
+            assert!(!boxes.is_empty(), "{}: no text recorded", chart.stem());
+            for (i, (text, (l, t, r, b))) in boxes.iter().enumerate() {
+                if *l < 0 || *t < 0 || *r > w as i32 || *b > h as i32 {
+                    problems.push(format!(
+                        "{}: `{text}` is clipped at {:?}",
+                        chart.stem(),
+                        (l, t, r, b)
+                    ));
+                }
+                for (other, (l2, t2, r2, b2)) in &boxes[i + 1..] {
+                    if l < r2 && l2 < r && t < b2 && t2 < b {
+                        problems.push(format!(
+                            "{}: `{text}` {:?} overlaps `{other}` {:?}",
+                            chart.stem(),
+                            (l, t, r, b),
+                            (l2, t2, r2, b2)
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{what}:\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn no_text_overlaps_or_is_clipped_in_any_chart_of_the_fixture() {
+        assert_text_fits(&fixture::report(), "the fixture");
+    }
+
+    #[test]
+    fn no_text_overlaps_or_is_clipped_in_any_chart_of_a_crowded_report() {
+        assert_text_fits(&fixture::crowded_report(), "the crowded fixture");
     }
 
     #[test]
@@ -1374,17 +2114,21 @@ fn preview_fixture_charts() {
         std::env::var("RTSIM_CHART_PREVIEW").expect("set RTSIM_CHART_PREVIEW"),
     );
     std::fs::create_dir_all(&dir).unwrap();
-    let report = super::fixture::report();
-    for chart in Chart::ALL {
-        std::fs::write(
-            dir.join(format!("{}.png", chart.stem())),
-            chart.png(&report).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{}.svg", chart.stem())),
-            chart.svg(&report).unwrap(),
-        )
-        .unwrap();
+    for (prefix, report) in [
+        ("", super::fixture::report()),
+        ("crowded-", super::fixture::crowded_report()),
+    ] {
+        for chart in Chart::ALL {
+            std::fs::write(
+                dir.join(format!("{prefix}{}.png", chart.stem())),
+                chart.png(&report).unwrap(),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join(format!("{prefix}{}.svg", chart.stem())),
+                chart.svg(&report).unwrap(),
+            )
+            .unwrap();
+        }
     }
 }

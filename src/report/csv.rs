@@ -136,14 +136,23 @@ pub fn timeseries_csv(report: &Report) -> String {
     out
 }
 
-/// `events.csv`: per run and published event, its time and mean delay (empty when no client got it).
+/// `events.csv`: per run and published event, its time, mean delay, and the spread of its delay across
+/// the clients that received it (5th percentile, median, 95th percentile); delays are empty when no
+/// client got the event.
 pub fn events_csv(report: &Report) -> String {
-    let mut out = String::from("scenario,transport,event,published_s,mean_delay_ms\n");
+    let mut out = String::from(
+        "scenario,transport,event,published_s,mean_delay_ms,p5_delay_ms,median_delay_ms,p95_delay_ms\n",
+    );
     for run in &report.runs {
         let (s, t) = (field(&run.scenario), run.transport.name());
-        for (i, (at, delay)) in run.metrics.timeline.event_delay_ms.iter().enumerate() {
+        let timeline = &run.metrics.timeline;
+        for (i, (at, delay)) in timeline.event_delay_ms.iter().enumerate() {
             let delay = delay.map(|d| format!("{d:.3}")).unwrap_or_default();
-            let _ = writeln!(out, "{s},{t},{},{at:.6},{delay}", i + 1);
+            let spread = match timeline.event_spread_ms.get(i).copied().flatten() {
+                Some(sp) => format!("{:.3},{:.3},{:.3}", sp.p5, sp.p50, sp.p95),
+                None => ",,".to_string(),
+            };
+            let _ = writeln!(out, "{s},{t},{},{at:.6},{delay},{spread}", i + 1);
         }
     }
     out
@@ -238,7 +247,7 @@ mod tests {
         );
         let events = events_csv(&report);
         assert_eq!(events.lines().count(), 1 + 8 * 60);
-        assert!(events.contains("\nmobile,sse,21,20.000000,\n"));
+        assert!(events.contains("\nmobile,sse,21,20.000000,,,,\n"));
         assert!(faults_csv(&report).contains("mobile,sse,31.000000,NAT mapping dropped\n"));
         assert!(latency_cdf_csv(&report).contains("office,polling,2500,0.5\n"));
     }

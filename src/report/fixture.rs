@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::metrics::{Percentiles, RunMetrics, Timeline};
+use crate::metrics::{Percentiles, RunMetrics, Spread, Timeline};
 use crate::profile::{Profile, Source};
 use crate::recorder::Bucket;
 use crate::scenario::Plan;
@@ -87,6 +87,21 @@ pub fn metrics(
             };
             (at, delay)
         })
+        .collect::<Vec<_>>();
+    // The spread across clients: wide while the fault lasts, narrow otherwise.
+    let event_spread_ms = event_delay_ms
+        .iter()
+        .map(|&(at, delay): &(f64, Option<f64>)| {
+            delay.map(|d| Spread {
+                p5: d * 0.8,
+                p50: d,
+                p95: if (25.0..30.0).contains(&at) {
+                    d * 20.0
+                } else {
+                    d * 1.5
+                },
+            })
+        })
         .collect();
     let latency_cdf_ms = [0.0, 0.5, 0.95, 0.99, 1.0]
         .iter()
@@ -119,6 +134,7 @@ pub fn metrics(
         timeline: Timeline {
             buckets,
             event_delay_ms,
+            event_spread_ms,
             fault_marks: faults
                 .iter()
                 .map(|&(at, what)| (at, what.to_string()))
@@ -154,6 +170,78 @@ pub fn report() -> Report {
                     metrics(48.0, 0.17, 0, u64::from(mobile) * 10, faults)
                 }
             }
+        })
+        .collect();
+    Report::new(plan, &specs, metrics)
+}
+
+/// A profile that crowds the charts: six scenarios with long names, every fault kind.
+pub const CROWDED: &str = r#"
+name = "crowded"
+seed = 7
+duration = "1000s"
+clients = 10
+
+[[scenario]]
+name = "baseline"
+
+[[scenario]]
+name = "proxy-blocks-websocket"
+proxy = { block_websocket = true }
+
+[[scenario]]
+name = "load-balancer-sticky-sessions"
+
+[[scenario]]
+name = "mobile-nat"
+nat = { idle_timeout = "30s" }
+
+[[scenario]]
+name = "network-switch"
+switch = { every = "20s", outage = "3s" }
+
+[[scenario]]
+name = "goal-rush-restart"
+restart = { at = "30s", down = "5s" }
+"#;
+
+/// A report on [`CROWDED`] with values that crowd their labels: near-equal latencies in the tens of
+/// seconds, long value labels, dozens of fault marks, and SSE and WebSocket on identical curves.
+pub fn crowded_report() -> Report {
+    let source = Source {
+        path: PathBuf::from("crowded.toml"),
+        text: CROWDED.to_string(),
+    };
+    let profile: Profile = source.parse().expect("the crowded fixture parses");
+    let plan = Plan::from_profile(&profile, &source).expect("the crowded fixture is valid");
+    let specs = plan.runs();
+    let switches: Vec<(f64, &str)> = (0..40)
+        .map(|i| (i as f64 * 1.4 + 0.3, "network switch"))
+        .collect();
+    let metrics = specs
+        .iter()
+        .map(|spec| {
+            let faults: Vec<(f64, &str)> = match spec.scenario {
+                3 => vec![(31.0, "NAT mapping dropped"), (33.0, "NAT mapping dropped")],
+                4 => switches.clone(),
+                5 => vec![(30.0, "server restart")],
+                _ => Vec::new(),
+            };
+            let index = TransportKind::ALL
+                .iter()
+                .position(|t| *t == spec.transport)
+                .unwrap_or(0);
+            let p50 = [21_600.0, 23_600.0, 21_900.0, 21_900.0][index];
+            let lost = [0, 1234, 56_789, 56_789][index] * u64::from(spec.scenario > 2);
+            let mut m = metrics(
+                p50,
+                [12.34, 10.5, 0.42, 0.42][index],
+                lost.min(599),
+                7,
+                &faults,
+            );
+            m.disconnected_s = [123.4, 98.7, 101.2, 101.2][index];
+            m
         })
         .collect();
     Report::new(plan, &specs, metrics)

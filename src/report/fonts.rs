@@ -190,3 +190,139 @@ impl<B: DrawingBackend> DrawingBackend for CrispText<B> {
         self.0.estimate_text_size(text, style)
     }
 }
+
+/// A text box as drawn: the text and its pixel rectangle `(left, top, right, bottom)`.
+pub type TextBox = (String, (i32, i32, i32, i32));
+
+/// Wraps a backend and records the box of every piece of text drawn through it, rotation included: the
+/// layout the chart code computed, for checking that no two labels overlap and none leaves the image.
+pub struct TextLayout<B> {
+    /// The backend drawn on.
+    pub inner: B,
+    /// Every text drawn, in order (shared: the drawing area owns the backend).
+    pub boxes: std::rc::Rc<std::cell::RefCell<Vec<TextBox>>>,
+}
+
+impl<B: DrawingBackend> DrawingBackend for TextLayout<B> {
+    type ErrorType = B::ErrorType;
+
+    fn get_size(&self) -> (u32, u32) {
+        self.inner.get_size()
+    }
+
+    fn ensure_prepared(&mut self) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.ensure_prepared()
+    }
+
+    fn present(&mut self) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.present()
+    }
+
+    fn draw_pixel(
+        &mut self,
+        point: BackendCoord,
+        color: BackendColor,
+    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.draw_pixel(point, color)
+    }
+
+    fn draw_line<S: BackendStyle>(
+        &mut self,
+        from: BackendCoord,
+        to: BackendCoord,
+        style: &S,
+    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.draw_line(from, to, style)
+    }
+
+    fn draw_rect<S: BackendStyle>(
+        &mut self,
+        upper_left: BackendCoord,
+        bottom_right: BackendCoord,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.draw_rect(upper_left, bottom_right, style, fill)
+    }
+
+    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        path: I,
+        style: &S,
+    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.draw_path(path, style)
+    }
+
+    fn draw_circle<S: BackendStyle>(
+        &mut self,
+        center: BackendCoord,
+        radius: u32,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.draw_circle(center, radius, style, fill)
+    }
+
+    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        vert: I,
+        style: &S,
+    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.fill_polygon(vert, style)
+    }
+
+    fn draw_text<S: BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &S,
+        pos: BackendCoord,
+    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+        if !text.trim().is_empty() && style.color().alpha > 0.0 {
+            let ((min_x, min_y), (max_x, max_y)) = style
+                .layout_box(text)
+                .map_err(|e| DrawingErrorKind::FontError(Box::new(e)))?;
+            let (width, height) = (max_x - min_x, max_y - min_y);
+            let dx = match style.anchor().h_pos {
+                HPos::Left => 0,
+                HPos::Right => -width,
+                HPos::Center => -width / 2,
+            };
+            let dy = match style.anchor().v_pos {
+                VPos::Top => 0,
+                VPos::Center => -height / 2,
+                VPos::Bottom => -height,
+            };
+            let transform = style.transform();
+            let corners = [
+                (dx, dy),
+                (dx + width, dy),
+                (dx, dy + height),
+                (dx + width, dy + height),
+            ]
+            .map(|(x, y)| transform.transform(x, y));
+            let xs = corners.map(|c| c.0);
+            let ys = corners.map(|c| c.1);
+            let (l, r) = (
+                *xs.iter().min().unwrap_or(&0),
+                *xs.iter().max().unwrap_or(&0),
+            );
+            let (t, b) = (
+                *ys.iter().min().unwrap_or(&0),
+                *ys.iter().max().unwrap_or(&0),
+            );
+            self.boxes.borrow_mut().push((
+                text.to_string(),
+                (pos.0 + l, pos.1 + t, pos.0 + r, pos.1 + b),
+            ));
+        }
+        self.inner.draw_text(text, style, pos)
+    }
+
+    fn estimate_text_size<S: BackendTextStyle>(
+        &self,
+        text: &str,
+        style: &S,
+    ) -> Result<(u32, u32), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.estimate_text_size(text, style)
+    }
+}

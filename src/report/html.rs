@@ -73,7 +73,7 @@ pub fn index_html(report: &Report) -> String {
             h,
             "<dt>Scenario {}</dt><dd>{}</dd>",
             escape(&insight.scenario),
-            escape(&insight.conditions)
+            escape(&insight.summary())
         );
     }
     h.push_str("</dl>\n");
@@ -89,7 +89,7 @@ pub fn index_html(report: &Report) -> String {
         let _ = writeln!(
             h,
             "<p class=\"conditions\">{}</p>\n<ul>",
-            escape(&insight.conditions)
+            escape(&insight.summary())
         );
         for sentence in &insight.sentences {
             let _ = writeln!(h, "<li>{}</li>", escape(sentence));

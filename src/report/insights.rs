@@ -15,6 +15,8 @@ use super::{label, Report, RunResult};
 pub struct ScenarioInsights {
     /// The scenario's name.
     pub scenario: String,
+    /// The scenario's description as the profile wrote it ("" when it has none).
+    pub description: String,
     /// What the network does to the clients in this scenario, in words.
     pub conditions: String,
     /// The findings, most important first.
@@ -28,10 +30,28 @@ pub fn insights(report: &Report) -> Vec<ScenarioInsights> {
         .into_iter()
         .map(|(scenario, runs)| ScenarioInsights {
             scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
             conditions: conditions(scenario),
             sentences: scenario_sentences(&report.plan, scenario, &runs),
         })
         .collect()
+}
+
+impl ScenarioInsights {
+    /// The profile's description of the scenario, then the faults in words: "A deploy restarts the
+    /// server mid-match. Faults: a server restart at 5 min (5 s down)."
+    pub fn summary(&self) -> String {
+        let description = self.description.trim();
+        if description.is_empty() {
+            return self.conditions.clone();
+        }
+        let end = if description.ends_with(['.', '!', '?']) {
+            ""
+        } else {
+            "."
+        };
+        format!("{description}{end} {}", self.conditions)
+    }
 }
 
 /// The faults a scenario injects, in words ("no faults: a steady network" when none).
@@ -46,9 +66,15 @@ pub fn conditions(scenario: &Scenario) -> String {
     if let Some(proxy) = &scenario.proxy {
         let mut what = Vec::new();
         if proxy.buffer_bytes > 0 {
+            // Whether `X-Accel-Buffering: no` is honoured is what tells two such proxies apart.
             what.push(format!(
-                "buffers responses up to {} bytes",
-                proxy.buffer_bytes
+                "buffers responses up to {} {}",
+                counted(proxy.buffer_bytes as f64, "byte", "bytes"),
+                if proxy.honor_accel_buffering {
+                    "unless they say `X-Accel-Buffering: no`"
+                } else {
+                    "whatever they say (`X-Accel-Buffering: no` ignored)"
+                }
             ));
         }
         if proxy.block_websocket {
@@ -142,11 +168,11 @@ fn verdict(runs: &[&RunResult]) -> Option<String> {
         format!("the fewest lost events ({})", m.lost)
     };
     Some(format!(
-        "Best fit here: {} — {}, p95 latency {}, {} requests/s at the server.",
+        "Best fit here: {} — {}, p95 latency {}, {} at the server.",
         label(best.transport),
         loss,
         fmt_ms(m.latency_ms.p95),
-        fmt_num(m.requests_per_second)
+        counted(m.requests_per_second, "request/s", "requests/s")
     ))
 }
 
@@ -303,14 +329,14 @@ fn loss_sentence(
     }
     if m.fallbacks > 0 {
         why.push(format!(
-            "{} clients had to fall back after a refused WebSocket upgrade",
-            m.fallbacks
+            "{} had to fall back after a refused WebSocket upgrade",
+            counted(m.fallbacks as f64, "client", "clients")
         ));
     }
     if m.reconnects > 0 {
         why.push(format!(
-            "events published while its {} reconnects were under way did not all arrive",
-            m.reconnects
+            "events published while its {} were under way did not all arrive",
+            counted(m.reconnects as f64, "reconnect", "reconnects")
         ));
     }
     let mut sentence = format!(
@@ -352,9 +378,9 @@ fn cost(runs: &[&RunResult]) -> Vec<String> {
         );
         if cheap.transport != dear.transport && hi > lo * 1.5 {
             out.push(format!(
-                "Server load: {} makes {} requests/s, {} only {}{}.",
+                "Server load: {} makes {}, {} only {}{}.",
                 label(dear.transport),
-                fmt_num(hi),
+                counted(hi, "request/s", "requests/s"),
                 label(cheap.transport),
                 fmt_num(lo),
                 if lo > 0.0 {
@@ -384,10 +410,10 @@ fn cost(runs: &[&RunResult]) -> Vec<String> {
     ) {
         if cheap.transport != dear.transport {
             out.push(format!(
-                "On the wire, each delivered event costs {} bytes with {} and {} with {}.",
-                fmt_num(cheap.metrics.bytes_per_delivery.round()),
+                "On the wire, each delivered event costs {} with {} and {} with {}.",
+                counted(cheap.metrics.bytes_per_delivery.round(), "byte", "bytes"),
                 label(cheap.transport),
-                fmt_num(dear.metrics.bytes_per_delivery.round()),
+                counted(dear.metrics.bytes_per_delivery.round(), "byte", "bytes"),
                 label(dear.transport)
             ));
         }
@@ -425,6 +451,13 @@ pub fn fmt_duration_s(s: f64) -> String {
 }
 
 /// A number with as many decimals as it deserves: "1234", "56", "4.5", "0.25".
+/// A number with its noun, singular for exactly 1 as shown: "1 event/s", "2 events/s", "0.5 events/s".
+pub fn counted(x: f64, one: &str, many: &str) -> String {
+    let n = fmt_num(x);
+    let noun = if n == "1" { one } else { many };
+    format!("{n} {noun}")
+}
+
 pub fn fmt_num(x: f64) -> String {
     let a = x.abs();
     let text = if a >= 100.0 || a == a.round() {
@@ -446,6 +479,47 @@ pub fn fmt_num(x: f64) -> String {
 mod tests {
     use super::*;
     use crate::report::fixture;
+
+    #[test]
+    fn scenarios_differing_in_one_key_read_differently_and_keep_their_description() {
+        let plan = crate::scenario::Plan::from_text(
+            "p.toml",
+            r#"
+name = "p"
+duration = "30s"
+clients = 2
+[[scenario]]
+name = "honours"
+description = "nginx defaults"
+proxy = { buffer_bytes = 8192, honor_accel_buffering = true }
+[[scenario]]
+name = "ignores"
+proxy = { buffer_bytes = 8192, honor_accel_buffering = false }
+"#,
+        )
+        .unwrap();
+        let (a, b) = (
+            conditions(&plan.scenarios[0]),
+            conditions(&plan.scenarios[1]),
+        );
+        assert_ne!(a, b);
+        assert!(a.contains("unless") && b.contains("ignored"), "{a} / {b}");
+        let insight = ScenarioInsights {
+            scenario: "honours".into(),
+            description: plan.scenarios[0].description.clone(),
+            conditions: a.clone(),
+            sentences: Vec::new(),
+        };
+        assert_eq!(insight.summary(), format!("nginx defaults. {a}"));
+    }
+
+    #[test]
+    fn one_is_singular() {
+        assert_eq!(counted(1.0, "event/s", "events/s"), "1 event/s");
+        assert_eq!(counted(1.0004, "event/s", "events/s"), "1 event/s");
+        assert_eq!(counted(2.0, "event/s", "events/s"), "2 events/s");
+        assert_eq!(counted(0.5, "event/s", "events/s"), "0.5 events/s");
+    }
 
     #[test]
     fn numbers_read_well() {

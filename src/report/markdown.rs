@@ -36,7 +36,7 @@ pub fn report_md(report: &Report) -> String {
             md,
             "### {}\n\n{}\n",
             cell(&insight.scenario),
-            cell(&insight.conditions)
+            cell(&insight.summary())
         );
         for sentence in &insight.sentences {
             let _ = writeln!(md, "- {}", cell(sentence));

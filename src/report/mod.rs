@@ -9,7 +9,6 @@
 //! terminal [`table`] and the "what this means" sentences ([`insights`]) are pure text builders the
 //! exporters share. No exporter touches the file system, the clock or the terminal.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -23,6 +22,7 @@ pub mod charts;
 pub mod csv;
 #[cfg(test)]
 pub(crate) mod fixture;
+pub mod folder;
 pub mod fonts;
 pub mod html;
 pub mod insights;
@@ -147,9 +147,9 @@ pub fn brief(plan: &Plan) -> Vec<(&'static str, String)> {
         (
             "Workload",
             format!(
-                "{} events/s of {} bytes, {}",
-                insights::fmt_num(w.events_per_second),
-                w.event_bytes,
+                "{} of {}, {}",
+                insights::counted(w.events_per_second, "event/s", "events/s"),
+                insights::counted(w.event_bytes as f64, "byte", "bytes"),
                 match w.arrival {
                     crate::profile::Arrival::Poisson => "random arrivals (Poisson)",
                     crate::profile::Arrival::Uniform => "evenly spaced",
@@ -177,24 +177,41 @@ pub fn brief(plan: &Plan) -> Vec<(&'static str, String)> {
         lines.push((
             "Upstream",
             format!(
-                "{} messages/min per client of {} bytes",
-                insights::fmt_num(w.upstream_per_minute),
-                w.upstream_bytes
+                "{} per client of {}",
+                insights::counted(w.upstream_per_minute, "message/min", "messages/min"),
+                insights::counted(w.upstream_bytes as f64, "byte", "bytes")
             ),
         ));
     }
     lines
 }
 
-/// The command that reproduces this report, byte for byte, from the same profile file.
+/// The command that reproduces this report, byte for byte, from the same profile file: the profile
+/// as it was named (folder included) and every setting a command-line option can change.
 pub fn reproduce_command(plan: &Plan) -> String {
     let transports: Vec<&str> = plan.transports.iter().map(|t| t.name()).collect();
-    format!(
-        "rtsim simulate {}.toml --seed {} --transports {}",
-        plan.name,
+    let path = plan.profile_path.to_string_lossy();
+    let path = if path.is_empty() {
+        format!("{}.toml", plan.name)
+    } else if path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        path.into_owned()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    };
+    let mut command = format!(
+        "rtsim simulate {path} --seed {} --transports {} --clients {} --duration {}",
         plan.seed,
-        transports.join(",")
-    )
+        transports.join(","),
+        plan.clients,
+        crate::duration::format(plan.duration)
+    );
+    if plan.seeds > 1 {
+        command.push_str(&format!(" --seeds {}", plan.seeds));
+    }
+    command
 }
 
 /// A file of a report: its path inside the report folder (`/`-separated) and its bytes.
@@ -240,49 +257,9 @@ pub fn write_report_with(
     write_atomically(dir, &files)
 }
 
-/// Writes `files` into a fresh folder beside `dir`, then swaps it into place.
+/// Writes `files` into a fresh folder beside `dir`, then swaps it into place (see [`folder`]).
 pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = dir
-        .file_name()
-        .with_context(|| format!("`{}` does not name a folder", dir.display()))?
-        .to_string_lossy()
-        .into_owned();
-    fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create the folder {}", parent.display()))?;
-    let staging = parent.join(format!(".{name}.partial"));
-    let retired = parent.join(format!(".{name}.old"));
-    for stale in [&staging, &retired] {
-        if stale.exists() {
-            fs::remove_dir_all(stale)
-                .with_context(|| format!("cannot remove the leftover {}", stale.display()))?;
-        }
-    }
-    let result = (|| -> anyhow::Result<()> {
-        fs::create_dir_all(&staging)?;
-        for (file, bytes) in files {
-            let path = staging.join(file);
-            if let Some(folder) = path.parent() {
-                fs::create_dir_all(folder)?;
-            }
-            fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        if dir.exists() {
-            fs::rename(dir, &retired)?;
-        }
-        fs::rename(&staging, dir)?;
-        if retired.exists() {
-            fs::remove_dir_all(&retired)?;
-        }
-        Ok(())
-    })();
-    if result.is_err() && staging.exists() {
-        let _ = fs::remove_dir_all(&staging);
-    }
-    result.with_context(|| format!("cannot write the report to {}", dir.display()))
+    folder::write_atomically(dir, files)
 }
 
 /// The default report folder for a plan: `reports/<name>/`.
@@ -293,6 +270,21 @@ pub fn default_dir(plan: &Plan) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    #[test]
+    fn reproduce_keeps_the_profiles_folder_and_the_overrides() {
+        let mut plan = fixture::plan();
+        plan.profile_path = PathBuf::from("profiles/quickstart.toml");
+        plan.seeds = 3;
+        assert_eq!(
+            reproduce_command(&plan),
+            "rtsim simulate profiles/quickstart.toml --seed 7 --transports \
+             polling,long-polling,sse,websocket --clients 10 --duration 1m --seeds 3"
+        );
+        plan.profile_path = PathBuf::from("my profiles/it's.toml");
+        assert!(reproduce_command(&plan).contains("'my profiles/it'\\''s.toml'"));
+    }
 
     #[test]
     fn atomic_write_replaces_the_folder_whole() {

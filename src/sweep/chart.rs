@@ -42,9 +42,18 @@ fn unit(metric: &str) -> &'static str {
 /// Rows and columns of panels: one row per scenario and one column per combination of the other
 /// parameters when there are 2–4 combinations; else the report charts' 16:9 grid.
 fn layout(sweep: &Sweep, panels: usize) -> (usize, usize) {
-    let combinations = panels / sweep.scenarios().len().max(1);
-    if (2..=4).contains(&combinations) && panels <= MAX_PANELS {
-        (panels / combinations, combinations)
+    let all = sweep.panels();
+    let per_scenario: Vec<usize> = sweep
+        .scenarios()
+        .iter()
+        .map(|s| all.iter().filter(|p| &p.scenario == s).count())
+        .collect();
+    let combinations = per_scenario.iter().copied().max().unwrap_or(1);
+    // Scenarios without the other parameters have one panel: a row each still reads well.
+    let rows = per_scenario.len();
+    if (2..=4).contains(&combinations) && panels <= MAX_PANELS && rows * combinations <= MAX_PANELS
+    {
+        (rows, combinations)
     } else {
         crate::report::charts::grid(panels.clamp(1, MAX_PANELS))
     }
@@ -54,26 +63,6 @@ fn layout(sweep: &Sweep, panels: usize) -> (usize, usize) {
 pub fn size(sweep: &Sweep) -> (u32, u32) {
     let (rows, _) = layout(sweep, sweep.panels().len());
     (WIDTH, 900.max(160 + 620 * rows as u32))
-}
-
-/// `text` cut with an ellipsis to fit `width` pixels in `font`.
-fn fit<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    text: &str,
-    font: &TextStyle<'_>,
-    width: u32,
-) -> String {
-    let mut chars: Vec<char> = text.chars().collect();
-    let mut candidate = text.to_string();
-    while chars.len() > 1
-        && area
-            .estimate_text_size(&candidate, font)
-            .is_ok_and(|(w, _)| w > width)
-    {
-        chars.pop();
-        candidate = format!("{}…", chars.iter().collect::<String>().trim_end());
-    }
-    candidate
 }
 
 /// Line width per transport: transports drawn first are wider, so a line hidden under an identical one
@@ -149,35 +138,50 @@ pub fn draw<DB: DrawingBackend>(
         y_desc.push_str(", log scale");
     }
     let several_scenarios = sweep.scenarios().len() > 1;
-    for ((panel, lines), area) in shown.iter().zip(&series).zip({
+    let areas = {
         let (rows, cols) = layout(sweep, shown.len());
-        body.split_evenly((rows, cols))
-            .into_iter()
-            .take(shown.len())
-    }) {
+        let cells = body.split_evenly((rows, cols));
+        if rows == sweep.scenarios().len() && rows * cols >= shown.len() && cols > 1 {
+            // One row per scenario: each scenario's panels from the left of its row.
+            let names = sweep.scenarios();
+            let mut used = vec![0usize; rows];
+            shown
+                .iter()
+                .map(|p| {
+                    let row = names.iter().position(|n| *n == p.scenario).unwrap_or(0);
+                    used[row] += 1;
+                    cells[row * cols + used[row] - 1].clone()
+                })
+                .collect::<Vec<_>>()
+        } else {
+            cells.into_iter().take(shown.len()).collect()
+        }
+    };
+    for ((panel, lines), area) in shown.iter().zip(&series).zip(areas) {
         let mut caption: Vec<String> = Vec::new();
         if several_scenarios || panel.fixed.is_empty() {
             caption.push(panel.scenario.clone());
         }
         if !panel.fixed.is_empty() {
             // `scenario.nat.idle_timeout = 30s` reads as `nat.idle_timeout = 30s` in a caption.
-            let text = sweep.fixed_text(&panel.fixed);
+            let text = sweep.panel_text(panel);
             caption.push(text.replace("scenario.", ""));
         }
-        let caption_style = bold(28).color(&INK);
+        if !sweep.applies(0, &panel.scenario) {
+            caption.push(format!(
+                "no {} here: flat",
+                parameter.key.replace("scenario.", "")
+            ));
+        }
         let (panel_width, _) = area.dim_in_pixel();
-        let caption = fit(
-            &area,
-            &caption.join(" · "),
-            &caption_style,
-            panel_width.saturating_sub(20),
-        );
-        let mut chart = ChartBuilder::on(&area)
-            .caption(caption, caption_style)
+        // Wrapped at word breaks (and smaller if need be), never cut.
+        let inner = crate::report::charts::panel_caption(&area, &caption.join(" · "))?;
+        let mut chart = ChartBuilder::on(&inner)
             .margin(10)
+            .margin_top(0)
             .margin_right(30)
             .x_label_area_size(60)
-            .y_label_area_size(100)
+            .y_label_area_size(130)
             .build_cartesian_2d(x_range.clone(), y_range.clone())?;
         let labels = axis.labels.clone();
         let numeric = axis.numeric;

@@ -43,9 +43,61 @@ pub struct Meeting {
     pub after: Higher,
 }
 
+/// How far apart two values must be to count as different: the larger of `relative` × the larger
+/// value and `absolute` (in the metric's unit). Closer values are "level": neither is higher, so a
+/// 51 ms against 50 ms is not a crossover.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Threshold {
+    pub relative: f64,
+    pub absolute: f64,
+}
+
+impl Threshold {
+    /// Exact comparison (up to floating-point noise).
+    pub const EXACT: Threshold = Threshold {
+        relative: 1e-9,
+        absolute: 1e-12,
+    };
+
+    /// The meaningful difference for `metric` (a dotted summary.json path): 5 % of the larger value,
+    /// and at least 5 ms for times (latencies in ms, durations in s), one for counts of events,
+    /// requests or connections (a fraction of one is noise); rates and ratios have no floor.
+    pub fn for_metric(metric: &str) -> Threshold {
+        let field = metric.split('.').next().unwrap_or(metric);
+        let absolute = if field.ends_with("_ms") {
+            5.0
+        } else if field.ends_with("_s") {
+            0.005
+        } else if field.contains("per_") {
+            0.0
+        } else {
+            1.0
+        };
+        Threshold {
+            relative: 0.05,
+            absolute,
+        }
+    }
+
+    /// The sentence that explains the threshold in reports.
+    pub const EXPLAINED: &'static str = "Two transports count as different only where their values \
+        differ by more than 5 % of the larger one, by more than 5 ms for times, and by more than one for \
+        counts such as lost or reconnects: a smaller difference is noise, not a crossover.";
+}
+
 /// Where series `a` and `b`, sampled at increasing `xs`, meet. Points where either is `None` (not
 /// measured) are left out. Values within a relative 1e-9 of each other are equal.
 pub fn meetings(xs: &[f64], a: &[Option<f64>], b: &[Option<f64>]) -> Vec<Meeting> {
+    meetings_beyond(xs, a, b, Threshold::EXACT)
+}
+
+/// [`meetings`], with values closer than `threshold` taken as level.
+pub fn meetings_beyond(
+    xs: &[f64],
+    a: &[Option<f64>],
+    b: &[Option<f64>],
+    threshold: Threshold,
+) -> Vec<Meeting> {
     let points: Vec<(f64, f64, f64)> = xs
         .iter()
         .zip(a.iter().zip(b))
@@ -53,7 +105,7 @@ pub fn meetings(xs: &[f64], a: &[Option<f64>], b: &[Option<f64>]) -> Vec<Meeting
         .filter(|(x, a, b)| x.is_finite() && a.is_finite() && b.is_finite())
         .collect();
     let sign = |(_, a, b): (f64, f64, f64)| {
-        let tolerance = 1e-9 * a.abs().max(b.abs()).max(1e-12);
+        let tolerance = (threshold.relative * a.abs().max(b.abs())).max(threshold.absolute);
         if (a - b).abs() <= tolerance {
             0
         } else if a > b {
@@ -114,6 +166,27 @@ pub fn meetings(xs: &[f64], a: &[Option<f64>], b: &[Option<f64>]) -> Vec<Meeting
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_difference_below_the_threshold_is_not_a_crossover() {
+        let xs = [1.0, 2.0, 3.0];
+        // 1 ms apart, changing sides: noise.
+        let a = some(&[50.0, 51.0, 50.0]);
+        let b = some(&[51.0, 50.0, 51.0]);
+        assert_eq!(
+            meetings(&xs, &a, &b).len(),
+            2,
+            "exact comparison sees two crossings"
+        );
+        let latency = Threshold::for_metric("latency_ms.p50");
+        assert!(meetings_beyond(&xs, &a, &b, latency).is_empty());
+        // A real crossing survives it.
+        let a = some(&[10.0, 100.0, 1000.0]);
+        let b = some(&[500.0, 500.0, 500.0]);
+        assert_eq!(meetings_beyond(&xs, &a, &b, latency).len(), 1);
+        assert_eq!(Threshold::for_metric("lost").absolute, 1.0);
+        assert_eq!(Threshold::for_metric("requests_per_second").absolute, 0.0);
+    }
 
     fn some(v: &[f64]) -> Vec<Option<f64>> {
         v.iter().copied().map(Some).collect()

@@ -225,6 +225,8 @@ pub fn sweep_md(sweep: &Sweep) -> String {
         }
     );
     out.push_str("## Crossovers\n\n");
+    out.push_str(super::crossover::Threshold::EXPLAINED);
+    out.push_str("\n\n");
     if sweep.crossovers.is_empty() {
         if sweep.axis().numeric {
             out.push_str(

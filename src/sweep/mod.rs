@@ -93,6 +93,10 @@ pub struct Sweep {
     /// Grid points, the first parameter outermost.
     pub points: Vec<Point>,
     pub crossovers: Vec<Crossover>,
+    /// (parameter index, scenario name) pairs where the parameter changes nothing in the scenario — a
+    /// `scenario.nat.idle_timeout` in a scenario without a NAT: its panels are drawn once, captioned
+    /// so, and not labelled with a value they do not have.
+    pub unaffected: Vec<(usize, String)>,
 }
 
 /// A chart panel: one scenario and one combination of the parameters after the first.
@@ -197,6 +201,14 @@ impl Sweep {
         let mut panels = Vec::new();
         for scenario in self.scenarios() {
             for combination in &combinations {
+                // A parameter the scenario does not have: one panel, not one per (absent) value.
+                let duplicate = combination
+                    .iter()
+                    .enumerate()
+                    .any(|(i, &v)| v != 0 && !self.applies(i + 1, &scenario));
+                if duplicate {
+                    continue;
+                }
                 panels.push(Panel {
                     scenario: scenario.clone(),
                     fixed: combination
@@ -250,6 +262,32 @@ impl Sweep {
     }
 
     /// "clients = 10, sse.retry = 3s" for a panel's other parameters (empty with one parameter).
+    /// Whether parameter `p` changes anything in `scenario`.
+    pub fn applies(&self, p: usize, scenario: &str) -> bool {
+        !self
+            .unaffected
+            .iter()
+            .any(|(q, s)| *q == p && s == scenario)
+    }
+
+    /// The fixed parameters of a panel as text ("nat.idle_timeout = 30s"); a parameter the panel's
+    /// scenario does not have says so instead of naming a value.
+    pub fn panel_text(&self, panel: &Panel) -> String {
+        panel
+            .fixed
+            .iter()
+            .map(|&(p, v)| {
+                let parameter = &self.parameters[p];
+                if self.applies(p, &panel.scenario) {
+                    format!("{} = {}", parameter.key, parameter.values[v])
+                } else {
+                    format!("no {} here", parameter.key)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn fixed_text(&self, fixed: &[(usize, usize)]) -> String {
         fixed
             .iter()
@@ -274,13 +312,16 @@ impl Sweep {
                 let series = self.series(&panel, metric);
                 for (i, a) in series.iter().enumerate() {
                     for b in &series[i + 1..] {
-                        for meeting in crossover::meetings(&axis.xs, &a.values, &b.values) {
+                        let threshold = crossover::Threshold::for_metric(metric);
+                        for meeting in
+                            crossover::meetings_beyond(&axis.xs, &a.values, &b.values, threshold)
+                        {
                             let mut context = Vec::new();
                             if several_scenarios {
                                 context.push(format!("in {}", panel.scenario));
                             }
                             if !panel.fixed.is_empty() {
-                                context.push(format!("with {}", self.fixed_text(&panel.fixed)));
+                                context.push(format!("with {}", self.panel_text(&panel)));
                             }
                             let text = describe(
                                 metric,
@@ -540,9 +581,45 @@ pub fn build(
         metrics,
         points,
         crossovers: Vec::new(),
+        unaffected: unaffected(plans),
     };
     sweep.find_crossovers();
     sweep
+}
+
+/// Which `scenario…` parameters leave which scenarios unchanged: parameter `p` changes some scenario
+/// between grid points that differ in `p` alone, but never scenario `s`. (A parameter that changes no
+/// scenario at all, `sse.heartbeat`, applies to every one.)
+fn unaffected(plans: &[PointPlan]) -> Vec<(usize, String)> {
+    let Some(first) = plans.first() else {
+        return Vec::new();
+    };
+    // Pairs of grid points differing in parameter `p` only.
+    let pairs = |p: usize| {
+        plans.iter().flat_map(move |a| {
+            plans.iter().filter_map(move |b| {
+                let only_p = a
+                    .indices
+                    .iter()
+                    .zip(&b.indices)
+                    .enumerate()
+                    .all(|(i, (x, y))| (i == p) != (x == y));
+                only_p.then_some((a, b))
+            })
+        })
+    };
+    let mut found = Vec::new();
+    for p in 0..first.indices.len() {
+        if !pairs(p).any(|(a, b)| a.plan.scenarios != b.plan.scenarios) {
+            continue;
+        }
+        for (s, scenario) in first.plan.scenarios.iter().enumerate() {
+            if !pairs(p).any(|(a, b)| a.plan.scenarios.get(s) != b.plan.scenarios.get(s)) {
+                found.push((p, scenario.name.clone()));
+            }
+        }
+    }
+    found
 }
 
 /// The default sweep folder: `reports/<name>-sweep/`.
@@ -563,6 +640,8 @@ pub fn run_cli(args: crate::cli::SweepArgs) -> anyhow::Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| default_dir(&profile.name));
+    // Before the first run: a bad --out costs milliseconds, not the whole sweep.
+    crate::report::folder::check(&dir)?;
 
     let mut names = Vec::new();
     for (n, point) in points.iter().enumerate() {

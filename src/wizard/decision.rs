@@ -182,16 +182,20 @@ pub fn answer(step: Step, a: &Answers) -> (bool, String) {
     match step {
         Step::Bidirectional => {
             let detail = format!(
-                "each client sends {} messages a minute",
-                num(a.upstream_per_minute)
+                "each client sends {}",
+                counted(
+                    a.upstream_per_minute,
+                    "message a minute",
+                    "messages a minute"
+                )
             );
             (a.bidirectional, detail)
         }
         Step::ServerPush => (a.server_push, String::new()),
         Step::FrequentChanges => {
             let detail = format!(
-                "{} changes a minute, one every {}",
-                num(a.changes_per_minute),
+                "{}, one every {}",
+                counted(a.changes_per_minute, "change a minute", "changes a minute"),
                 change_period(a)
             );
             (a.changes_per_minute > FREQUENT_CHANGES_PER_MINUTE, detail)
@@ -280,9 +284,9 @@ pub fn runner_up(transport: TransportKind, a: &Answers) -> RunnerUp {
         TransportKind::Sse => (
             TransportKind::Websocket,
             format!(
-                "if clients start sending frequently too (now {} messages a minute each): one \
+                "if clients start sending frequently too (now {} each): one \
                  connection then carries both directions",
-                num(a.upstream_per_minute)
+                counted(a.upstream_per_minute, "message a minute", "messages a minute")
             ),
         ),
         TransportKind::LongPolling => (
@@ -312,16 +316,24 @@ pub fn notes(a: &Answers) -> Vec<String> {
     let mut notes = Vec::new();
     if a.bidirectional && a.upstream_per_minute < 1.0 {
         notes.push(format!(
-            "You said both sides send frequently, but each client sends {} messages a minute: if that \
+            "You said both sides send frequently, but each client sends {}: if that \
              is the real figure, answer no to step 1 and SSE with ordinary POST requests may do.",
-            num(a.upstream_per_minute)
+            counted(
+                a.upstream_per_minute,
+                "message a minute",
+                "messages a minute"
+            )
         ));
     }
     if !a.bidirectional && a.upstream_per_minute >= 10.0 {
         notes.push(format!(
-            "Each client sends {} messages a minute: if that counts as frequent, answer yes to step 1 \
+            "Each client sends {}: if that counts as frequent, answer yes to step 1 \
              (WebSockets).",
-            num(a.upstream_per_minute)
+            counted(
+                a.upstream_per_minute,
+                "message a minute",
+                "messages a minute"
+            )
         ));
     }
     notes
@@ -646,6 +658,12 @@ fn setting(key: &'static str, value: &str) -> Setting {
 }
 
 /// A number without a needless `.0`.
+/// `value` with its noun, singular for exactly 1: "1 message a minute", "3 messages a minute".
+fn counted(value: f64, one: &str, many: &str) -> String {
+    let n = num(value);
+    format!("{n} {}", if n == "1" { one } else { many })
+}
+
 fn num(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{}", value as i64)
