@@ -501,6 +501,9 @@ mod tests {
             honor_accel_buffering: true,
             block_websocket: true,
             read_timeout: None,
+            like: None,
+            upstream_http: crate::profile::UpstreamHttp::Http10,
+            pass_upgrade: true,
         });
         report.plan.scenarios[1].restart = Some(crate::scenario::Restart {
             at: std::time::Duration::from_secs(30),

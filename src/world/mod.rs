@@ -26,8 +26,11 @@ use crate::scenario::{Plan, RunSpec};
 use crate::transport::{transport_for, ClientCtx, ServerCtx, TransportKind};
 
 mod gateway;
+mod probe;
 mod proxy;
 mod route;
+
+pub use probe::{nat_outcome, trace_response, FirstWriter, NatOutcome, ResponseTrace};
 
 use gateway::Gateway;
 use route::{Route, SimConnector};

@@ -55,7 +55,7 @@ enum Stop {
 
 /// nginx's answer to a request whose upstream did not answer within `proxy_read_timeout` (its page, so
 /// that byte counts are realistic).
-const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Time-out\r\ncontent-type: text/html\r\ncontent-length: 167\r\n\r\n<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n";
+const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Time-out\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\nContent-Length: 167\r\nConnection: keep-alive\r\n\r\n<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n";
 
 impl Proxy {
     pub fn new(settings: ProxySettings, next_hop: (String, u16), recorder: SharedRecorder) -> Self {
@@ -170,20 +170,19 @@ impl Proxy {
             } else {
                 settings.buffer_bytes
             };
-            let mut release = Release {
-                to: &mut client.stream,
+            let mut release = Release::new(
+                &mut client.stream,
                 held,
                 limit,
-            };
-            // The head is held with the body: nginx sends neither until a buffer is full.
-            release.push(&response).await?;
-            let end = relay_body(server, &mut release, body.clone(), timeout).await;
-            release.flush().await?;
-            match end {
-                Ok(()) => {}
-                // The upstream went away: what was held has gone out; end the response cleanly if its
-                // framing allows, else close (the client sees the end either way).
+                matches!(body, BodyFraming::Chunked(_)),
+            );
+            release.push_head(&response).await?;
+            match relay_body(server, &mut release, body.clone(), timeout).await {
+                Ok(()) => release.flush().await?,
+                // The upstream went away: what was held goes out, and the response is ended cleanly
+                // if its framing allows (else the close ends it).
                 Err(Stop::Closed) => {
+                    release.flush().await?;
                     return match body {
                         BodyFraming::Chunked(Some(at_boundary)) if at_boundary.get() => client
                             .stream
@@ -193,7 +192,10 @@ impl Proxy {
                         _ => Ok(()),
                     };
                 }
-                Err(Stop::Timeout) => return Err(Stop::Timeout),
+                Err(Stop::Timeout) => {
+                    release.abandon().await?;
+                    return Err(Stop::Timeout);
+                }
             }
             if head.close || status.close || matches!(body, BodyFraming::UntilClose) {
                 return Ok(());
@@ -202,40 +204,162 @@ impl Proxy {
     }
 }
 
-/// Writes what the proxy releases to the client: everything at once (`limit` 0), or in pieces of
-/// exactly `limit` bytes once that many are held.
+/// Writes what the proxy releases to the client: everything at once (`limit` 0), or — as nginx's
+/// buffers do — nothing until `limit` bytes of body data are held, then exactly those (with the head
+/// and the chunk framing around them, which nginx does not count: it re-frames the body itself).
 struct Release<'a, W> {
     to: &'a mut W,
     held: &'a Held,
     limit: usize,
+    /// Body data bytes held so far.
+    counted: usize,
+    /// Bytes of the response head at the front of `held` (0 once released).
+    head: usize,
+    /// For a chunked body: where its data bytes are.
+    chunks: Option<DataCounter>,
 }
 
-impl<W: AsyncWrite + Unpin> Release<'_, W> {
-    async fn push(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+impl<'a, W: AsyncWrite + Unpin> Release<'a, W> {
+    fn new(to: &'a mut W, held: &'a Held, limit: usize, chunked: bool) -> Self {
+        Self {
+            to,
+            held,
+            limit,
+            counted: 0,
+            head: 0,
+            chunks: chunked.then(DataCounter::default),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        self.to.write_all(bytes).await.map_err(|_| Stop::Closed)
+    }
+
+    /// The response head: held with the body (nginx sends neither until a buffer is full).
+    async fn push_head(&mut self, head: &[u8]) -> Result<(), Stop> {
         if self.limit == 0 {
-            return self.to.write_all(bytes).await.map_err(|_| Stop::Closed);
+            return self.write(head).await;
         }
-        self.held.borrow_mut().extend_from_slice(bytes);
-        loop {
-            let piece: Vec<u8> = {
-                let mut held = self.held.borrow_mut();
-                if held.len() < self.limit {
-                    return Ok(());
+        self.held.borrow_mut().extend_from_slice(head);
+        self.head = head.len();
+        Ok(())
+    }
+
+    async fn push(&mut self, mut bytes: &[u8]) -> Result<(), Stop> {
+        if self.limit == 0 {
+            return self.write(bytes).await;
+        }
+        while !bytes.is_empty() {
+            let want = self.limit - self.counted;
+            let (taken, data) = match &mut self.chunks {
+                Some(counter) => counter.advance(bytes, want),
+                None => {
+                    let n = want.min(bytes.len());
+                    (n, n)
                 }
-                let rest = held.split_off(self.limit);
-                std::mem::replace(&mut *held, rest)
             };
-            self.to.write_all(&piece).await.map_err(|_| Stop::Closed)?;
+            self.held.borrow_mut().extend_from_slice(&bytes[..taken]);
+            self.counted += data;
+            bytes = &bytes[taken..];
+            if self.counted == self.limit {
+                self.flush().await?;
+            }
         }
+        Ok(())
     }
 
     /// The response ended (or its upstream went away): release what is held.
     async fn flush(&mut self) -> Result<(), Stop> {
         let rest = std::mem::take(&mut *self.held.borrow_mut());
+        self.counted = 0;
+        self.head = 0;
         if rest.is_empty() {
             return Ok(());
         }
-        self.to.write_all(&rest).await.map_err(|_| Stop::Closed)
+        self.write(&rest).await
+    }
+
+    /// The upstream timed out mid-response: nginx sends the head if it still held it and drops the
+    /// held body (measured: a silent SSE stream behind nginx gets its headers and then the close).
+    async fn abandon(&mut self) -> Result<(), Stop> {
+        let mut held = std::mem::take(&mut *self.held.borrow_mut());
+        held.truncate(self.head);
+        self.counted = 0;
+        self.head = 0;
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.write(&held).await
+    }
+}
+
+/// Tells the data bytes of a chunked body from its framing, across pieces.
+#[derive(Debug, Default)]
+struct DataCounter {
+    state: ChunkState,
+    line: Vec<u8>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum ChunkState {
+    /// Reading a chunk-size line.
+    #[default]
+    Size,
+    /// Data bytes left in the current chunk.
+    Data(usize),
+    /// The CRLF after a chunk's data, bytes left.
+    Crlf(usize),
+    /// The last chunk was seen: trailers and the end, none of it data.
+    Done,
+}
+
+impl DataCounter {
+    /// Walks `bytes` until `want` data bytes are counted or the bytes end; returns how many bytes were
+    /// walked and how many of them were data.
+    fn advance(&mut self, bytes: &[u8], want: usize) -> (usize, usize) {
+        let (mut i, mut data) = (0, 0);
+        while i < bytes.len() && data < want {
+            match self.state {
+                ChunkState::Size => {
+                    let byte = bytes[i];
+                    i += 1;
+                    if byte != b'\n' {
+                        self.line.push(byte);
+                        continue;
+                    }
+                    let line = String::from_utf8_lossy(&self.line).into_owned();
+                    self.line.clear();
+                    let size = line.trim_end_matches('\r').split(';').next().unwrap_or("");
+                    self.state = match usize::from_str_radix(size.trim(), 16) {
+                        Ok(0) => ChunkState::Done,
+                        Ok(n) => ChunkState::Data(n),
+                        // Not a size line (a blank line between chunks): keep looking.
+                        Err(_) => ChunkState::Size,
+                    };
+                }
+                ChunkState::Data(left) => {
+                    let n = left.min(bytes.len() - i).min(want - data);
+                    i += n;
+                    data += n;
+                    self.state = if n == left {
+                        ChunkState::Crlf(2)
+                    } else {
+                        ChunkState::Data(left - n)
+                    };
+                }
+                ChunkState::Crlf(left) => {
+                    let n = left.min(bytes.len() - i);
+                    i += n;
+                    self.state = if n == left {
+                        ChunkState::Size
+                    } else {
+                        ChunkState::Crlf(left - n)
+                    };
+                }
+                ChunkState::Done => i = bytes.len(),
+            }
+        }
+        (i, data)
     }
 }
 
@@ -625,6 +749,97 @@ mod tests {
         }
         assert!(end.done);
         assert_eq!(&body[used..], b"NEXT");
+    }
+
+    /// A writer that keeps each write as one piece.
+    #[derive(Default)]
+    struct Pieces(Vec<Vec<u8>>);
+
+    impl AsyncWrite for Pieces {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.push(buf.to_vec());
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    fn chunk(data: &[u8]) -> Vec<u8> {
+        let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    #[test]
+    fn a_full_buffer_releases_exactly_its_size_in_body_data_with_the_head_first() {
+        let mut out = Pieces::default();
+        let held = Held::default();
+        let event = [b'x'; 216];
+        block_on(async {
+            let mut release = Release::new(&mut out, &held, 1000, true);
+            release.push_head(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            for _ in 0..10 {
+                release.push(&chunk(&event)).await.unwrap();
+            }
+        });
+        // 2160 data bytes: two releases of exactly 1000, 160 still held.
+        assert_eq!(out.0.len(), 2);
+        assert!(out.0[0].starts_with(b"HTTP/1.1 200 OK"));
+        let mut counter = DataCounter::default();
+        let head = b"HTTP/1.1 200 OK\r\n\r\n".len();
+        assert_eq!(counter.advance(&out.0[0][head..], usize::MAX).1, 1000);
+        assert_eq!(counter.advance(&out.0[1], usize::MAX).1, 1000);
+        // The rest, 160 data bytes, is still held (it starts mid-chunk: no framing of its own).
+        assert_eq!(counter.advance(&held.borrow(), usize::MAX).1, 160);
+    }
+
+    #[test]
+    fn a_timed_out_response_keeps_only_its_head() {
+        let mut out = Pieces::default();
+        let held = Held::default();
+        block_on(async {
+            let mut release = Release::new(&mut out, &held, 4096, true);
+            release.push_head(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            release.push(&chunk(b"retry: 3000\n\n")).await.unwrap();
+            release.abandon().await.unwrap();
+        });
+        assert_eq!(out.0, vec![b"HTTP/1.1 200 OK\r\n\r\n".to_vec()]);
+        assert!(held.borrow().is_empty());
+    }
+
+    #[test]
+    fn upgrade_headers_are_stripped_and_held_ids_read() {
+        let stripped = strip_upgrade(
+            b"GET /ws HTTP/1.1\r\nHost: s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n",
+        );
+        assert_eq!(
+            String::from_utf8(stripped).unwrap(),
+            "GET /ws HTTP/1.1\r\nHost: s\r\nSec-WebSocket-Key: k\r\n\r\n"
+        );
+        let held = b"HTTP/1.1 200 OK\r\n\r\nd8\r\nid: 7\ndata: {}\n\n\r\nd8\r\nid: 8\ndata: {}\n\n\r\nd8\r\nid: 9";
+        assert_eq!(held_event_ids(held), vec![7, 8]);
     }
 
     #[test]
