@@ -335,3 +335,22 @@ outage = "2s"
         );
     }
 }
+
+#[test]
+fn events_a_proxy_still_holds_at_the_end_are_stranded_not_lost() {
+    // nginx defaults hold an event stream until 4 KiB of it gathered: at ~100 bytes an event, half a
+    // minute of events is always in the buffer. When the run ends they are still there — stranded in
+    // the proxy, not lost by the transport, and the report says where.
+    let profile = format!(
+        "{PROXY_PROFILE}[[scenario]]\nname = \"nginx\"\n[scenario.proxy]\nlike = \"nginx\"\n"
+    );
+    let runs = simulate(&profile);
+    let sse = run_of(&runs, "nginx", TransportKind::Sse);
+    assert!(sse.stranded >= 10, "{sse:?}");
+    assert_eq!(sse.stranded_in, vec!["proxy (nginx)".to_string()]);
+    assert_eq!(sse.lost, 0, "{sse:?}");
+    assert_eq!(sse.delivered + sse.stranded, sse.expected);
+    let long_polling = run_of(&runs, "nginx", TransportKind::LongPolling);
+    assert_eq!(long_polling.stranded, 0, "whole answers are never held at the end");
+    assert_eq!(long_polling.lost, 0);
+}

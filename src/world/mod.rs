@@ -393,10 +393,13 @@ pub fn run(
             None => "proxy".to_string(),
         };
         for (peer, held) in proxy.held.borrow().values() {
-            let ids = proxy::held_event_ids(&held.borrow());
-            if ids.is_empty() {
+            let bytes = held.bytes.borrow();
+            if bytes.is_empty() {
                 continue;
             }
+            // The event released last may have gone out only in part: its end is held too.
+            let mut ids: Vec<u64> = held.last_id_out.get().into_iter().collect();
+            ids.extend(proxy::held_event_ids(&bytes));
             let client_side = gateways
                 .iter()
                 .find_map(|g| g.origin_of(*peer))

@@ -31,8 +31,16 @@ use crate::profile::UpstreamHttp;
 use crate::recorder::SharedRecorder;
 use crate::scenario::Proxy as ProxySettings;
 
-/// Bytes a proxy holds for one client connection (shared with the run, which reads what is left).
-pub type Held = Rc<RefCell<Vec<u8>>>;
+/// What a proxy holds for one client connection (shared with the run, which reads what is left).
+#[derive(Default)]
+pub struct HeldBytes {
+    pub bytes: RefCell<Vec<u8>>,
+    /// The last event id in bytes already released: that event may have gone out only in part, its
+    /// end still held.
+    pub last_id_out: Cell<Option<u64>>,
+}
+
+pub type Held = Rc<HeldBytes>;
 
 /// The proxy host's configuration and links.
 pub struct Proxy {
@@ -240,7 +248,7 @@ impl<'a, W: AsyncWrite + Unpin> Release<'a, W> {
         if self.limit == 0 {
             return self.write(head).await;
         }
-        self.held.borrow_mut().extend_from_slice(head);
+        self.held.bytes.borrow_mut().extend_from_slice(head);
         self.head = head.len();
         Ok(())
     }
@@ -258,7 +266,7 @@ impl<'a, W: AsyncWrite + Unpin> Release<'a, W> {
                     (n, n)
                 }
             };
-            self.held.borrow_mut().extend_from_slice(&bytes[..taken]);
+            self.held.bytes.borrow_mut().extend_from_slice(&bytes[..taken]);
             self.counted += data;
             bytes = &bytes[taken..];
             if self.counted == self.limit {
@@ -270,11 +278,14 @@ impl<'a, W: AsyncWrite + Unpin> Release<'a, W> {
 
     /// The response ended (or its upstream went away): release what is held.
     async fn flush(&mut self) -> Result<(), Stop> {
-        let rest = std::mem::take(&mut *self.held.borrow_mut());
+        let rest = std::mem::take(&mut *self.held.bytes.borrow_mut());
         self.counted = 0;
         self.head = 0;
         if rest.is_empty() {
             return Ok(());
+        }
+        if let Some(&id) = held_event_ids(&rest).last() {
+            self.held.last_id_out.set(Some(id));
         }
         self.write(&rest).await
     }
@@ -282,7 +293,7 @@ impl<'a, W: AsyncWrite + Unpin> Release<'a, W> {
     /// The upstream timed out mid-response: nginx sends the head if it still held it and drops the
     /// held body (measured: a silent SSE stream behind nginx gets its headers and then the close).
     async fn abandon(&mut self) -> Result<(), Stop> {
-        let mut held = std::mem::take(&mut *self.held.borrow_mut());
+        let mut held = std::mem::take(&mut *self.held.bytes.borrow_mut());
         held.truncate(self.head);
         self.counted = 0;
         self.head = 0;
@@ -812,7 +823,7 @@ mod tests {
         assert_eq!(counter.advance(&out.0[0][head..], usize::MAX).1, 1000);
         assert_eq!(counter.advance(&out.0[1], usize::MAX).1, 1000);
         // The rest, 160 data bytes, is still held (it starts mid-chunk: no framing of its own).
-        assert_eq!(counter.advance(&held.borrow(), usize::MAX).1, 160);
+        assert_eq!(counter.advance(&held.bytes.borrow(), usize::MAX).1, 160);
     }
 
     #[test]
@@ -826,7 +837,7 @@ mod tests {
             release.abandon().await.unwrap();
         });
         assert_eq!(out.0, vec![b"HTTP/1.1 200 OK\r\n\r\n".to_vec()]);
-        assert!(held.borrow().is_empty());
+        assert!(held.bytes.borrow().is_empty());
     }
 
     #[test]
