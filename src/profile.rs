@@ -443,7 +443,7 @@ impl Default for LongPollingSection {
 
 impl Default for SseSection {
     fn default() -> Self {
-        // SignalR keep-alive 15 s (shared/REFERENCE.md); browsers reconnect after ~3 s.
+        // SignalR keep-alive 15 s (docs/references.md); browsers reconnect after ~3 s.
         Self {
             heartbeat: OptionalDuration(Some(std::time::Duration::from_secs(15))),
             retry: secs(3),
@@ -484,7 +484,7 @@ impl Default for ServerSection {
 
 impl Default for RadioSection {
     fn default() -> Self {
-        // LTE high-power tail ~10–11.6 s (Huang et al., MobiSys 2012; shared/REFERENCE.md).
+        // LTE high-power tail ~10–11.6 s (Huang et al., MobiSys 2012; docs/references.md).
         Self {
             tail: millis(11_600),
         }
