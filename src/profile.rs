@@ -314,15 +314,41 @@ impl ResolvedProxy {
         let secs = std::time::Duration::from_secs;
         let (buffer_bytes, honor, block, timeout, upstream, upgrade) = match like {
             // Historical defaults: buffer 8 KiB, honour X-Accel-Buffering, 60 s, upgrades pass.
-            None => (8192, true, false, Some(secs(60)), UpstreamHttp::Http10, true),
-            Some(ProxyPreset::Nginx) => (4096, true, false, Some(secs(60)), UpstreamHttp::Http10, false),
-            Some(ProxyPreset::NginxStreaming) => {
-                (4096, true, false, Some(secs(3600)), UpstreamHttp::Http11, true)
+            None => (
+                8192,
+                true,
+                false,
+                Some(secs(60)),
+                UpstreamHttp::Http10,
+                true,
+            ),
+            Some(ProxyPreset::Nginx) => (
+                4096,
+                true,
+                false,
+                Some(secs(60)),
+                UpstreamHttp::Http10,
+                false,
+            ),
+            Some(ProxyPreset::NginxStreaming) => (
+                4096,
+                true,
+                false,
+                Some(secs(3600)),
+                UpstreamHttp::Http11,
+                true,
+            ),
+            Some(ProxyPreset::CorporateStrict) => (
+                8192,
+                false,
+                true,
+                Some(secs(60)),
+                UpstreamHttp::Http10,
+                false,
+            ),
+            Some(ProxyPreset::AwsAlb) => {
+                (0, true, false, Some(secs(60)), UpstreamHttp::Http11, true)
             }
-            Some(ProxyPreset::CorporateStrict) => {
-                (8192, false, true, Some(secs(60)), UpstreamHttp::Http10, false)
-            }
-            Some(ProxyPreset::AwsAlb) => (0, true, false, Some(secs(60)), UpstreamHttp::Http11, true),
             Some(ProxyPreset::Cloudflare) => {
                 (0, true, false, Some(secs(100)), UpstreamHttp::Http11, true)
             }

@@ -111,10 +111,7 @@ fn polling_clients_poll_at_every_phase_not_in_lockstep() {
     // step, and the mean delay would follow the events' phase against that one schedule (2296 ms once).
     // Joining over `client_ramp` with a seeded uniform first-poll phase, the population's mean delay is
     // half the interval plus the one-way latency, as the analysis says — within 5 %.
-    let profile = only(&["polling"]).replace(
-        "events_per_second = 1.0",
-        "events_per_second = 0.5",
-    );
+    let profile = only(&["polling"]).replace("events_per_second = 1.0", "events_per_second = 0.5");
     let profile = profile.replace("arrival = \"poisson\"", "arrival = \"uniform\"");
     let (_, m) = &run(&profile)[0];
     assert!(

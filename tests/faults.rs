@@ -351,6 +351,9 @@ fn events_a_proxy_still_holds_at_the_end_are_stranded_not_lost() {
     assert_eq!(sse.lost, 0, "{sse:?}");
     assert_eq!(sse.delivered + sse.stranded, sse.expected);
     let long_polling = run_of(&runs, "nginx", TransportKind::LongPolling);
-    assert_eq!(long_polling.stranded, 0, "whole answers are never held at the end");
+    assert_eq!(
+        long_polling.stranded, 0,
+        "whole answers are never held at the end"
+    );
     assert_eq!(long_polling.lost, 0);
 }

@@ -174,7 +174,9 @@ fn real_trace(addr: SocketAddr, path: &str, watch: Duration) -> ResponseTrace {
     let mut trace = ResponseTrace::default();
     let mut buffer = vec![0u8; 64 * 1024];
     while sent.elapsed() < watch {
-        let left = watch.saturating_sub(sent.elapsed()).max(Duration::from_millis(1));
+        let left = watch
+            .saturating_sub(sent.elapsed())
+            .max(Duration::from_millis(1));
         stream.set_read_timeout(Some(left)).unwrap();
         match stream.read(&mut buffer) {
             Ok(0) => {
@@ -182,7 +184,11 @@ fn real_trace(addr: SocketAddr, path: &str, watch: Duration) -> ResponseTrace {
                 break;
             }
             Ok(n) => trace.reads.push((sent.elapsed(), buffer[..n].to_vec())),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => {
                 trace.closed_at = Some(sent.elapsed());
                 break;
@@ -225,8 +231,10 @@ fn shape(trace: &ResponseTrace) -> Shape {
                 continue;
             };
             head_at = Some(*start);
-            status = String::from_utf8_lossy(&in_head[..in_head.iter().position(|&b| b == b'\r').unwrap()])
-                .into_owned();
+            status = String::from_utf8_lossy(
+                &in_head[..in_head.iter().position(|&b| b == b'\r').unwrap()],
+            )
+            .into_owned();
             let rest = in_head.len() - (end + 4);
             body = &bytes[bytes.len() - rest..];
         }
@@ -377,13 +385,15 @@ fn simulated_nginx_presets_behave_like_real_nginx() {
         let (_quiet_proxy, quiet_proxy) = nginx(&dir, &format!("{name}-quiet"), quiet_addr, extra);
         let upstream_port = free_port();
         let upstream: SocketAddr = format!("127.0.0.1:{upstream_port}").parse().unwrap();
-        let (_client_proxy, client_proxy) = nginx(&dir, &format!("{name}-clients"), upstream, extra);
+        let (_client_proxy, client_proxy) =
+            nginx(&dir, &format!("{name}-clients"), upstream, extra);
 
         // An event stream: held (head and body) until 4 KiB, or passed as it comes.
         let watch = Duration::from_secs(11);
         let real = shape(&real_trace(busy, "/events", watch));
         let sim = shape(
-            &world::trace_response(&plan, scenario, "/events", Duration::from_secs(2), watch).unwrap(),
+            &world::trace_response(&plan, scenario, "/events", Duration::from_secs(2), watch)
+                .unwrap(),
         );
         let (real_first, sim_first) = (real.bursts[0].0, sim.bursts[0].0);
         let (real_burst, sim_burst) = (median_burst(&real), median_burst(&sim));
@@ -397,20 +407,39 @@ fn simulated_nginx_presets_behave_like_real_nginx() {
         let slow = Duration::from_secs(1);
         assert_eq!(real_first > slow, buffered, "{name}: real {real:?}");
         assert_eq!(sim_first > slow, buffered, "{name}: simulated {sim:?}");
-        assert_eq!(real.head_at > Some(slow), buffered, "{name}: the head is held with the body");
-        assert_eq!(sim.head_at > Some(slow), buffered, "{name}: the head is held with the body");
+        assert_eq!(
+            real.head_at > Some(slow),
+            buffered,
+            "{name}: the head is held with the body"
+        );
+        assert_eq!(
+            sim.head_at > Some(slow),
+            buffered,
+            "{name}: the head is held with the body"
+        );
         if buffered {
-            assert!(within(secs(real_first), secs(sim_first), 0.10), "{}", report.last().unwrap());
+            assert!(
+                within(secs(real_first), secs(sim_first), 0.10),
+                "{}",
+                report.last().unwrap()
+            );
         } else {
-            assert!(real_first < Duration::from_millis(100) && sim_first < Duration::from_millis(100));
+            assert!(
+                real_first < Duration::from_millis(100) && sim_first < Duration::from_millis(100)
+            );
         }
-        assert!(within(real_burst as f64, sim_burst as f64, 0.10), "{}", report.last().unwrap());
+        assert!(
+            within(real_burst as f64, sim_burst as f64, 0.10),
+            "{}",
+            report.last().unwrap()
+        );
 
         // A silent stream is cut by proxy_read_timeout at the same moment; with 1.0 the head comes
         // only then.
         let watch = Duration::from_secs(6);
         let real = real_trace(quiet_proxy, "/events", watch);
-        let sim = world::trace_response(&quiet, scenario, "/events", Duration::from_secs(1), watch).unwrap();
+        let sim = world::trace_response(&quiet, scenario, "/events", Duration::from_secs(1), watch)
+            .unwrap();
         let (real_cut, sim_cut) = (real.closed_at.unwrap(), sim.closed_at.unwrap());
         report.push(format!(
             "{name}: silent SSE cut real {:.3} s, simulated {:.3} s; head real {:?}, simulated {:?}",
@@ -419,7 +448,11 @@ fn simulated_nginx_presets_behave_like_real_nginx() {
             shape(&real).head_at,
             shape(&sim).head_at
         ));
-        assert!(within(secs(real_cut), secs(sim_cut), 0.10), "{}", report.last().unwrap());
+        assert!(
+            within(secs(real_cut), secs(sim_cut), 0.10),
+            "{}",
+            report.last().unwrap()
+        );
         assert_eq!(
             shape(&real).head_at > Some(slow),
             shape(&sim).head_at > Some(slow),
@@ -429,15 +462,24 @@ fn simulated_nginx_presets_behave_like_real_nginx() {
 
         // A long poll held past proxy_read_timeout: 504 from the proxy, the connection kept.
         let real = real_trace(quiet_proxy, "/long-poll?since=0", watch);
-        let sim =
-            world::trace_response(&quiet, scenario, "/long-poll?since=0", Duration::from_secs(1), watch)
-                .unwrap();
+        let sim = world::trace_response(
+            &quiet,
+            scenario,
+            "/long-poll?since=0",
+            Duration::from_secs(1),
+            watch,
+        )
+        .unwrap();
         let (real_shape, sim_shape) = (shape(&real), shape(&sim));
         report.push(format!(
             "{name}: held long poll real {} at {:?} (closed {:?}), simulated {} at {:?} (closed {:?})",
             real_shape.status, real_shape.head_at, real.closed_at, sim_shape.status, sim_shape.head_at, sim.closed_at
         ));
-        assert!(real_shape.status.starts_with("HTTP/1.1 504"), "{}", report.last().unwrap());
+        assert!(
+            real_shape.status.starts_with("HTTP/1.1 504"),
+            "{}",
+            report.last().unwrap()
+        );
         assert_eq!(real_shape.status, sim_shape.status);
         assert!(within(
             secs(real_shape.head_at.unwrap()),
@@ -445,12 +487,19 @@ fn simulated_nginx_presets_behave_like_real_nginx() {
             0.10
         ));
         assert_eq!(real.closed_at, None, "nginx keeps the client's connection");
-        assert_eq!(sim.closed_at, None, "the simulated proxy keeps the client's connection");
+        assert_eq!(
+            sim.closed_at, None,
+            "the simulated proxy keeps the client's connection"
+        );
 
         // rtsim's own client halves: SSE buffered or not, long polling through, WebSocket refused or
         // passed.
         let watch = Duration::from_secs(7);
-        for kind in [TransportKind::Sse, TransportKind::LongPolling, TransportKind::Websocket] {
+        for kind in [
+            TransportKind::Sse,
+            TransportKind::LongPolling,
+            TransportKind::Websocket,
+        ] {
             let real = real_client(&plan, client_proxy, upstream_port, kind, watch);
             let sim = simulated_client(&plan, scenario, kind);
             report.push(format!(
@@ -459,7 +508,11 @@ fn simulated_nginx_presets_behave_like_real_nginx() {
                 sim.latency_ms.p50, sim.delivered, sim.refused_upgrades
             ));
             let line = report.last().unwrap().clone();
-            assert_eq!(real.refused_upgrades > 0, sim.refused_upgrades > 0, "{line}");
+            assert_eq!(
+                real.refused_upgrades > 0,
+                sim.refused_upgrades > 0,
+                "{line}"
+            );
             assert_eq!(real.delivered > 0, sim.delivered > 0, "{line}");
             if real.delivered > 0 {
                 let held = |m: &RunMetrics| m.latency_ms.p50 > 1000.0;
@@ -527,8 +580,12 @@ impl Namespaces {
             format!("rf{pid}b"),
             format!("rf{pid}s"),
         );
-        ip(&["link", "add", &vc, "netns", c, "type", "veth", "peer", "name", &vnc, "netns", n])?;
-        ip(&["link", "add", &vns, "netns", n, "type", "veth", "peer", "name", &vs, "netns", s])?;
+        ip(&[
+            "link", "add", &vc, "netns", c, "type", "veth", "peer", "name", &vnc, "netns", n,
+        ])?;
+        ip(&[
+            "link", "add", &vns, "netns", n, "type", "veth", "peer", "name", &vs, "netns", s,
+        ])?;
         for (space, dev, addr) in [
             (c, &vc, "10.213.1.2/24"),
             (n, &vnc, "10.213.1.1/24"),
@@ -541,9 +598,25 @@ impl Namespaces {
         }
         in_ns(c, &["ip", "route", "add", "default", "via", "10.213.1.1"])?;
         // Lets an un-NATed packet's RST find its way back (the `reset` setup relies on it).
-        in_ns(s, &["ip", "route", "add", "10.213.1.0/24", "via", "10.213.2.1"])?;
+        in_ns(
+            s,
+            &["ip", "route", "add", "10.213.1.0/24", "via", "10.213.2.1"],
+        )?;
         in_ns(n, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-        in_ns(n, &["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", &vns, "-j", "MASQUERADE"])?;
+        in_ns(
+            n,
+            &[
+                "iptables",
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-o",
+                &vns,
+                "-j",
+                "MASQUERADE",
+            ],
+        )?;
         let timeout = format!(
             "net.netfilter.nf_conntrack_tcp_timeout_established={}",
             CONNTRACK_TIMEOUT.as_secs()
@@ -554,12 +627,31 @@ impl Namespaces {
             NatExpiry::Remap => {}
             // Strict conntrack: a packet of a forgotten connection is INVALID and passes un-NATed, so
             // whichever side wrote gets an RST.
-            NatExpiry::Reset => in_ns(n, &["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0"])?,
+            NatExpiry::Reset => in_ns(
+                n,
+                &["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0"],
+            )?,
             // Strict conntrack with INVALID dropped: silent both ways.
             NatExpiry::Drop => {
-                in_ns(n, &["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0"])?;
+                in_ns(
+                    n,
+                    &["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0"],
+                )?;
                 for chain in ["FORWARD", "INPUT"] {
-                    in_ns(n, &["iptables", "-A", chain, "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"])?;
+                    in_ns(
+                        n,
+                        &[
+                            "iptables",
+                            "-A",
+                            chain,
+                            "-m",
+                            "conntrack",
+                            "--ctstate",
+                            "INVALID",
+                            "-j",
+                            "DROP",
+                        ],
+                    )?;
                 }
             }
         }
@@ -587,7 +679,13 @@ fn in_namespace<T: Send + 'static>(
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).expect("namespace file");
         let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {}: {}", path.display(), std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "setns {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
         f()
     })
 }
@@ -610,7 +708,11 @@ fn real_nat_outcome(ns: &Namespaces, first: FirstWriter, watch: Duration) -> Nat
         let listener = TcpListener::bind((SERVER_ADDR, SERVER_PORT)).unwrap();
         ready_tx.send(()).unwrap();
         let (mut stream, peer) = listener.accept().unwrap();
-        assert_eq!(peer.ip().to_string(), "10.213.2.1", "the NAT's address, not the client's");
+        assert_eq!(
+            peer.ip().to_string(),
+            "10.213.2.1",
+            "the NAT's address, not the client's"
+        );
         let mut byte = [0u8; 1];
         stream.read_exact(&mut byte).unwrap();
         stream.write_all(b"s").unwrap();
@@ -656,7 +758,14 @@ fn simulated_nat_expiry_behaves_like_a_real_linux_nat() {
         unavailable(&format!("network namespaces are unavailable ({e})"));
         return;
     }
-    let sysctl = in_ns(&probe, &["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_timeout_established=2"]);
+    let sysctl = in_ns(
+        &probe,
+        &[
+            "sysctl",
+            "-qw",
+            "net.netfilter.nf_conntrack_tcp_timeout_established=2",
+        ],
+    );
     let iptables = Command::new("iptables").arg("--version").output();
     let _ = ip(&["netns", "del", &probe]);
     if iptables.is_err() {
@@ -670,7 +779,15 @@ fn simulated_nat_expiry_behaves_like_a_real_linux_nat() {
     let mut report = Vec::new();
     for expired in [NatExpiry::Drop, NatExpiry::Reset, NatExpiry::Remap] {
         for first in [FirstWriter::Client, FirstWriter::Server] {
-            let tag = format!("{}{}", &expired.as_str()[..2], if first == FirstWriter::Client { "c" } else { "s" });
+            let tag = format!(
+                "{}{}",
+                &expired.as_str()[..2],
+                if first == FirstWriter::Client {
+                    "c"
+                } else {
+                    "s"
+                }
+            );
             let ns = match Namespaces::create(&tag, expired) {
                 Ok(ns) => ns,
                 Err(e) => {
@@ -681,12 +798,27 @@ fn simulated_nat_expiry_behaves_like_a_real_linux_nat() {
             let real = real_nat_outcome(&ns, first, watch);
             drop(ns);
             let sim = world::nat_outcome(expired, CONNTRACK_TIMEOUT, first, watch).unwrap();
-            report.push(format!("expired = {:?}, {first:?} writes first: real {real:?}, simulated {sim:?}", expired.as_str()));
+            report.push(format!(
+                "expired = {:?}, {first:?} writes first: real {real:?}, simulated {sim:?}",
+                expired.as_str()
+            ));
             assert_eq!(real, sim, "{}", report.last().unwrap());
             let expected = match (expired, first) {
-                (NatExpiry::Drop, _) => NatOutcome { delivered: false, writer_reset: false, other_reset: false },
-                (NatExpiry::Remap, FirstWriter::Client) => NatOutcome { delivered: true, writer_reset: false, other_reset: false },
-                _ => NatOutcome { delivered: false, writer_reset: true, other_reset: false },
+                (NatExpiry::Drop, _) => NatOutcome {
+                    delivered: false,
+                    writer_reset: false,
+                    other_reset: false,
+                },
+                (NatExpiry::Remap, FirstWriter::Client) => NatOutcome {
+                    delivered: true,
+                    writer_reset: false,
+                    other_reset: false,
+                },
+                _ => NatOutcome {
+                    delivered: false,
+                    writer_reset: true,
+                    other_reset: false,
+                },
             };
             assert_eq!(sim, expected, "{}", report.last().unwrap());
         }

@@ -15,9 +15,9 @@ use super::answers::{Answers, LoadBalancer};
 use super::decision::{mitigations, polling_interval_for, Recommendation, Setting};
 use crate::duration::{self, HumanDuration};
 use crate::profile::{
-    LongPollingSection, NatSection, NetworkSection, PollingSection, Profile, ProxyPreset, ProxySection,
-    RadioSection, ReconnectSection, ScenarioSection, ServerSection, SimulationSection, Source,
-    SseSection, SwitchSection, WebSocketSection, WorkloadSection,
+    LongPollingSection, NatSection, NetworkSection, PollingSection, Profile, ProxyPreset,
+    ProxySection, RadioSection, ReconnectSection, ScenarioSection, ServerSection,
+    SimulationSection, Source, SseSection, SwitchSection, WebSocketSection, WorkloadSection,
 };
 use crate::scenario::Plan;
 use crate::transport::TransportKind;

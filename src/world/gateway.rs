@@ -112,8 +112,20 @@ impl Gateway {
         let (client_read, client_write) = inbound.into_split();
         let (server_read, server_write) = outbound.into_split();
         let pumps = futures_util::future::join(
-            self.pump(client_read, server_write, &mapping, peer, Direction::FromClient),
-            self.pump(server_read, client_write, &mapping, peer, Direction::FromServer),
+            self.pump(
+                client_read,
+                server_write,
+                &mapping,
+                peer,
+                Direction::FromClient,
+            ),
+            self.pump(
+                server_read,
+                client_write,
+                &mapping,
+                peer,
+                Direction::FromServer,
+            ),
         );
         tokio::pin!(pumps);
         let expiry = async {
@@ -130,7 +142,8 @@ impl Gateway {
                 }
                 let deadline = mapping.last_activity.get() + idle;
                 tokio::time::sleep_until(deadline).await;
-                if !mapping.forgotten.get() && mapping.last_activity.get() + idle <= Instant::now() {
+                if !mapping.forgotten.get() && mapping.last_activity.get() + idle <= Instant::now()
+                {
                     mapping.forgotten.set(true);
                     self.recorder
                         .borrow_mut()

@@ -77,7 +77,10 @@ pub fn trace_response(
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
                 loop {
                     let (stream, _) = listener.accept().await?;
-                    tokio::task::spawn_local(crate::server::serve_connection(stream, server.clone()));
+                    tokio::task::spawn_local(crate::server::serve_connection(
+                        stream,
+                        server.clone(),
+                    ));
                 }
             }
         });
@@ -93,14 +96,14 @@ pub fn trace_response(
         first_hop = "proxy".to_string();
     }
     let trace = Rc::new(RefCell::new(ResponseTrace::default()));
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {SERVER_HOST}\r\nAccept: text/event-stream\r\n\r\n"
-    );
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {SERVER_HOST}\r\nAccept: text/event-stream\r\n\r\n");
     {
         let trace = trace.clone();
         sim.client("probe", async move {
             tokio::time::sleep(connect_at).await;
-            let mut stream = turmoil::net::TcpStream::connect((first_hop.as_str(), SERVER_PORT)).await?;
+            let mut stream =
+                turmoil::net::TcpStream::connect((first_hop.as_str(), SERVER_PORT)).await?;
             stream.write_all(request.as_bytes()).await?;
             let sent = turmoil::sim_elapsed().unwrap_or_default();
             let mut buffer = vec![0u8; 64 * 1024];

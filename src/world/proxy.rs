@@ -266,7 +266,10 @@ impl<'a, W: AsyncWrite + Unpin> Release<'a, W> {
                     (n, n)
                 }
             };
-            self.held.bytes.borrow_mut().extend_from_slice(&bytes[..taken]);
+            self.held
+                .bytes
+                .borrow_mut()
+                .extend_from_slice(&bytes[..taken]);
             self.counted += data;
             bytes = &bytes[taken..];
             if self.counted == self.limit {
