@@ -125,8 +125,16 @@ pub struct RunMetrics {
     pub expected: u64,
     /// Distinct (event, client) deliveries.
     pub delivered: u64,
-    /// Deliveries owed that never arrived, not even while clients recovered after the run.
+    /// Deliveries owed that never arrived, not even while clients recovered after the run, and that no
+    /// middlebox still held at the end (those are `stranded`).
     pub lost: u64,
+    /// Deliveries owed that a middlebox (a buffering proxy) still held when the run and its drain ended:
+    /// they would arrive once it released them, so they depend on the run's length, unlike `lost`.
+    #[serde(default)]
+    pub stranded: u64,
+    /// The middleboxes that held the stranded events (e.g. `proxy (nginx)`).
+    #[serde(default)]
+    pub stranded_in: Vec<String>,
     /// Copies of events a client had already received.
     pub duplicates: u64,
     /// Delivery latency, publish to receipt, milliseconds.

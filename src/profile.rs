@@ -82,6 +82,8 @@ pub struct WorkloadSection {
     /// Messages each client sends to the server per minute (chat); 0 = none.
     pub upstream_per_minute: f64,
     pub upstream_bytes: i64,
+    /// Clients join at seeded moments spread over this long; measurement starts after it.
+    pub client_ramp: HumanDuration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -191,19 +193,200 @@ pub struct ScenarioSection {
 pub struct NatSection {
     /// A mapping idle this long is forgotten: traffic on it is silently dropped.
     pub idle_timeout: HumanDuration,
+    /// What the NAT does with traffic on a forgotten mapping; `drop` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired: Option<NatExpiry>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+/// What a NAT does when a connection whose mapping it forgot carries traffic again (docs/references.md,
+/// "Linux NAT").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NatExpiry {
+    /// Silent both ways, for ever: stateful carrier firewalls, or Linux with loose pickup off and
+    /// INVALID packets dropped.
+    #[default]
+    Drop,
+    /// Whichever side writes next gets its connection reset at once (strict conntrack,
+    /// `--random-fully`).
+    Reset,
+    /// A client write re-creates the mapping and the connection lives on; a server write is reset
+    /// (plain MASQUERADE).
+    Remap,
+}
+
+impl NatExpiry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NatExpiry::Drop => "drop",
+            NatExpiry::Reset => "reset",
+            NatExpiry::Remap => "remap",
+        }
+    }
+}
+
+/// An HTTP proxy in front of the server. Every key is optional: a key left out takes the value of the
+/// preset named by `like`, or, without a preset, the value it has always had (see [`ProxySection::resolve`]).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxySection {
-    /// Response bodies are held until this many bytes or the end of the response (0 = no buffering).
-    pub buffer_bytes: i64,
+    /// A preset a user recognises (`nginx`, `nginx-streaming`, `corporate-strict`, `aws-alb`,
+    /// `cloudflare`); any key set explicitly overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub like: Option<ProxyPreset>,
+    /// Responses are held until this many bytes or the end of the response (0 = no buffering).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer_bytes: Option<i64>,
     /// A response with `X-Accel-Buffering: no` passes unbuffered, as nginx does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub honor_accel_buffering: Option<bool>,
+    /// Refuse the WebSocket `Upgrade` with a 403 of the proxy's own, as restrictive proxies do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_websocket: Option<bool>,
+    /// An upstream silent this long is cut (nginx `proxy_read_timeout`); a tunnel silent both ways
+    /// this long is closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_timeout: Option<OptionalDuration>,
+    /// The HTTP version spoken to the upstream (nginx `proxy_http_version`): with `"1.0"` a streamed
+    /// response, head and body, is held until `buffer_bytes` gathered; with `"1.1"` it passes as it comes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_http: Option<UpstreamHttp>,
+    /// Pass the `Upgrade`/`Connection` headers upstream (nginx needs two `proxy_set_header` lines for
+    /// it); when false the server sees a plain GET and its own answer (400) reaches the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass_upgrade: Option<bool>,
+}
+
+/// nginx's `proxy_http_version`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub enum UpstreamHttp {
+    #[serde(rename = "1.0")]
+    Http10,
+    #[serde(rename = "1.1")]
+    Http11,
+}
+
+/// Proxies users recognise, with their settings as measured or documented (docs/references.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyPreset {
+    /// nginx 1.22 defaults, as measured: HTTP/1.0 upstream, 4 KiB buffers, honours
+    /// `X-Accel-Buffering`, no upgrade, `proxy_read_timeout` 60 s.
+    Nginx,
+    /// nginx set up for streaming: `proxy_http_version 1.1`, upgrade headers passed,
+    /// `proxy_read_timeout 1h`.
+    NginxStreaming,
+    /// A restrictive corporate proxy: buffers whatever the response says, refuses WebSocket.
+    CorporateStrict,
+    /// AWS Application Load Balancer defaults: streams, passes WebSocket, idle timeout 60 s.
+    AwsAlb,
+    /// Cloudflare's proxy: streams, passes WebSocket, proxy read timeout 100 s.
+    Cloudflare,
+}
+
+impl ProxyPreset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyPreset::Nginx => "nginx",
+            ProxyPreset::NginxStreaming => "nginx-streaming",
+            ProxyPreset::CorporateStrict => "corporate-strict",
+            ProxyPreset::AwsAlb => "aws-alb",
+            ProxyPreset::Cloudflare => "cloudflare",
+        }
+    }
+}
+
+/// A proxy's settings with every key decided (the preset's, or the historical defaults, under the
+/// keys the user set).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedProxy {
+    pub buffer_bytes: i64,
     pub honor_accel_buffering: bool,
-    /// Refuse the WebSocket `Upgrade`, as restrictive proxies do.
     pub block_websocket: bool,
-    /// An upstream response silent this long is cut (nginx `proxy_read_timeout`).
-    pub read_timeout: OptionalDuration,
+    pub read_timeout: Option<std::time::Duration>,
+    pub upstream_http: UpstreamHttp,
+    pub pass_upgrade: bool,
+}
+
+impl ResolvedProxy {
+    /// The settings of a preset; `None`: a proxy without one, as rtsim has always simulated it.
+    pub fn preset(like: Option<ProxyPreset>) -> Self {
+        let secs = std::time::Duration::from_secs;
+        let (buffer_bytes, honor, block, timeout, upstream, upgrade) = match like {
+            // Historical defaults: buffer 8 KiB, honour X-Accel-Buffering, 60 s, upgrades pass.
+            None => (
+                8192,
+                true,
+                false,
+                Some(secs(60)),
+                UpstreamHttp::Http10,
+                true,
+            ),
+            Some(ProxyPreset::Nginx) => (
+                4096,
+                true,
+                false,
+                Some(secs(60)),
+                UpstreamHttp::Http10,
+                false,
+            ),
+            Some(ProxyPreset::NginxStreaming) => (
+                4096,
+                true,
+                false,
+                Some(secs(3600)),
+                UpstreamHttp::Http11,
+                true,
+            ),
+            Some(ProxyPreset::CorporateStrict) => (
+                8192,
+                false,
+                true,
+                Some(secs(60)),
+                UpstreamHttp::Http10,
+                false,
+            ),
+            Some(ProxyPreset::AwsAlb) => {
+                (0, true, false, Some(secs(60)), UpstreamHttp::Http11, true)
+            }
+            Some(ProxyPreset::Cloudflare) => {
+                (0, true, false, Some(secs(100)), UpstreamHttp::Http11, true)
+            }
+        };
+        Self {
+            buffer_bytes,
+            honor_accel_buffering: honor,
+            block_websocket: block,
+            read_timeout: timeout,
+            upstream_http: upstream,
+            pass_upgrade: upgrade,
+        }
+    }
+}
+
+impl ProxySection {
+    /// A section naming only a preset.
+    pub fn like(preset: ProxyPreset) -> Self {
+        Self {
+            like: Some(preset),
+            ..Self::default()
+        }
+    }
+
+    /// Every setting decided: explicit keys first, then the preset's (or the historical) values.
+    pub fn resolve(&self) -> ResolvedProxy {
+        let base = ResolvedProxy::preset(self.like);
+        ResolvedProxy {
+            buffer_bytes: self.buffer_bytes.unwrap_or(base.buffer_bytes),
+            honor_accel_buffering: self
+                .honor_accel_buffering
+                .unwrap_or(base.honor_accel_buffering),
+            block_websocket: self.block_websocket.unwrap_or(base.block_websocket),
+            read_timeout: self.read_timeout.map_or(base.read_timeout, |t| t.0),
+            upstream_http: self.upstream_http.unwrap_or(base.upstream_http),
+            pass_upgrade: self.pass_upgrade.unwrap_or(base.pass_upgrade),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -214,6 +397,10 @@ pub struct SwitchSection {
     /// Time with no network at all during a switch.
     #[serde(default = "defaults::outage")]
     pub outage: HumanDuration,
+    /// The client is told (a browser's `ERR_NETWORK_CHANGED`, the OS closing a lost network's sockets):
+    /// its connections fail at once; false keeps them silently dead. True when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<bool>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -262,6 +449,7 @@ impl Default for WorkloadSection {
             arrival: Arrival::Poisson,
             upstream_per_minute: 0.0,
             upstream_bytes: 100,
+            client_ramp: secs(10),
         }
     }
 }
@@ -281,7 +469,7 @@ impl Default for LongPollingSection {
 
 impl Default for SseSection {
     fn default() -> Self {
-        // SignalR keep-alive 15 s (shared/REFERENCE.md); browsers reconnect after ~3 s.
+        // SignalR keep-alive 15 s (docs/references.md); browsers reconnect after ~3 s.
         Self {
             heartbeat: OptionalDuration(Some(std::time::Duration::from_secs(15))),
             retry: secs(3),
@@ -322,7 +510,7 @@ impl Default for ServerSection {
 
 impl Default for RadioSection {
     fn default() -> Self {
-        // LTE high-power tail ~10–11.6 s (Huang et al., MobiSys 2012; shared/REFERENCE.md).
+        // LTE high-power tail ~10–11.6 s (Huang et al., MobiSys 2012; docs/references.md).
         Self {
             tail: millis(11_600),
         }
@@ -334,18 +522,6 @@ impl Default for SimulationSection {
         Self {
             tick: millis(1),
             client_hosts: 1,
-        }
-    }
-}
-
-impl Default for ProxySection {
-    fn default() -> Self {
-        // nginx defaults: proxy_buffering on with one-page buffers, proxy_read_timeout 60 s.
-        Self {
-            buffer_bytes: 8192,
-            honor_accel_buffering: true,
-            block_websocket: false,
-            read_timeout: OptionalDuration(Some(std::time::Duration::from_secs(60))),
         }
     }
 }

@@ -74,6 +74,11 @@ pub struct Recorder {
     clients: Vec<ClientRecord>,
     /// Open client sockets by client-side address.
     connections: BTreeMap<SocketAddr, OpenConnection>,
+    /// The client that last opened a socket from each address (kept after it closes).
+    owners: BTreeMap<SocketAddr, usize>,
+    /// (client, event) deliveries still held by a middlebox at the end, and which middleboxes held them.
+    stranded: std::collections::BTreeSet<(usize, u64)>,
+    stranded_in: std::collections::BTreeSet<String>,
     latency_us: Histogram<u64>,
     upstream_latency_us: Histogram<u64>,
     detect_us: Histogram<u64>,
@@ -118,6 +123,9 @@ impl Recorder {
             per_event_latencies: Vec::new(),
             clients: records,
             connections: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            stranded: Default::default(),
+            stranded_in: Default::default(),
             latency_us: histogram(),
             upstream_latency_us: histogram(),
             detect_us: histogram(),
@@ -258,6 +266,7 @@ impl Recorder {
             self.bucket(now).connections += 1;
         }
         self.clients[client].connections += 1;
+        self.owners.insert(local, client);
         self.connections.insert(
             local,
             OpenConnection {
@@ -301,6 +310,42 @@ impl Recorder {
         }
         self.bucket(now).silent_deaths += 1;
         Some(client)
+    }
+
+    /// A connection reported dead came back to life (a NAT re-created its mapping before anything was
+    /// lost on it): its death is taken back.
+    pub fn connection_revived(&mut self, local: SocketAddr) {
+        let Some(connection) = self.connections.get_mut(&local) else {
+            return;
+        };
+        let Some(died) = connection.died.take() else {
+            return;
+        };
+        let client = connection.client;
+        if self.clients[client].down_since == Some(died) {
+            self.clients[client].down_since = None;
+        }
+        let bucket = self.bucket(died);
+        bucket.silent_deaths = bucket.silent_deaths.saturating_sub(1);
+    }
+
+    /// After the run: `middlebox` still holds events `ids` for the client connection from `local`.
+    /// Those the client never received are stranded, not lost.
+    pub fn strand(&mut self, local: SocketAddr, ids: &[u64], middlebox: &str) {
+        let Some(&client) = self.owners.get(&local) else {
+            return;
+        };
+        for &id in ids {
+            let (word, bit) = ((id / 64) as usize, id % 64);
+            let received = self.clients[client]
+                .received
+                .get(word)
+                .is_some_and(|w| w & (1 << bit) != 0);
+            if !received && id >= 1 && id <= self.published.len() as u64 {
+                self.stranded.insert((client, id));
+                self.stranded_in.insert(middlebox.to_string());
+            }
+        }
     }
 
     /// A middlebox or the server cut a connection openly (the client sees it close).
@@ -470,7 +515,9 @@ impl Recorder {
             published,
             expected,
             delivered: self.delivered,
-            lost: expected.saturating_sub(self.delivered),
+            lost: expected.saturating_sub(self.delivered + self.stranded.len() as u64),
+            stranded: self.stranded.len() as u64,
+            stranded_in: self.stranded_in.iter().cloned().collect(),
             duplicates: self.duplicates,
             latency_ms: Percentiles::from_histogram(&self.latency_us),
             requests: self.requests,

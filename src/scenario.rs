@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::profile::InputError;
-use crate::profile::{Arrival, Fallback, Profile, Source};
+use crate::profile::{Arrival, Fallback, NatExpiry, Profile, ProxyPreset, Source, UpstreamHttp};
 use crate::transport::TransportKind;
 
 /// A whole profile, validated.
@@ -42,6 +42,8 @@ pub struct Workload {
     pub arrival: Arrival,
     pub upstream_per_minute: f64,
     pub upstream_bytes: usize,
+    /// Clients arrive at seeded moments spread over this long; events are published after it.
+    pub client_ramp: Duration,
 }
 
 /// Every transport's own knobs, and the policies they share.
@@ -106,20 +108,28 @@ pub struct Scenario {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Nat {
     pub idle_timeout: Duration,
+    /// What happens to traffic on a forgotten mapping.
+    pub expired: NatExpiry,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Proxy {
+    /// The preset the settings came from, if any (for the report).
+    pub like: Option<ProxyPreset>,
     pub buffer_bytes: usize,
     pub honor_accel_buffering: bool,
     pub block_websocket: bool,
     pub read_timeout: Option<Duration>,
+    pub upstream_http: UpstreamHttp,
+    pub pass_upgrade: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Switch {
     pub every: Duration,
     pub outage: Duration,
+    /// The client's connections fail at once at the switch (it is told); false: they die silently.
+    pub notify: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -347,20 +357,27 @@ impl Plan {
             let nat = match &s.nat {
                 Some(n) => Some(Nat {
                     idle_timeout: positive(&key("nat.idle_timeout"), n.idle_timeout.0)?,
+                    expired: n.expired.unwrap_or_default(),
                 }),
                 None => None,
             };
             let proxy = match &s.proxy {
-                Some(x) => Some(Proxy {
-                    buffer_bytes: bytes_in_range(x.buffer_bytes, 0, 1 << 24)
-                        .map_err(|m| err(&key("proxy.buffer_bytes"), m))?,
-                    honor_accel_buffering: x.honor_accel_buffering,
-                    block_websocket: x.block_websocket,
-                    read_timeout: match x.read_timeout.0 {
-                        Some(d) => Some(positive(&key("proxy.read_timeout"), d)?),
-                        None => None,
-                    },
-                }),
+                Some(x) => {
+                    let r = x.resolve();
+                    Some(Proxy {
+                        like: x.like,
+                        buffer_bytes: bytes_in_range(r.buffer_bytes, 0, 1 << 24)
+                            .map_err(|m| err(&key("proxy.buffer_bytes"), m))?,
+                        honor_accel_buffering: r.honor_accel_buffering,
+                        block_websocket: r.block_websocket,
+                        read_timeout: match r.read_timeout {
+                            Some(d) => Some(positive(&key("proxy.read_timeout"), d)?),
+                            None => None,
+                        },
+                        upstream_http: r.upstream_http,
+                        pass_upgrade: r.pass_upgrade,
+                    })
+                }
                 None => None,
             };
             let switch = match &s.switch {
@@ -375,6 +392,7 @@ impl Plan {
                     Some(Switch {
                         every,
                         outage: x.outage.0,
+                        notify: x.notify.unwrap_or(true),
                     })
                 }
                 None => None,
@@ -422,6 +440,7 @@ impl Plan {
                 arrival: w.arrival,
                 upstream_per_minute: w.upstream_per_minute,
                 upstream_bytes,
+                client_ramp: within_run("workload.client_ramp", w.client_ramp.0)?,
             },
             settings: TransportSettings {
                 polling_interval,

@@ -192,7 +192,7 @@ block_websocket = true
 
 #[test]
 fn network_switch_loses_only_what_cannot_resume() {
-    let profile = |resume: bool| {
+    let profile = |resume: bool, notify: bool| {
         format!(
             r#"
 name = "switch"
@@ -206,10 +206,12 @@ name = "wifi-to-cellular"
 [scenario.switch]
 every = "1m"
 outage = "2s"
+notify = {notify}
 "#
         )
     };
-    let runs = simulate(&profile(false));
+    // Clients that are not told (`notify = false`): every connection dies silently.
+    let runs = simulate(&profile(false, false));
     for transport in [TransportKind::Polling, TransportKind::Sse] {
         let m = run_of(&runs, "wifi-to-cellular", transport);
         assert!(m.silent_deaths >= 12, "{transport}: {m:?}");
@@ -229,7 +231,25 @@ outage = "2s"
         forgetful.time_to_detect_ms
     );
 
-    let resumed = simulate(&profile(true));
+    // Told (the default, as browsers and mobile OSes are): connections fail at once, nothing is
+    // silent, and the WebSocket client is back after the outage instead of a ping window later.
+    let told = simulate(&profile(false, true));
+    for transport in [TransportKind::Polling, TransportKind::Sse] {
+        let m = run_of(&told, "wifi-to-cellular", transport);
+        assert_eq!(m.silent_deaths, 0, "{transport}: {m:?}");
+        assert!(m.cuts >= 12, "{transport}: {m:?}");
+        assert_eq!(m.lost, 0, "{transport} resumes from its cursor: {m:?}");
+    }
+    let ws = run_of(&told, "wifi-to-cellular", TransportKind::Websocket);
+    assert_eq!(ws.silent_deaths, 0, "{ws:?}");
+    assert!(
+        ws.disconnected_s < forgetful.disconnected_s / 2.0,
+        "told: {} s without a session, silent: {} s",
+        ws.disconnected_s,
+        forgetful.disconnected_s
+    );
+
+    let resumed = simulate(&profile(true, true));
     let m = run_of(&resumed, "wifi-to-cellular", TransportKind::Websocket);
     assert_eq!(m.lost, 0, "{m:?}");
 }
@@ -314,4 +334,26 @@ outage = "2s"
             a.transport
         );
     }
+}
+
+#[test]
+fn events_a_proxy_still_holds_at_the_end_are_stranded_not_lost() {
+    // nginx defaults hold an event stream until 4 KiB of it gathered: at ~100 bytes an event, half a
+    // minute of events is always in the buffer. When the run ends they are still there — stranded in
+    // the proxy, not lost by the transport, and the report says where.
+    let profile = format!(
+        "{PROXY_PROFILE}[[scenario]]\nname = \"nginx\"\n[scenario.proxy]\nlike = \"nginx\"\n"
+    );
+    let runs = simulate(&profile);
+    let sse = run_of(&runs, "nginx", TransportKind::Sse);
+    assert!(sse.stranded >= 10, "{sse:?}");
+    assert_eq!(sse.stranded_in, vec!["proxy (nginx)".to_string()]);
+    assert_eq!(sse.lost, 0, "{sse:?}");
+    assert_eq!(sse.delivered + sse.stranded, sse.expected);
+    let long_polling = run_of(&runs, "nginx", TransportKind::LongPolling);
+    assert_eq!(
+        long_polling.stranded, 0,
+        "whole answers are never held at the end"
+    );
+    assert_eq!(long_polling.lost, 0);
 }

@@ -58,18 +58,37 @@ impl ScenarioInsights {
 pub fn conditions(scenario: &Scenario) -> String {
     let mut parts = Vec::new();
     if let Some(nat) = &scenario.nat {
+        let then = match nat.expired {
+            crate::profile::NatExpiry::Drop => "drops their traffic silently both ways",
+            crate::profile::NatExpiry::Reset => "resets whichever side writes next",
+            crate::profile::NatExpiry::Remap => {
+                "maps a client's next write anew and resets a server that writes first"
+            }
+        };
         parts.push(format!(
-            "a NAT that forgets connections idle for {}",
-            fmt_duration_s(nat.idle_timeout.as_secs_f64())
+            "a NAT that forgets connections idle for {} and then {then} (`expired = \"{}\"`)",
+            fmt_duration_s(nat.idle_timeout.as_secs_f64()),
+            nat.expired.as_str()
         ));
     }
     if let Some(proxy) = &scenario.proxy {
         let mut what = Vec::new();
         if proxy.buffer_bytes > 0 {
+            let streamed = proxy.upstream_http == crate::profile::UpstreamHttp::Http11;
+            let held = if streamed {
+                format!(
+                    "buffers whole responses up to {} but passes streams as they come",
+                    counted(proxy.buffer_bytes as f64, "byte", "bytes")
+                )
+            } else {
+                format!(
+                    "holds responses, head and body, until {} gathered",
+                    counted(proxy.buffer_bytes as f64, "byte", "bytes")
+                )
+            };
             // Whether `X-Accel-Buffering: no` is honoured is what tells two such proxies apart.
             what.push(format!(
-                "buffers responses up to {} {}",
-                counted(proxy.buffer_bytes as f64, "byte", "bytes"),
+                "{held} {}",
                 if proxy.honor_accel_buffering {
                     "unless they say `X-Accel-Buffering: no`"
                 } else {
@@ -79,6 +98,8 @@ pub fn conditions(scenario: &Scenario) -> String {
         }
         if proxy.block_websocket {
             what.push("refuses WebSocket upgrades".to_string());
+        } else if !proxy.pass_upgrade {
+            what.push("does not pass WebSocket upgrades (the server answers 400)".to_string());
         }
         if let Some(t) = proxy.read_timeout {
             what.push(format!(
@@ -86,17 +107,26 @@ pub fn conditions(scenario: &Scenario) -> String {
                 fmt_duration_s(t.as_secs_f64())
             ));
         }
+        let name = match proxy.like {
+            Some(like) => format!("a proxy like {}", like.as_str()),
+            None => "a proxy".to_string(),
+        };
         if what.is_empty() {
-            parts.push("a pass-through proxy".to_string());
+            parts.push(format!("{name}, passing everything through"));
         } else {
-            parts.push(format!("a proxy that {}", join_and(&what)));
+            parts.push(format!("{name} that {}", join_and(&what)));
         }
     }
     if let Some(switch) = &scenario.switch {
         parts.push(format!(
-            "clients switching networks about every {} ({} without network each time)",
+            "clients switching networks about every {} ({} without network each time; {})",
             fmt_duration_s(switch.every.as_secs_f64()),
-            fmt_duration_s(switch.outage.as_secs_f64())
+            fmt_duration_s(switch.outage.as_secs_f64()),
+            if switch.notify {
+                "clients are told, the server is not"
+            } else {
+                "neither end is told"
+            }
         ));
     }
     if let Some(restart) = &scenario.restart {
@@ -245,11 +275,28 @@ fn latency(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String>
 
 fn buffering_proxy(plan: &Plan, scenario: &Scenario) -> bool {
     scenario.proxy.as_ref().is_some_and(|p| {
-        p.buffer_bytes > 0 && !(p.honor_accel_buffering && plan.settings.sse_accel_buffering_off)
+        p.buffer_bytes > 0
+            && p.upstream_http == crate::profile::UpstreamHttp::Http10
+            && !(p.honor_accel_buffering && plan.settings.sse_accel_buffering_off)
     })
 }
 
 fn losses(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
+    let mut out = lost_or_kept(plan, scenario, runs);
+    for run in runs.iter().filter(|r| r.metrics.stranded > 0) {
+        let m = &run.metrics;
+        out.push(format!(
+            "{} had {} deliveries still held by the {} when the run ended: stranded, not lost — they \
+             would arrive once it released them, so their number depends on the run's length.",
+            label(run.transport),
+            m.stranded,
+            join_and(&m.stranded_in)
+        ));
+    }
+    out
+}
+
+fn lost_or_kept(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
     let mut out = Vec::new();
     let losing: Vec<&&RunResult> = runs.iter().filter(|r| r.metrics.lost > 0).collect();
     if losing.is_empty() {
@@ -283,7 +330,8 @@ fn loss_sentence(
     let share = 100.0 * m.lost as f64 / m.expected.max(1) as f64;
     let mut why = Vec::new();
     if let Some(proxy) = scenario.proxy.as_ref().filter(|p| p.buffer_bytes > 0) {
-        let passes = plan.settings.sse_accel_buffering_off && proxy.honor_accel_buffering;
+        let passes = (plan.settings.sse_accel_buffering_off && proxy.honor_accel_buffering)
+            || proxy.upstream_http == crate::profile::UpstreamHttp::Http11;
         if transport == TransportKind::Sse && !passes {
             why.push(format!(
                 "the proxy held the event stream in its {}-byte buffer ({}), so the stream looked \
@@ -575,6 +623,9 @@ proxy = { buffer_bytes = 8192, honor_accel_buffering = false }
             honor_accel_buffering: true,
             block_websocket: true,
             read_timeout: None,
+            like: None,
+            upstream_http: crate::profile::UpstreamHttp::Http10,
+            pass_upgrade: true,
         });
         report.plan.scenarios[1].restart = Some(crate::scenario::Restart {
             at: std::time::Duration::from_secs(30),

@@ -80,7 +80,14 @@ pub(crate) struct Schedule {
 /// The request loop both polling transports run: GET `path?since=cursor`, deliver, wait, repeat, with
 /// reconnects and backoff when the connection fails.
 pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
-    let mut next_poll = Instant::now();
+    // A real population polls at every phase of the interval, not in step: the first poll waits a
+    // seeded, uniform share of it.
+    let phase = if schedule.interval.is_zero() {
+        Duration::ZERO
+    } else {
+        schedule.interval.mul_f64(client.random())
+    };
+    let mut next_poll = Instant::now() + phase;
     let mut cursor = 0u64;
     let mut connection: Option<HttpConnection> = None;
     let mut failures = 0u32;

@@ -226,7 +226,13 @@ async fn one_stream(
     if !last_event_id.is_empty() {
         headers.push(("last-event-id", last_event_id.as_str()));
     }
-    let patience = http::patience(client, Duration::ZERO);
+    // Like a browser's EventSource, the client waits for the response head as long as it waits for any
+    // byte of the stream (a buffering proxy holds the head too): its silence limit, not a request
+    // timeout.
+    let patience = client
+        .settings
+        .sse_client_timeout
+        .unwrap_or(Duration::MAX / 4);
     let response = connection
         .send(Method::GET, "/events", &headers, None, patience)
         .await

@@ -13,11 +13,11 @@ use anyhow::Context;
 
 use super::answers::{Answers, LoadBalancer};
 use super::decision::{mitigations, polling_interval_for, Recommendation, Setting};
-use crate::duration::{self, HumanDuration, OptionalDuration};
+use crate::duration::{self, HumanDuration};
 use crate::profile::{
-    LongPollingSection, NatSection, NetworkSection, PollingSection, Profile, ProxySection,
-    RadioSection, ReconnectSection, ScenarioSection, ServerSection, SimulationSection, Source,
-    SseSection, SwitchSection, WebSocketSection, WorkloadSection,
+    LongPollingSection, NatSection, NetworkSection, PollingSection, Profile, ProxyPreset,
+    ProxySection, RadioSection, ReconnectSection, ScenarioSection, ServerSection,
+    SimulationSection, Source, SseSection, SwitchSection, WebSocketSection, WorkloadSection,
 };
 use crate::scenario::Plan;
 use crate::transport::TransportKind;
@@ -43,21 +43,22 @@ pub fn scenarios(a: &Answers) -> Vec<ScenarioSection> {
         out.push(ScenarioSection {
             name: "mobile-nat".into(),
             description: Some(
-                "Carrier NAT forgetting TCP mappings idle for 30 s (REFERENCE.md: mobile carrier NAT \
-                 30–60 s, design brief); every simulated client is behind it."
+                "Carrier NAT forgetting TCP mappings idle for 30 s, silently both ways (docs/references.md: \
+                 mobile carrier NAT 30–60 s; Linux NAT); every simulated client is behind it."
                     .into(),
             ),
-            nat: Some(NatSection { idle_timeout: secs(30) }),
+            nat: Some(NatSection { idle_timeout: secs(30), expired: None }),
             ..ScenarioSection::default()
         });
         out.push(ScenarioSection {
             name: "network-switch".into(),
             description: Some(
                 "Each client switches between Wi-Fi and cellular about every 2 minutes, 2 s without \
-                 network; every TCP connection dies (REFERENCE.md: Wi-Fi → cellular switch)."
+                 network; every TCP connection dies, the client is told, the server is not \
+                 (docs/references.md: Wi-Fi → cellular switch)."
                     .into(),
             ),
-            switch: Some(SwitchSection { every: secs(120), outage: secs(2) }),
+            switch: Some(SwitchSection { every: secs(120), outage: secs(2), notify: None }),
             ..ScenarioSection::default()
         });
     }
@@ -65,30 +66,27 @@ pub fn scenarios(a: &Answers) -> Vec<ScenarioSection> {
         out.push(ScenarioSection {
             name: "corporate-proxy".into(),
             description: Some(
-                "A corporate proxy that buffers 8 KiB, ignores X-Accel-Buffering and cuts responses \
-                 silent for 60 s (REFERENCE.md: nginx buffering and proxy_read_timeout; corporate proxies)."
+                "A corporate proxy that holds streamed responses until 8 KiB gathered, ignores \
+                 X-Accel-Buffering and cuts responses silent for 60 s (docs/references.md: proxy presets, \
+                 corporate-strict; here it lets WebSocket through)."
                     .into(),
             ),
             proxy: Some(ProxySection {
-                buffer_bytes: 8192,
-                honor_accel_buffering: false,
-                block_websocket: false,
-                read_timeout: OptionalDuration(Some(Duration::from_secs(60))),
+                block_websocket: Some(false),
+                ..ProxySection::like(ProxyPreset::CorporateStrict)
             }),
             ..ScenarioSection::default()
         });
         out.push(ScenarioSection {
             name: "proxy-blocks-websocket".into(),
             description: Some(
-                "A proxy that refuses the WebSocket upgrade (REFERENCE.md: corporate proxies may not pass \
-                 the Upgrade header)."
+                "A proxy that refuses the WebSocket upgrade and does not buffer (docs/references.md: \
+                 corporate proxies may not pass the Upgrade header)."
                     .into(),
             ),
             proxy: Some(ProxySection {
-                buffer_bytes: 0,
-                honor_accel_buffering: true,
-                block_websocket: true,
-                read_timeout: OptionalDuration(Some(Duration::from_secs(60))),
+                buffer_bytes: Some(0),
+                ..ProxySection::like(ProxyPreset::CorporateStrict)
             }),
             ..ScenarioSection::default()
         });
@@ -97,16 +95,11 @@ pub fn scenarios(a: &Answers) -> Vec<ScenarioSection> {
         out.push(ScenarioSection {
             name: "cdn".into(),
             description: Some(
-                "A CDN edge that buffers 8 KiB unless told X-Accel-Buffering: no, and cuts responses silent \
-                 for 100 s (REFERENCE.md: nginx buffering; Cloudflare read timeout 100 s)."
+                "A CDN edge like Cloudflare's: streams responses, passes WebSocket and cuts a response \
+                 silent for 100 s (docs/references.md: proxy presets, cloudflare)."
                     .into(),
             ),
-            proxy: Some(ProxySection {
-                buffer_bytes: 8192,
-                honor_accel_buffering: true,
-                block_websocket: false,
-                read_timeout: OptionalDuration(Some(Duration::from_secs(100))),
-            }),
+            proxy: Some(ProxySection::like(ProxyPreset::Cloudflare)),
             ..ScenarioSection::default()
         });
     }
@@ -114,16 +107,11 @@ pub fn scenarios(a: &Answers) -> Vec<ScenarioSection> {
         out.push(ScenarioSection {
             name: "load-balancer-idle".into(),
             description: Some(
-                "A load balancer closing connections idle for 60 s (REFERENCE.md: AWS ALB idle timeout \
-                 60 s). Stickiness is not simulated (one server)."
+                "A load balancer like AWS ALB closing connections idle for 60 s (docs/references.md: \
+                 proxy presets, aws-alb). Stickiness is not simulated (one server)."
                     .into(),
             ),
-            proxy: Some(ProxySection {
-                buffer_bytes: 0,
-                honor_accel_buffering: true,
-                block_websocket: false,
-                read_timeout: OptionalDuration(Some(Duration::from_secs(60))),
-            }),
+            proxy: Some(ProxySection::like(ProxyPreset::AwsAlb)),
             ..ScenarioSection::default()
         });
     }
@@ -239,7 +227,7 @@ pub fn header(a: &Answers, rec: &Recommendation, path: &Path) -> String {
     if simulated < a.clients {
         lines.push(format!(
             "  clients = {simulated}: your {} clients, capped so the simulation runs quickly (its cost grows \
-             with hosts × simulated steps; REFERENCE.md, known gaps in turmoil).",
+             with hosts × simulated steps; docs/references.md, the simulator).",
             a.clients
         ));
     } else {

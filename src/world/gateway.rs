@@ -1,9 +1,12 @@
 //! A gateway: the first hop of a client's network — a carrier NAT, or the Wi-Fi or cellular network of
 //! a phone. It forwards TCP byte for byte to the next hop, and it can forget a connection: after
 //! `idle_timeout` without traffic (a NAT mapping expiring), or when the client leaves the network (a
-//! switch). A forgotten connection is silently dropped both ways — no FIN, no RST — so neither end learns
-//! of it except by its own timers, exactly as on real carrier networks (RFC 5382 asks for 2 h 4 min of
-//! idle tolerance; carriers give 30–60 s).
+//! switch). Neither end is told when a mapping is forgotten — no FIN, no RST — as on real networks
+//! (RFC 5382 asks for 2 h 4 min of idle tolerance; carriers give 30–60 s). What happens when traffic
+//! comes again is the NAT's `expired` behaviour, as measured on a Linux NAT (docs/references.md):
+//! `drop` swallows it both ways for ever; `reset` resets whichever side wrote; `remap` lets a client
+//! write re-create the mapping and resets a server that writes. A client that left the network is
+//! never heard from on it again: its mappings always drop.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -16,34 +19,59 @@ use tokio::time::Instant;
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
 
+use crate::profile::NatExpiry;
 use crate::recorder::SharedRecorder;
 
 /// One forwarded connection's state.
 struct Mapping {
     last_activity: Cell<Instant>,
     forgotten: Cell<bool>,
+    /// The client left this network (a switch): nothing it sent could arrive here again.
+    left: Cell<bool>,
+    /// The server's side was reset: a re-created mapping would lead nowhere.
+    server_gone: Cell<bool>,
+    /// Wakes the expiry timer when a client write re-creates the mapping.
+    remapped: tokio::sync::Notify,
 }
 
 /// A forwarding host with NAT-like memory.
 pub struct Gateway {
     pub idle_timeout: Option<Duration>,
+    pub expired: NatExpiry,
     pub next_hop: (String, u16),
     pub recorder: SharedRecorder,
     mappings: RefCell<BTreeMap<SocketAddr, Rc<Mapping>>>,
+    /// The gateway's own address towards the next hop → the client-side address it stands for.
+    origins: RefCell<BTreeMap<SocketAddr, SocketAddr>>,
+}
+
+/// Which way a pump copies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    FromClient,
+    FromServer,
 }
 
 impl Gateway {
     pub fn new(
         idle_timeout: Option<Duration>,
+        expired: NatExpiry,
         next_hop: (String, u16),
         recorder: SharedRecorder,
     ) -> Rc<Self> {
         Rc::new(Self {
             idle_timeout,
+            expired,
             next_hop,
             recorder,
             mappings: RefCell::new(BTreeMap::new()),
+            origins: RefCell::new(BTreeMap::new()),
         })
+    }
+
+    /// The client-side address a connection from this gateway's `local` address stands for.
+    pub fn origin_of(&self, local: SocketAddr) -> Option<SocketAddr> {
+        self.origins.borrow().get(&local).copied()
     }
 
     /// Accepts and forwards connections for the rest of the run.
@@ -59,6 +87,7 @@ impl Gateway {
     pub fn forget(&self, peer: SocketAddr) {
         if let Some(mapping) = self.mappings.borrow().get(&peer) {
             mapping.forgotten.set(true);
+            mapping.left.set(true);
         }
     }
 
@@ -71,13 +100,32 @@ impl Gateway {
         let mapping = Rc::new(Mapping {
             last_activity: Cell::new(Instant::now()),
             forgotten: Cell::new(false),
+            left: Cell::new(false),
+            server_gone: Cell::new(false),
+            remapped: tokio::sync::Notify::new(),
         });
+        let outbound_local = outbound.local_addr().ok();
+        if let Some(local) = outbound_local {
+            self.origins.borrow_mut().insert(local, peer);
+        }
         self.mappings.borrow_mut().insert(peer, mapping.clone());
         let (client_read, client_write) = inbound.into_split();
         let (server_read, server_write) = outbound.into_split();
         let pumps = futures_util::future::join(
-            pump(client_read, server_write, mapping.clone()),
-            pump(server_read, client_write, mapping.clone()),
+            self.pump(
+                client_read,
+                server_write,
+                &mapping,
+                peer,
+                Direction::FromClient,
+            ),
+            self.pump(
+                server_read,
+                client_write,
+                &mapping,
+                peer,
+                Direction::FromServer,
+            ),
         );
         tokio::pin!(pumps);
         let expiry = async {
@@ -85,17 +133,21 @@ impl Gateway {
                 return std::future::pending().await;
             };
             loop {
-                let deadline = mapping.last_activity.get() + idle;
-                tokio::time::sleep_until(deadline).await;
-                if mapping.forgotten.get() {
+                if mapping.left.get() {
                     return;
                 }
-                if mapping.last_activity.get() + idle <= Instant::now() {
+                if mapping.forgotten.get() {
+                    mapping.remapped.notified().await;
+                    continue;
+                }
+                let deadline = mapping.last_activity.get() + idle;
+                tokio::time::sleep_until(deadline).await;
+                if !mapping.forgotten.get() && mapping.last_activity.get() + idle <= Instant::now()
+                {
                     mapping.forgotten.set(true);
                     self.recorder
                         .borrow_mut()
                         .connection_died(peer, "NAT expiry");
-                    return;
                 }
             }
         };
@@ -108,29 +160,74 @@ impl Gateway {
             }
         }
         self.mappings.borrow_mut().remove(&peer);
+        if let Some(local) = outbound_local {
+            self.origins.borrow_mut().remove(&local);
+        }
     }
-}
 
-/// Copies bytes one way while the mapping is remembered; once forgotten, swallows them. An end of stream
-/// is passed on only while remembered: a forgotten connection never closes, it just goes quiet.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mapping: Rc<Mapping>) {
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(read) => read,
-        };
+    /// Copies bytes one way while the mapping is remembered. On a forgotten mapping, traffic is
+    /// swallowed (`drop`), or the writer's connection reset (a RST: turmoil sends one when a socket is
+    /// dropped with data unread), or — a client write under `remap` — the mapping re-created. An end of
+    /// stream is passed on only while remembered: a forgotten connection never closes, it goes quiet.
+    async fn pump(
+        &self,
+        mut from: OwnedReadHalf,
+        mut to: OwnedWriteHalf,
+        mapping: &Mapping,
+        peer: SocketAddr,
+        direction: Direction,
+    ) {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            match from.peek(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if mapping.forgotten.get() {
+                let expired = if mapping.left.get() {
+                    NatExpiry::Drop
+                } else {
+                    self.expired
+                };
+                let reset = match (expired, direction) {
+                    (NatExpiry::Drop, _) => false,
+                    (NatExpiry::Reset, _) => true,
+                    (NatExpiry::Remap, Direction::FromServer) => true,
+                    (NatExpiry::Remap, Direction::FromClient) => mapping.server_gone.get(),
+                };
+                if reset {
+                    if direction == Direction::FromServer {
+                        mapping.server_gone.set(true);
+                    }
+                    // Dropping the read half with the peeked bytes unread resets the writer.
+                    drop(from);
+                    std::future::pending::<()>().await;
+                    return;
+                }
+                if expired == NatExpiry::Remap {
+                    // A client write from the same address: the NAT maps it anew and it goes through.
+                    mapping.forgotten.set(false);
+                    mapping.last_activity.set(Instant::now());
+                    self.recorder.borrow_mut().connection_revived(peer);
+                    mapping.remapped.notify_one();
+                } else {
+                    let _ = from.read(&mut buffer).await;
+                    continue;
+                }
+            }
+            let read = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            mapping.last_activity.set(Instant::now());
+            if to.write_all(&buffer[..read]).await.is_err() {
+                break;
+            }
+        }
         if mapping.forgotten.get() {
-            continue;
+            // Dropping `to` would send a FIN the real network never would: keep it open and silent.
+            std::future::pending::<()>().await;
         }
-        mapping.last_activity.set(Instant::now());
-        if to.write_all(&buffer[..read]).await.is_err() {
-            break;
-        }
+        let _ = to.shutdown().await;
     }
-    if mapping.forgotten.get() {
-        // Dropping `to` would send a FIN the real network never would: keep it open and silent.
-        std::future::pending::<()>().await;
-    }
-    let _ = to.shutdown().await;
 }

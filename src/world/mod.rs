@@ -26,8 +26,11 @@ use crate::scenario::{Plan, RunSpec};
 use crate::transport::{transport_for, ClientCtx, ServerCtx, TransportKind};
 
 mod gateway;
+mod probe;
 mod proxy;
 mod route;
+
+pub use probe::{nat_outcome, trace_response, FirstWriter, NatOutcome, ResponseTrace};
 
 use gateway::Gateway;
 use route::{Route, SimConnector};
@@ -41,9 +44,6 @@ const GATEWAY_HOSTS: [&str; 2] = ["wifi", "cellular"];
 
 /// Simulated time zero is this wall-clock date (2026-01-01T00:00:00Z), so `Date` headers are stable.
 pub const EPOCH_UNIX_SECONDS: u64 = 1_767_225_600;
-
-/// Clients start at seeded moments within this window, as real users do not arrive in one instant.
-const ARRIVAL_WINDOW: Duration = Duration::from_secs(1);
 
 /// The simulation's single clock: time since the start of the run, the same on every host.
 ///
@@ -121,11 +121,12 @@ mod streams {
     pub const CLIENT_BASE: u64 = 1 << 32;
 }
 
-/// When the server starts publishing: after every client has had time to arrive and connect, so that
-/// every published event is owed to every client.
+/// When the server starts publishing: after every client has had time to arrive (clients join at
+/// seeded, uniform moments over `[workload] client_ramp`, as a real population does) and connect, so
+/// that every published event is owed to every client.
 pub fn warmup(plan: &Plan) -> Duration {
     let rtt = (plan.network.latency + plan.network.jitter) * 2;
-    ARRIVAL_WINDOW + rtt * 3 + Duration::from_millis(100)
+    plan.workload.client_ramp + rtt * 3 + Duration::from_millis(100)
 }
 
 /// The longest a client may take to notice a broken connection and be back after the measured run:
@@ -205,12 +206,14 @@ pub fn run(
     // Middleboxes, from the server outwards: each knows its next hop.
     let mut next_hop = (SERVER_HOST.to_string(), SERVER_PORT);
     let mut inner_hosts = vec![SERVER_HOST.to_string()];
+    let mut proxies: Vec<Rc<proxy::Proxy>> = Vec::new();
     if let Some(settings) = &scenario.proxy {
-        let proxy = Rc::new(proxy::Proxy {
-            settings: settings.clone(),
-            next_hop: next_hop.clone(),
-            recorder: recorder.clone(),
-        });
+        let proxy = Rc::new(proxy::Proxy::new(
+            settings.clone(),
+            next_hop.clone(),
+            recorder.clone(),
+        ));
+        proxies.push(proxy.clone());
         sim.host(PROXY_HOST, move || proxy.clone().run(SERVER_PORT));
         next_hop = (PROXY_HOST.to_string(), SERVER_PORT);
         inner_hosts.push(PROXY_HOST.to_string());
@@ -226,6 +229,7 @@ pub fn run(
             .map(|&name| {
                 let gateway = Gateway::new(
                     scenario.nat.as_ref().map(|n| n.idle_timeout),
+                    scenario.nat.as_ref().map(|n| n.expired).unwrap_or_default(),
                     next_hop.clone(),
                     recorder.clone(),
                 );
@@ -288,8 +292,9 @@ pub fn run(
     // Client hosts, each carrying its share of the users.
     let hosts = (plan.simulation.client_hosts as usize).min(clients).max(1);
     let mut arrivals = ChaCha8Rng::seed_from_u64(derive_seed(spec.seed, streams::ARRIVALS));
+    let ramp = plan.workload.client_ramp;
     let starts: Vec<Duration> = (0..clients)
-        .map(|_| ARRIVAL_WINDOW.mul_f64(rand::Rng::gen::<f64>(&mut arrivals)))
+        .map(|_| ramp.mul_f64(rand::Rng::gen::<f64>(&mut arrivals)))
         .collect();
     let transport = transport_for(spec.transport);
     let switch = scenario.switch.clone();
@@ -332,8 +337,11 @@ pub fn run(
                         route,
                         gateways.clone(),
                         recorder.clone(),
-                        switch.every,
-                        switch.outage,
+                        route::SwitchPlan {
+                            every: switch.every,
+                            outage: switch.outage,
+                            notify: switch.notify,
+                        },
                         rng,
                     ));
                 }
@@ -377,6 +385,27 @@ pub fn run(
     let deadline = plan.duration + drain;
     while sim.elapsed() < deadline && !recorder.borrow().all_delivered() {
         sim.step().map_err(|e| fail(e.to_string()))?;
+    }
+    // Events a middlebox still holds are stranded there, not lost: name the middlebox and the client.
+    for proxy in &proxies {
+        let name = match proxy.settings.like {
+            Some(like) => format!("proxy ({})", like.as_str()),
+            None => "proxy".to_string(),
+        };
+        for (peer, held) in proxy.held.borrow().values() {
+            let bytes = held.bytes.borrow();
+            if bytes.is_empty() {
+                continue;
+            }
+            // The event released last may have gone out only in part: its end is held too.
+            let mut ids: Vec<u64> = held.last_id_out.get().into_iter().collect();
+            ids.extend(proxy::held_event_ids(&bytes));
+            let client_side = gateways
+                .iter()
+                .find_map(|g| g.origin_of(*peer))
+                .unwrap_or(*peer);
+            recorder.borrow_mut().strand(client_side, &ids, &name);
+        }
     }
     let metrics = recorder.borrow().finish(plan.duration);
     Ok(metrics)

@@ -1,13 +1,22 @@
 //! A client's way into the network: which first hop (gateway, proxy or the server itself) its
 //! connections go to, whether it has a network at all right now, and the network switches that change
-//! both (a phone moving from Wi-Fi to cellular: every connection dies silently, then nothing works for
-//! the outage, then the client comes back through another network with another address).
+//! both (a phone moving from Wi-Fi to cellular: every connection dies, then nothing works for the
+//! outage, then the client comes back through another network with another address).
+//!
+//! At a switch the server learns nothing (the old network just goes quiet). The client is told by
+//! default — a browser aborts its requests and sockets with `net::ERR_NETWORK_CHANGED` and mobile OSes
+//! close the sockets of a lost network — so its connections fail at once with an error; with
+//! `notify = false` they die silently for the client too.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use futures_util::future::LocalBoxFuture;
 use rand::Rng;
@@ -23,6 +32,8 @@ pub struct Route {
     current: Cell<usize>,
     offline: Cell<bool>,
     authority: String,
+    /// The client's open connections, so that a switch can fail them.
+    open: RefCell<Vec<Weak<Severance>>>,
 }
 
 impl Route {
@@ -33,6 +44,7 @@ impl Route {
             current: Cell::new(0),
             offline: Cell::new(false),
             authority: authority.to_string(),
+            open: RefCell::new(Vec::new()),
         })
     }
 }
@@ -46,6 +58,7 @@ impl Connector for SimConnector {
     fn connect(&self) -> LocalBoxFuture<'static, io::Result<(BoxIo, SocketAddr)>> {
         let offline = self.route.offline.get();
         let (host, port) = self.route.hops[self.route.current.get()].clone();
+        let route = self.route.clone();
         Box::pin(async move {
             if offline {
                 return Err(io::Error::new(
@@ -55,7 +68,17 @@ impl Connector for SimConnector {
             }
             let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
             let local = stream.local_addr()?;
-            Ok((Box::new(stream) as BoxIo, local))
+            let severance = Rc::new(Severance::default());
+            let mut open = route.open.borrow_mut();
+            open.retain(|s| s.strong_count() > 0);
+            open.push(Rc::downgrade(&severance));
+            Ok((
+                Box::new(Severable {
+                    inner: stream,
+                    severance,
+                }) as BoxIo,
+                local,
+            ))
         })
     }
 
@@ -64,18 +87,109 @@ impl Connector for SimConnector {
     }
 }
 
+/// A flag that fails a connection for its client (the OS or browser was told the network went away).
+#[derive(Default)]
+pub struct Severance {
+    severed: Cell<bool>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Severance {
+    fn sever(&self) {
+        self.severed.set(true);
+        for waker in self.wakers.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// An error once severed; otherwise remembers who to wake.
+    fn check(&self, cx: &Context<'_>) -> Option<io::Error> {
+        if self.severed.get() {
+            return Some(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "network changed",
+            ));
+        }
+        let mut wakers = self.wakers.borrow_mut();
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
+        None
+    }
+}
+
+/// A client's simulated socket that fails at once when the client's network changes under it.
+struct Severable<S> {
+    inner: S,
+    severance: Rc<Severance>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Severable<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(error) = self.severance.check(cx) {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Severable<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(error) = self.severance.check(cx) {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(error) = self.severance.check(cx) {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.severance.severed.get() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// How a switch treats the client's side of its connections.
+#[derive(Clone, Copy)]
+pub struct SwitchPlan {
+    pub every: Duration,
+    pub outage: Duration,
+    /// The client is told: its connections fail at once (otherwise they die silently).
+    pub notify: bool,
+}
+
 /// Moves one client between its networks until the measured run ends: at exponentially distributed moments
-/// (mean `every`) every connection it has dies silently on the network it leaves, it has no network for
-/// `outage`, then it continues on the next network.
+/// (mean `every`) every connection it has dies on the network it leaves — silently for the server, and
+/// for the client too unless it is notified — it has no network for `outage`, then it continues on the
+/// next network.
 pub async fn switch_networks(
     client: usize,
     route: Rc<Route>,
     gateways: Rc<Vec<Rc<Gateway>>>,
     recorder: SharedRecorder,
-    every: Duration,
-    outage: Duration,
+    plan: SwitchPlan,
     mut rng: ChaCha8Rng,
 ) {
+    let SwitchPlan {
+        every,
+        outage,
+        notify,
+    } = plan;
     loop {
         let gap = -every.as_secs_f64() * (1.0 - rng.gen::<f64>()).ln();
         tokio::time::sleep(Duration::from_secs_f64(gap)).await;
@@ -86,9 +200,19 @@ pub async fn switch_networks(
         let connections = recorder.borrow().connections_of(client);
         for local in connections {
             gateways[leaving].forget(local);
-            recorder
-                .borrow_mut()
-                .connection_died(local, "network switch");
+            if notify {
+                recorder.borrow_mut().connection_cut("network switch");
+            } else {
+                recorder
+                    .borrow_mut()
+                    .connection_died(local, "network switch");
+            }
+        }
+        if notify {
+            let open = std::mem::take(&mut *route.open.borrow_mut());
+            for severance in open.iter().filter_map(Weak::upgrade) {
+                severance.sever();
+            }
         }
         route.offline.set(true);
         tokio::time::sleep(outage).await;
