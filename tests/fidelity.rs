@@ -6,8 +6,9 @@
 //! reported as skipped elsewhere — never a silent pass.
 
 mod common;
+mod serve_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -98,25 +99,7 @@ fn wait_for_port(addr: SocketAddr) {
 fn serve(dir: &Path, name: &str, profile: &str) -> (Running, SocketAddr) {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, profile).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtsim"))
-        .arg("serve")
-        .arg(&path)
-        .args(["--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rtsim serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Serving http://")
-        .and_then(|rest| rest.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
+    let (child, addr) = serve_support::spawn(&path, &[], Stdio::null());
     (Running(child), addr)
 }
 

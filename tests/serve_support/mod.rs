@@ -64,6 +64,31 @@ pub fn profile_file(dir: &Path) -> PathBuf {
     path
 }
 
+/// Starts `rtsim serve PROFILE --bind 127.0.0.1:0 EXTRA…` and reads the address it prints first.
+pub fn spawn(profile: &Path, extra: &[&str], stderr: Stdio) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtsim"))
+        .arg("serve")
+        .arg(profile)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("rtsim serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("Serving http://")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
 /// A running `rtsim serve`, killed on drop.
 pub struct Server {
     pub child: Child,
@@ -75,26 +100,7 @@ impl Server {
     pub fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let profile = profile_file(dir.path());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rtsim"))
-            .arg("serve")
-            .arg(&profile)
-            .args(["--bind", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rtsim starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("Serving http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
+        let (child, addr) = spawn(&profile, extra, Stdio::piped());
         Server {
             child,
             addr,
