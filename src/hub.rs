@@ -327,6 +327,7 @@ mod tests {
             arrival: Arrival::Poisson,
             upstream_per_minute: 0.0,
             upstream_bytes: 100,
+            upstream_acks: false,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let n = 20_000;

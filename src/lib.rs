@@ -26,6 +26,7 @@
 //!   demo page; the only module that reads the wall clock.
 //! - [`wizard`]: questions as data → pure decision function → recommendation + a profile for `simulate`.
 pub mod cli;
+pub mod decision;
 pub mod duration;
 pub mod hub;
 pub mod metrics;

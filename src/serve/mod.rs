@@ -31,13 +31,27 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::cli::ServeArgs;
 use crate::hub::{self, Hub};
 use crate::net::{BoxIo, Connector};
 use crate::recorder::{Clock, Recorder, SharedRecorder};
 use crate::scenario::{Plan, TransportSettings, Workload};
 use crate::transport::http::{self as wire, ResponseBody};
 use crate::transport::{ServerCtx, TransportKind};
+use clap::Args;
+
+/// `rtsim serve`'s arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The profile whose event stream (rate, size) and transport settings to serve; the built-in
+    /// quickstart profile when absent. Clients, duration, network and fault scenarios are not used.
+    pub profile: Option<std::path::PathBuf>,
+    /// Address to listen on (loopback by default: only this machine can connect).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
+    /// Most connections served at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+}
 
 pub mod page;
 pub mod stats;
