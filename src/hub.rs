@@ -42,6 +42,9 @@ pub struct Hub {
     /// Counts publications: a subscription's place in `waiting` is good only in the round it was made.
     round: Cell<u64>,
     next_subscriber: Cell<u64>,
+    /// Upstream message ids (client, seq) already received: a resent message is dropped, not counted
+    /// twice. Kept with the history, so a restarted server still knows them.
+    upstream_seen: RefCell<std::collections::BTreeSet<(u64, u64)>>,
 }
 
 /// A subscriber's view of the hub: wakes when an event newer than the last one it saw is published.
@@ -113,10 +116,16 @@ impl Hub {
             waiting: RefCell::new(Vec::new()),
             round: Cell::new(0),
             next_subscriber: Cell::new(0),
+            upstream_seen: RefCell::new(std::collections::BTreeSet::new()),
         })
     }
 
     /// The newest event id (0 before the first event).
+    /// Takes note of upstream message (client, seq); false when it was received before (a resend).
+    pub fn accept_upstream(&self, client: u64, seq: u64) -> bool {
+        self.upstream_seen.borrow_mut().insert((client, seq))
+    }
+
     pub fn latest(&self) -> u64 {
         self.latest.get()
     }

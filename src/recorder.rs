@@ -155,6 +155,11 @@ impl Recorder {
         self.delivered >= self.published.len() as u64 * self.clients.len() as u64
     }
 
+    /// Every upstream message sent during the measured run has reached the server.
+    pub fn upstream_settled(&self) -> bool {
+        self.upstream_received >= self.upstream_sent
+    }
+
     pub fn shared(self) -> SharedRecorder {
         Rc::new(RefCell::new(self))
     }

@@ -352,7 +352,8 @@ pub fn terminal(report: &Report, width: usize, wide: bool) -> String {
     }
     out.push('\n');
     let (header, rows) = matrix_rows(report);
-    match fit_table(&header, &rows, usize::MAX, width) {
+    // Every transport's column matters here: rather than drop one, list the cells.
+    match fit_table_dropping(&header, &rows, usize::MAX, width, false) {
         Some(table) => out.push_str(&table),
         None => {
             // Too many transports for the width: one line per scenario × transport instead.
@@ -431,6 +432,17 @@ pub fn fit_table(
     numeric: usize,
     width: usize,
 ) -> Option<String> {
+    fit_table_dropping(header, rows, numeric, width, true)
+}
+
+/// [`fit_table`], optionally without dropping columns (`None` when the whole table does not fit).
+pub fn fit_table_dropping(
+    header: &[String],
+    rows: &[Vec<String>],
+    numeric: usize,
+    width: usize,
+    drop: bool,
+) -> Option<String> {
     let mut keep: Vec<usize> = (0..header.len()).collect();
     loop {
         let widths: Vec<usize> = keep
@@ -447,7 +459,7 @@ pub fn fit_table(
         if total <= width {
             return Some(render(header, rows, &keep, &widths, numeric));
         }
-        if keep.len() <= 2 {
+        if keep.len() <= 2 || !drop {
             return None;
         }
         // Drop the last column but one: the mark in the last column is what the table is for.
