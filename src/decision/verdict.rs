@@ -289,6 +289,8 @@ pub fn decide(plan: &Plan, runs: &[Measured]) -> Verdict {
     let in_scenarios = |n: usize| {
         if n == 1 {
             "in its one scenario".to_string()
+        } else if n == 2 {
+            "in both scenarios".to_string()
         } else {
             format!("in all {n} scenarios")
         }
