@@ -714,3 +714,196 @@ pub fn fmt_num(x: f64) -> String {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Percentiles;
+    use TransportKind::*;
+
+    fn plan(requirements: &str, scenarios: &[&str]) -> Plan {
+        let mut text = format!(
+            "name = \"t\"\nduration = \"60s\"\nclients = 10\n[workload]\nevents_per_second = 2.0\n\
+             [requirements]\n{requirements}\n"
+        );
+        for s in scenarios {
+            text.push_str(&format!("[[scenario]]\nname = \"{s}\"\n"));
+        }
+        Plan::from_text("t.toml", &text).unwrap()
+    }
+
+    /// A run that delivered all but `lost` of 1,200 owed deliveries with this p95.
+    fn metrics(p95_ms: Option<f64>, lost: u64) -> RunMetrics {
+        let expected = 1200;
+        RunMetrics {
+            published: 120,
+            expected,
+            delivered: expected - lost,
+            lost,
+            latency_ms: Percentiles {
+                p95: p95_ms,
+                ..Percentiles::default()
+            },
+            requests_per_second: 1.0,
+            ..RunMetrics::default()
+        }
+    }
+
+    type Outcome = (&'static str, TransportKind, Option<f64>, u64);
+
+    fn decide_on(plan: &Plan, outcomes: &[Outcome]) -> Verdict {
+        let metrics: Vec<RunMetrics> = outcomes.iter().map(|o| metrics(o.2, o.3)).collect();
+        let runs: Vec<Measured> = outcomes
+            .iter()
+            .zip(&metrics)
+            .map(|(o, m)| Measured {
+                scenario: o.0,
+                transport: o.1,
+                metrics: m,
+                ci95: None,
+            })
+            .collect();
+        decide(plan, &runs)
+    }
+
+    fn all_pass(scenarios: &[&'static str]) -> Vec<Outcome> {
+        scenarios
+            .iter()
+            .flat_map(|&s| TransportKind::ALL.map(|t| (s, t, Some(100.0), 0)))
+            .collect()
+    }
+
+    /// Every leaf of the tree, confirmed when every run meets every requirement.
+    #[test]
+    fn every_leaf_is_confirmed_when_it_passes_everywhere() {
+        let cases: &[(&str, TransportKind)] = &[
+            ("bidirectional = true\nlatency = \"1s\"", Websocket),
+            (
+                "bidirectional = false\nserver_push = true\nlatency = \"1s\"",
+                Sse,
+            ),
+            (
+                "bidirectional = false\nserver_push = false\nlatency = \"1s\"",
+                LongPolling,
+            ),
+            (
+                "bidirectional = false\nserver_push = false\nlatency = \"2m\"",
+                // 2 events a second is frequent: long polling; a slow feed is polling (below).
+                LongPolling,
+            ),
+        ];
+        for (requirements, leaf) in cases {
+            let p = plan(requirements, &["a", "b"]);
+            let v = decide_on(&p, &all_pass(&["a", "b"]));
+            assert_eq!(v.candidate, *leaf, "{requirements}");
+            assert_eq!(v.transport, *leaf, "{requirements}");
+            assert!(v.confirmed, "{requirements}: {v:?}");
+            assert!(v.headline.contains("confirmed in both scenarios"), "{}", v.headline);
+            assert!(v.headline.contains("tightest margin"), "{}", v.headline);
+            assert_eq!(v.checks.len(), 2 * 4 * 2, "scenarios × transports × requirements");
+        }
+        // The polling leaf: data changing less often than every 30 s, with a budget polling can meet.
+        let text = "name = \"t\"\nduration = \"10m\"\nclients = 10\n[workload]\n\
+                    events_per_second = 0.01\n[requirements]\nserver_push = false\nlatency = \"1m\"\n";
+        let p = Plan::from_text("t.toml", text).unwrap();
+        let v = decide_on(&p, &all_pass(&["baseline"]));
+        assert_eq!((v.candidate, v.transport, v.confirmed), (Polling, Polling, true));
+    }
+
+    /// The candidate fails one requirement in one scenario: the simplest transport that passes
+    /// everywhere is chosen, and the failure is named with its mitigation.
+    #[test]
+    fn a_failing_candidate_gives_way_to_the_simplest_passing_transport() {
+        let text = "name = \"t\"\nduration = \"60s\"\nclients = 10\n[requirements]\nlatency = \"1s\"\n\
+                    [[scenario]]\nname = \"baseline\"\n[[scenario]]\nname = \"proxy\"\n\
+                    proxy = { buffer_bytes = 8192, honor_accel_buffering = false }\n";
+        let p = Plan::from_text("t.toml", text).unwrap();
+        let mut outcomes = all_pass(&["baseline", "proxy"]);
+        for o in outcomes.iter_mut() {
+            match (o.0, o.1) {
+                // SSE behind the buffering proxy: nothing arrives.
+                ("proxy", Sse) => (o.2, o.3) = (None, 1200),
+                // Polling misses the budget everywhere.
+                (_, Polling) => o.2 = Some(4600.0),
+                _ => {}
+            }
+        }
+        let v = decide_on(&p, &outcomes);
+        assert_eq!(v.candidate, Sse);
+        assert_eq!(v.transport, LongPolling, "{v:#?}");
+        assert!(!v.confirmed);
+        let sse_proxy: Vec<&Check> = v.checks_of("proxy", Sse).collect();
+        assert_eq!(sse_proxy[0].measured, None, "no latency when nothing arrived");
+        assert_eq!(sse_proxy[0].pass, Some(false));
+        assert_eq!(sse_proxy[1].measured, Some(1.0));
+        assert!(v.reasons.iter().any(|r| r.starts_with("In proxy, SSE delivered nothing")), "{:?}", v.reasons);
+        assert!(v.reasons.iter().any(|r| r.starts_with("In proxy, SSE missed max_lost")));
+        assert!(
+            v.reasons.iter().any(|r| r.starts_with("Mitigation (accel-buffering)")),
+            "{:?}",
+            v.reasons
+        );
+        assert!(v.headline.starts_with("Long polling: the simplest transport"), "{}", v.headline);
+    }
+
+    #[test]
+    fn when_none_passes_the_fewest_failures_wins_and_what_to_relax_is_said() {
+        let p = plan("latency = \"100ms\"", &["a"]);
+        let outcomes: Vec<Outcome> = vec![
+            ("a", Polling, Some(4000.0), 3),
+            ("a", LongPolling, Some(300.0), 0),
+            ("a", Sse, Some(250.0), 2),
+            ("a", Websocket, Some(240.0), 0),
+        ];
+        let v = decide_on(&p, &outcomes);
+        assert_eq!(v.transport, LongPolling, "one failure each; the simpler wins");
+        assert!(v.headline.starts_with("No transport meets every requirement"), "{}", v.headline);
+        assert!(
+            v.reasons.iter().any(|r| r.contains("relax latency to 300 ms for Long polling")),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    /// With seeds, a check passes only when its whole 95 % interval does.
+    #[test]
+    fn an_interval_straddling_the_limit_is_inconclusive() {
+        let p = plan("latency = \"1s\"", &["a"]);
+        let m = metrics(Some(950.0), 0);
+        let straddles = serde_json::json!({"latency_ms": {"p95": [880.0, 1020.0]}, "lost": [0.0, 0.0]});
+        let within = serde_json::json!({"latency_ms": {"p95": [900.0, 990.0]}, "lost": [0.0, 0.0]});
+        let over = serde_json::json!({"latency_ms": {"p95": [1010.0, 1100.0]}, "lost": [0.0, 0.0]});
+        let cases = [(&straddles, None), (&within, Some(true)), (&over, Some(false))];
+        for (ci, expected) in cases {
+            let run = Measured {
+                scenario: "a",
+                transport: Sse,
+                metrics: &m,
+                ci95: Some(ci),
+            };
+            assert_eq!(check(&p, &run, LATENCY).pass, expected, "{ci}");
+        }
+        let runs = [Measured {
+            scenario: "a",
+            transport: Sse,
+            metrics: &m,
+            ci95: Some(&straddles),
+        }];
+        let v = decide(&p, &runs);
+        assert!(!v.confirmed);
+        assert!(
+            v.reasons.iter().any(|r| r.contains("latency is inconclusive") && r.contains("880 ms to 1.02 s")),
+            "{:?}",
+            v.reasons
+        );
+        assert!(v.reasons.iter().any(|r| r.starts_with("Inconclusive means")));
+    }
+
+    #[test]
+    fn shares_never_round_to_all_or_nothing() {
+        assert_eq!(fmt_fraction(3.0 / 165_000.0), "0.002%");
+        assert_eq!(fmt_fraction(1.0 - 3.0 / 165_000.0), "99.998%");
+        assert_eq!(fmt_fraction(0.184), "18.4%");
+        assert_eq!(fmt_fraction(0.0), "0%");
+    }
+}
