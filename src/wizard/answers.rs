@@ -155,7 +155,7 @@ pub const QUESTIONS: &[Question] = &[
     Question {
         key: "clients",
         prompt: "How many clients are connected at the same time?",
-        help: "the real number; the written profile simulates at most 1000 and says so",
+        help: "the real number; the written profile simulates at most 10000 and scales the server-side figures above that",
         kind: Kind::Text,
         relevant: always,
     },
