@@ -49,20 +49,34 @@ fn the_quickstart_feed_is_sse_confirmed() {
     // One check per scenario × transport × requirement (latency and losses; no upstream here).
     assert_eq!(checks.len(), 4 * 2);
     for c in checks {
-        for key in ["scenario", "transport", "requirement", "measured", "limit", "pass"] {
+        for key in [
+            "scenario",
+            "transport",
+            "requirement",
+            "measured",
+            "limit",
+            "pass",
+        ] {
             assert!(c.get(key).is_some(), "{key} in {c}");
         }
     }
     let r = &s["requirements"];
     assert_eq!(r["latency"], "1s");
     assert_eq!(r["server_push"], true);
-    assert_eq!(r["assumed"], serde_json::json!([]), "all stated in the profile");
+    assert_eq!(
+        r["assumed"],
+        serde_json::json!([]),
+        "all stated in the profile"
+    );
     // The report page and report.md open with the same verdict.
     let page = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(page.find("id=\"verdict\"").unwrap() < page.find("id=\"comparison\"").unwrap());
     assert!(page.contains("Verdict: SSE"));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.starts_with("# quickstart") && md.contains("## Verdict: SSE"), "{md}");
+    assert!(
+        md.starts_with("# quickstart") && md.contains("## Verdict: SSE"),
+        "{md}"
+    );
     assert!(!md.contains("Best fit"), "the old rule is gone");
 }
 
@@ -117,7 +131,11 @@ fn nothing_delivered_is_null_and_a_cross_and_the_verdict_moves_on() {
     }
     assert!(sse["bytes_per_delivery"].is_null());
     assert_eq!(s["verdict"]["candidate"], "sse");
-    assert_eq!(s["verdict"]["transport"], "long-polling", "{:#}", s["verdict"]);
+    assert_eq!(
+        s["verdict"]["transport"], "long-polling",
+        "{:#}",
+        s["verdict"]
+    );
     assert_eq!(s["verdict"]["confirmed"], false);
     // The terminal: the verdict first, SSE crossed out, its latency a dash, not 0.
     assert!(stdout.starts_with("Verdict: Long polling"), "{stdout}");
@@ -130,7 +148,12 @@ fn nothing_delivered_is_null_and_a_cross_and_the_verdict_moves_on() {
     // CSV: empty, not zero.
     let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    let row: Vec<&str> = csv.lines().find(|l| l.contains(",sse,")).unwrap().split(',').collect();
+    let row: Vec<&str> = csv
+        .lines()
+        .find(|l| l.contains(",sse,"))
+        .unwrap()
+        .split(',')
+        .collect();
     let p95 = header.iter().position(|h| *h == "latency_p95_ms").unwrap();
     assert_eq!(row[p95], "", "{csv}");
 }
@@ -141,19 +164,45 @@ fn check_exits_1_naming_each_failure_and_0_when_all_pass() {
     let profile = buffered_profile(&dir);
     let out = dir.join("r");
     let failed = rtsim(&[
-        "simulate", &profile, "--out", out.to_str().unwrap(), "--quiet", "--check", "sse",
+        "simulate",
+        &profile,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--check",
+        "sse",
     ]);
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("check sse: FAILED"), "{stderr}");
-    assert!(stderr.contains("In buffering-proxy, SSE delivered nothing"), "{stderr}");
+    assert!(
+        stderr.contains("In buffering-proxy, SSE delivered nothing"),
+        "{stderr}"
+    );
     assert!(stderr.contains("SSE missed max_lost"), "{stderr}");
     let passed = rtsim(&[
-        "simulate", &profile, "--out", out.to_str().unwrap(), "--quiet", "--check", "long-polling",
+        "simulate",
+        &profile,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--check",
+        "long-polling",
     ]);
-    assert_eq!(passed.status.code(), Some(0), "{}", String::from_utf8_lossy(&passed.stderr));
+    assert_eq!(
+        passed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&passed.stderr)
+    );
     let absent = rtsim(&[
-        "simulate", &profile, "--out", out.to_str().unwrap(), "--quiet", "--check", "websocket",
+        "simulate",
+        &profile,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--check",
+        "websocket",
     ]);
     assert_ne!(absent.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&absent.stderr).contains("not among the transports"));
@@ -161,7 +210,13 @@ fn check_exits_1_naming_each_failure_and_0_when_all_pass() {
 
 fn run_at_width(profile: &str, out: &Path, columns: usize) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_rtsim"))
-        .args(["simulate", profile, "--out", out.to_str().unwrap(), "--quiet"])
+        .args([
+            "simulate",
+            profile,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("COLUMNS", columns.to_string())
         .output()
@@ -218,7 +273,12 @@ nat = { idle_timeout = "30s" }
         }
         // The full table is there on request, whatever the width.
         let wide = Command::new(env!("CARGO_BIN_EXE_rtsim"))
-            .args(["simulate", profile.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args([
+                "simulate",
+                profile.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
             .args(["--quiet", "--wide"])
             .env("COLUMNS", columns.to_string())
             .output()

@@ -342,13 +342,9 @@ pub fn decide(plan: &Plan, runs: &[Measured]) -> Verdict {
                 transport = t;
                 let tight = tightest(plan, &checks, t);
                 headline = format!(
-                    "{}: the simplest transport that meets every requirement {}{}; the tree's pick, {}, {}.",
+                    "{}: the simplest transport that meets every requirement {}; the tree's pick, {}, {}.",
                     short(t),
                     in_scenarios(scenarios),
-                    tight
-                        .as_ref()
-                        .map(|x| format!(" (tightest margin: {x})"))
-                        .unwrap_or_default(),
                     short(picked),
                     if !simulated {
                         "was not simulated".to_string()
@@ -357,10 +353,14 @@ pub fn decide(plan: &Plan, runs: &[Measured]) -> Verdict {
                     }
                 );
                 reasons.push(format!(
-                    "{} met every requirement {} ({}).",
+                    "{} met every requirement {} ({}){}.",
                     short(t),
                     in_scenarios(scenarios),
-                    requirement_list(plan)
+                    requirement_list(plan),
+                    tight
+                        .as_ref()
+                        .map(|x| format!("; tightest margin: {x}"))
+                        .unwrap_or_default()
                 ));
             }
             None => {
@@ -798,23 +798,35 @@ mod tests {
             assert_eq!(v.candidate, *leaf, "{requirements}");
             assert_eq!(v.transport, *leaf, "{requirements}");
             assert!(v.confirmed, "{requirements}: {v:?}");
-            assert!(v.headline.contains("confirmed in both scenarios"), "{}", v.headline);
+            assert!(
+                v.headline.contains("confirmed in both scenarios"),
+                "{}",
+                v.headline
+            );
             assert!(v.headline.contains("tightest margin"), "{}", v.headline);
-            assert_eq!(v.checks.len(), 2 * 4 * 2, "scenarios × transports × requirements");
+            assert_eq!(
+                v.checks.len(),
+                2 * 4 * 2,
+                "scenarios × transports × requirements"
+            );
         }
         // The polling leaf: data changing less often than every 30 s, with a budget polling can meet.
         let text = "name = \"t\"\nduration = \"10m\"\nclients = 10\n[workload]\n\
                     events_per_second = 0.01\n[requirements]\nserver_push = false\nlatency = \"1m\"\n";
         let p = Plan::from_text("t.toml", text).unwrap();
         let v = decide_on(&p, &all_pass(&["baseline"]));
-        assert_eq!((v.candidate, v.transport, v.confirmed), (Polling, Polling, true));
+        assert_eq!(
+            (v.candidate, v.transport, v.confirmed),
+            (Polling, Polling, true)
+        );
     }
 
     /// The candidate fails one requirement in one scenario: the simplest transport that passes
     /// everywhere is chosen, and the failure is named with its mitigation.
     #[test]
     fn a_failing_candidate_gives_way_to_the_simplest_passing_transport() {
-        let text = "name = \"t\"\nduration = \"60s\"\nclients = 10\n[requirements]\nlatency = \"1s\"\n\
+        let text =
+            "name = \"t\"\nduration = \"60s\"\nclients = 10\n[requirements]\nlatency = \"1s\"\n\
                     [[scenario]]\nname = \"baseline\"\n[[scenario]]\nname = \"proxy\"\n\
                     proxy = { buffer_bytes = 8192, honor_accel_buffering = false }\n";
         let p = Plan::from_text("t.toml", text).unwrap();
@@ -833,17 +845,36 @@ mod tests {
         assert_eq!(v.transport, LongPolling, "{v:#?}");
         assert!(!v.confirmed);
         let sse_proxy: Vec<&Check> = v.checks_of("proxy", Sse).collect();
-        assert_eq!(sse_proxy[0].measured, None, "no latency when nothing arrived");
+        assert_eq!(
+            sse_proxy[0].measured, None,
+            "no latency when nothing arrived"
+        );
         assert_eq!(sse_proxy[0].pass, Some(false));
         assert_eq!(sse_proxy[1].measured, Some(1.0));
-        assert!(v.reasons.iter().any(|r| r.starts_with("In proxy, SSE delivered nothing")), "{:?}", v.reasons);
-        assert!(v.reasons.iter().any(|r| r.starts_with("In proxy, SSE missed max_lost")));
         assert!(
-            v.reasons.iter().any(|r| r.starts_with("Mitigation (accel-buffering)")),
+            v.reasons
+                .iter()
+                .any(|r| r.starts_with("In proxy, SSE delivered nothing")),
             "{:?}",
             v.reasons
         );
-        assert!(v.headline.starts_with("Long polling: the simplest transport"), "{}", v.headline);
+        assert!(v
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("In proxy, SSE missed max_lost")));
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.starts_with("Mitigation (accel-buffering)")),
+            "{:?}",
+            v.reasons
+        );
+        assert!(
+            v.headline
+                .starts_with("Long polling: the simplest transport"),
+            "{}",
+            v.headline
+        );
     }
 
     #[test]
@@ -856,10 +887,20 @@ mod tests {
             ("a", Websocket, Some(240.0), 0),
         ];
         let v = decide_on(&p, &outcomes);
-        assert_eq!(v.transport, LongPolling, "one failure each; the simpler wins");
-        assert!(v.headline.starts_with("No transport meets every requirement"), "{}", v.headline);
+        assert_eq!(
+            v.transport, LongPolling,
+            "one failure each; the simpler wins"
+        );
         assert!(
-            v.reasons.iter().any(|r| r.contains("relax latency to 300 ms for Long polling")),
+            v.headline
+                .starts_with("No transport meets every requirement"),
+            "{}",
+            v.headline
+        );
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("relax latency to 300 ms for Long polling")),
             "{:?}",
             v.reasons
         );
@@ -870,10 +911,15 @@ mod tests {
     fn an_interval_straddling_the_limit_is_inconclusive() {
         let p = plan("latency = \"1s\"", &["a"]);
         let m = metrics(Some(950.0), 0);
-        let straddles = serde_json::json!({"latency_ms": {"p95": [880.0, 1020.0]}, "lost": [0.0, 0.0]});
+        let straddles =
+            serde_json::json!({"latency_ms": {"p95": [880.0, 1020.0]}, "lost": [0.0, 0.0]});
         let within = serde_json::json!({"latency_ms": {"p95": [900.0, 990.0]}, "lost": [0.0, 0.0]});
         let over = serde_json::json!({"latency_ms": {"p95": [1010.0, 1100.0]}, "lost": [0.0, 0.0]});
-        let cases = [(&straddles, None), (&within, Some(true)), (&over, Some(false))];
+        let cases = [
+            (&straddles, None),
+            (&within, Some(true)),
+            (&over, Some(false)),
+        ];
         for (ci, expected) in cases {
             let run = Measured {
                 scenario: "a",
@@ -892,11 +938,16 @@ mod tests {
         let v = decide(&p, &runs);
         assert!(!v.confirmed);
         assert!(
-            v.reasons.iter().any(|r| r.contains("latency is inconclusive") && r.contains("880 ms to 1.02 s")),
+            v.reasons
+                .iter()
+                .any(|r| r.contains("latency is inconclusive") && r.contains("880 ms to 1.02 s")),
             "{:?}",
             v.reasons
         );
-        assert!(v.reasons.iter().any(|r| r.starts_with("Inconclusive means")));
+        assert!(v
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("Inconclusive means")));
     }
 
     #[test]

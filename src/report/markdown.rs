@@ -157,7 +157,10 @@ mod tests {
         }
         assert!(md.contains("--seed 7"));
         assert!(md.find("## Verdict: ").unwrap() < md.find("## What this means").unwrap());
-        assert!(md.contains("| mobile | ✗ latency | ✓ | ✗ lost | ✓ |"), "{md}");
+        assert!(
+            md.contains("| mobile | ✗ latency | ✓ | ✗ lost | ✓ |"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -356,13 +356,29 @@ pub fn terminal(report: &Report, width: usize, wide: bool) -> String {
     match fit_table_dropping(&header, &rows, usize::MAX, width, false) {
         Some(table) => out.push_str(&table),
         None => {
-            // Too many transports for the width: one line per scenario × transport instead.
+            // Too wide for the terminal (long scenario names): one wrapped line per scenario.
             for row in &rows {
-                out.push_str(&row[0]);
-                out.push('\n');
-                for (t, cell) in header.iter().zip(row).skip(1) {
-                    out.push_str(&format!("  {t}: {cell}\n"));
+                let cells: Vec<String> = header
+                    .iter()
+                    .zip(row)
+                    .skip(1)
+                    .map(|(t, cell)| format!("{t} {cell}"))
+                    .collect();
+                // Each "transport mark" stays whole on its line.
+                let mut line = format!("{}:", row[0]);
+                for (i, cell) in cells.iter().enumerate() {
+                    let sep = if i == 0 { " " } else { " · " };
+                    if cell_width(&line) + cell_width(sep) + cell_width(cell) > width {
+                        out.push_str(&line);
+                        out.push('\n');
+                        line = format!("    {cell}");
+                    } else {
+                        line.push_str(sep);
+                        line.push_str(cell);
+                    }
                 }
+                out.push_str(&line);
+                out.push('\n');
             }
         }
     }
