@@ -138,6 +138,36 @@ pub fn index_html(report: &Report) -> String {
          without a working connection; <em>radio</em>: time a phone's radio stays in its high-power state.</p>\n",
     );
 
+    if let Some((header, rows)) = super::table::scaled_rows(report) {
+        let _ = writeln!(
+            h,
+            "<h2 id=\"scaled\">Scaled to {} clients</h2>\n<p>{} clients were simulated; the server-side \
+             figures below are scaled ×{} to the population the profile names (<code>population</code>). \
+             Client-side figures (latency, losses) are the simulated clients' own.</p>",
+            plan.population.unwrap_or_default(),
+            plan.clients,
+            escape(&super::insights::fmt_num(crate::decision::verdict::scale(plan)))
+        );
+        h.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
+        for column in &header {
+            let _ = write!(h, "<th>{}</th>", escape(column));
+        }
+        h.push_str("</tr></thead>\n<tbody>\n");
+        for row in &rows {
+            h.push_str("<tr>");
+            for (i, c) in row.iter().enumerate() {
+                let class = if i >= FIRST_NUMERIC_COLUMN {
+                    " class=\"n\""
+                } else {
+                    ""
+                };
+                let _ = write!(h, "<td{class}>{}</td>", escape(c));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</tbody>\n</table></div>\n");
+    }
+
     // Every chart.
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
     for chart in Chart::ALL {

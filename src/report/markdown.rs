@@ -100,6 +100,25 @@ pub fn report_md(report: &Report) -> String {
     }
     md.push('\n');
 
+    if let Some((header, rows)) = super::table::scaled_rows(report) {
+        let _ = writeln!(
+            md,
+            "## Scaled to {} clients\n\n{} clients were simulated; the server-side figures below are \
+             scaled ×{} to the population the profile names (`population`). Client-side figures \
+             (latency, losses) are the simulated clients' own.\n",
+            plan.population.unwrap_or_default(),
+            plan.clients,
+            super::insights::fmt_num(crate::decision::verdict::scale(plan))
+        );
+        let _ = writeln!(md, "| {} |", header.join(" | "));
+        let _ = writeln!(md, "|{}", " ---: |".repeat(header.len()));
+        for row in rows {
+            let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+            let _ = writeln!(md, "| {} |", cells.join(" | "));
+        }
+        md.push('\n');
+    }
+
     md.push_str("## Charts\n\n");
     for chart in Chart::ALL {
         let _ = writeln!(

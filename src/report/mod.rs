@@ -184,6 +184,16 @@ pub fn brief(plan: &Plan) -> Vec<(&'static str, String)> {
                 .join(", "),
         ),
     ];
+    if let Some(population) = plan.population {
+        lines.push((
+            "Population",
+            format!(
+                "{population} real clients, {} simulated: server-side figures scaled ×{}",
+                plan.clients,
+                insights::fmt_num(crate::decision::verdict::scale(plan))
+            ),
+        ));
+    }
     if w.upstream_per_minute > 0.0 {
         lines.push((
             "Upstream",
@@ -193,6 +203,12 @@ pub fn brief(plan: &Plan) -> Vec<(&'static str, String)> {
                 w.upstream_bytes
             ),
         ));
+        if w.upstream_acks {
+            lines.push((
+                "Upstream acks",
+                "on: an outbox keeps each message until the server acknowledges it".to_string(),
+            ));
+        }
     }
     lines
 }

@@ -133,6 +133,37 @@ pub fn comparison_table(report: &Report) -> String {
     table.to_string()
 }
 
+/// With a `population` larger than the simulated clients: the server-side figures scaled to it, one
+/// row per run (scenario, transport, requests/s, bytes/s). `None` without a population.
+pub fn scaled_rows(report: &Report) -> Option<(Vec<&'static str>, Vec<Vec<String>>)> {
+    report.plan.population?;
+    let factor = crate::decision::verdict::scale(&report.plan);
+    let seconds = report.plan.duration.as_secs_f64().max(1e-9);
+    let header = vec![
+        "scenario",
+        "transport",
+        "req/s (simulated)",
+        "req/s (scaled)",
+        "bytes/s (scaled)",
+    ];
+    let rows = report
+        .runs
+        .iter()
+        .map(|run| {
+            let m = &run.metrics;
+            let bytes = (m.bytes_down + m.bytes_up) as f64 / seconds * factor;
+            vec![
+                run.scenario.clone(),
+                run.transport.name().to_string(),
+                format!("{:.1}", m.requests_per_second),
+                format!("{:.0}", m.requests_per_second * factor),
+                format!("{bytes:.0}"),
+            ]
+        })
+        .collect();
+    Some((header, rows))
+}
+
 // ---- the decision ---------------------------------------------------------------------------------
 
 /// The verdict in a few lines for `width` columns: the headline, then what the candidate missed.
