@@ -281,8 +281,7 @@ pub fn decide(plan: &Plan, runs: &[Measured]) -> Verdict {
         "The design brief's tree picks {}: {}.",
         short(picked),
         path.iter()
-            .filter(|l| !l.starts_with("Rule of thumb"))
-            .next_back()
+            .rfind(|l| !l.starts_with("Rule of thumb"))
             .map(|l| tidy_path_line(l))
             .unwrap_or_default()
     ));
