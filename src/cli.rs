@@ -1,14 +1,18 @@
-//! The command line: clap definitions and the dispatch to library entry points.
+//! The command line: the subcommands composed into one parser, and the dispatch to them.
 //!
-//! This layer parses and prints; it holds no simulation or decision logic.
+//! Each command owns its arguments (`simulate::SimulateArgs`, `sweep::SweepArgs`, …) next to the code
+//! that runs it; this module only composes them, so the arrows point one way: `cli` → commands. It
+//! holds no simulation or decision logic.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use crate::transport::TransportKind;
+use crate::serve::ServeArgs;
+use crate::shard::MergeArgs;
+use crate::simulate::SimulateArgs;
+use crate::sweep::SweepArgs;
+use crate::wizard::WizardArgs;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -85,151 +89,6 @@ is included when it is on the grid) or a comma list (30s,45s,60s · 0.1,0.5 ·
 true,false · off,15s). `scenario.KEY` sets KEY in every scenario that has
 KEY's table; `scenario[i].KEY` in scenario i only.")]
     Sweep(SweepArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct SweepArgs {
-    /// The profile to sweep (TOML).
-    pub profile: PathBuf,
-    /// A profile key and the values to give it, KEY=VALUES; repeat to sweep a grid of several keys.
-    /// The first one is the charts' x axis.
-    #[arg(long, required = true, value_name = "KEY=VALUES", value_parser = crate::sweep::vary::parse_vary)]
-    pub vary: Vec<crate::sweep::vary::Parameter>,
-    /// A metric to chart and search for crossovers: a numeric field of a run in summary.json, dotted
-    /// (`latency_ms.p99`). Repeatable. Default: latency_ms.p50, requests_per_second, lost,
-    /// bytes_per_delivery.
-    #[arg(long, value_name = "NAME")]
-    pub metric: Vec<String>,
-    /// Sweep folder (default: `reports/<profile name>-sweep/`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub run: RunOptions,
-    /// Print sweep.json on stdout instead of the summary.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress output.
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct MergeArgs {
-    /// Folders (or files) holding `shard-K-of-N.json` files.
-    #[arg(required = true)]
-    pub inputs: Vec<PathBuf>,
-    /// Report folder (default: `reports/<profile name>/`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Print summary.json on stdout instead of the table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// How to run a profile's simulations: the options `simulate` and `sweep` share.
-#[derive(Debug, Args)]
-pub struct RunOptions {
-    /// Seed for every random choice in the simulation (overrides the profile's `seed`).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Only these transports, comma-separated (overrides the profile's `transports`).
-    #[arg(long, value_delimiter = ',')]
-    pub transports: Option<Vec<TransportKind>>,
-    /// Simulate this many clients instead of the profile's `clients` (a quick look).
-    #[arg(long)]
-    pub clients: Option<u32>,
-    /// Simulate this long instead of the profile's `duration`, e.g. `30s` (a quick look).
-    #[arg(long, value_parser = crate::duration::parse)]
-    pub duration: Option<std::time::Duration>,
-    /// Repeat every run with this many seeds and report means with 95 % confidence intervals.
-    #[arg(long)]
-    pub seeds: Option<u32>,
-    /// Simulations to run at once (default: the number of cores). Results do not depend on it.
-    #[arg(long, short)]
-    pub jobs: Option<usize>,
-}
-
-impl RunOptions {
-    /// The profile settings these options override.
-    pub fn overrides(&self) -> crate::simulate::Overrides {
-        crate::simulate::Overrides {
-            seed: self.seed,
-            transports: self.transports.clone(),
-            clients: self.clients,
-            duration: self.duration,
-            seeds: self.seeds,
-        }
-    }
-
-    /// Threads to use: `--jobs`, or the machine's cores.
-    pub fn jobs(&self) -> usize {
-        self.jobs.unwrap_or_else(crate::runner::default_jobs)
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// The profile to run (TOML).
-    pub profile: PathBuf,
-    /// Report folder (default: `reports/<profile name>/`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub run: RunOptions,
-    /// Run only slice K of N of the run list and write `shard-K-of-N.json` into the report folder;
-    /// `rtsim merge` combines the slices into the report an unsharded run would write.
-    #[arg(long, value_name = "K/N", value_parser = crate::simulate::parse_shard)]
-    pub shard: Option<(usize, usize)>,
-    /// Print summary.json on stdout instead of the table.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress output.
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct WizardArgs {
-    /// Answers file (TOML): run without prompts.
-    #[arg(long)]
-    pub answers: Option<PathBuf>,
-    /// With --answers: print the recommendation as JSON.
-    #[arg(long, requires = "answers")]
-    pub json: bool,
-    /// Where to write the profile (default: `profiles/<name>.toml`).
-    #[arg(long)]
-    pub profile_out: Option<PathBuf>,
-    /// With --answers: overwrite an existing profile that differs (interactively the wizard asks).
-    #[arg(long, requires = "answers")]
-    pub force: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// The profile whose event stream (rate, size) and transport settings to serve; the built-in
-    /// quickstart profile when absent. Clients, duration, network and fault scenarios are not used.
-    pub profile: Option<PathBuf>,
-    /// Address to listen on (loopback by default: only this machine can connect).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub bind: SocketAddr,
-    /// Most connections served at once; more are answered 503 and closed.
-    #[arg(long, default_value_t = 256)]
-    pub max_connections: usize,
-    /// Largest request body (POST /messages) accepted, bytes; larger ones are answered 413.
-    #[arg(long, value_name = "BYTES", default_value_t = crate::transport::Policy::DEFAULT_MAX_BYTES)]
-    pub max_body_bytes: usize,
-    /// Largest WebSocket message (and frame) a client may send, bytes; larger ones close the
-    /// session with 1009.
-    #[arg(long, value_name = "BYTES", default_value_t = crate::transport::Policy::DEFAULT_MAX_BYTES)]
-    pub max_message_bytes: usize,
-    /// How long a request body may take to arrive after its headers; longer is answered 408.
-    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = crate::duration::parse)]
-    pub body_timeout: std::time::Duration,
-    /// A browser origin (scheme://host[:port]) allowed to use the server besides the page's own:
-    /// CORS headers on the HTTP transports, and the Origin check of /ws. Repeatable; `*` allows
-    /// every origin. Clients that send no Origin (curl, native apps) are always served.
-    #[arg(long, value_name = "ORIGIN", value_parser = crate::server::parse_origin)]
-    pub allow_origin: Vec<String>,
 }
 
 /// Runs a parsed command line; the error chain is printed by `main`.

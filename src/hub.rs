@@ -46,6 +46,9 @@ pub struct Hub {
     /// (so that ids never repeat across restarts). Cursors at or below it name events this hub never
     /// held.
     base: u64,
+    /// Upstream message ids (client, seq) already received: a resent message is dropped, not counted
+    /// twice. Kept with the history, so a restarted server still knows them.
+    upstream_seen: RefCell<std::collections::BTreeSet<(u64, u64)>>,
 }
 
 /// A subscriber's view of the hub: wakes when an event newer than the last one it saw is published.
@@ -155,12 +158,18 @@ impl Hub {
             round: Cell::new(0),
             next_subscriber: Cell::new(0),
             base,
+            upstream_seen: RefCell::new(std::collections::BTreeSet::new()),
         })
     }
 
     /// The id before this hub's first event.
     pub fn base(&self) -> u64 {
         self.base
+    }
+
+    /// Takes note of upstream message (client, seq); false when it was received before (a resend).
+    pub fn accept_upstream(&self, client: u64, seq: u64) -> bool {
+        self.upstream_seen.borrow_mut().insert((client, seq))
     }
 
     /// The newest event id (the base before the first event).
@@ -511,6 +520,7 @@ mod tests {
             upstream_per_minute: 0.0,
             upstream_bytes: 100,
             client_ramp: std::time::Duration::ZERO,
+            upstream_acks: false,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let n = 20_000;

@@ -14,18 +14,21 @@
 //! - [`transport`]: the four transports behind one trait, each a client half and a server half speaking
 //!   the real wire protocol (HTTP/1.1, `text/event-stream`, RFC 6455).
 //! - [`recorder`]: what happened, stamped with simulated time; [`metrics`]: the numbers made from it.
+//! - [`decision`]: the brief's tree, the mitigation rules and the verdict — every run checked against
+//!   the profile's `[requirements]`, one decision out; shared by the report and the wizard.
 //! - [`report`]: the results as a terminal table and a report folder — `summary.json`, CSV exports,
 //!   SVG/PNG charts, `index.html` and `report.md` — written atomically.
 //! - [`simulate`]: the `simulate` command tying these together, telling [`progress`] (the stderr bar)
 //!   how far it got; [`runner`] runs the simulations on all cores; [`stats`] averages repeated runs
 //!   with confidence intervals; [`shard`] splits a run list over machines and merges the results;
-//!   [`cli`]: argument parsing only.
+//!   [`cli`]: composes the commands' own clap arguments and dispatches.
 //! - [`sweep`]: the `sweep` command: the same pipeline over a grid of edited profiles, one pool of runs
 //!   for all grid points, metrics charted against the varied key and crossovers between transports.
 //! - [`serve`]: the same server and transports on real TCP for real clients (browsers, `curl`), with a
 //!   demo page; the only module that reads the wall clock.
 //! - [`wizard`]: questions as data → pure decision function → recommendation + a profile for `simulate`.
 pub mod cli;
+pub mod decision;
 pub mod duration;
 pub mod hub;
 pub mod metrics;

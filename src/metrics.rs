@@ -6,19 +6,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::recorder::{round3, Bucket};
 
-/// Latency percentiles in milliseconds (0 when nothing was measured).
+/// Latency percentiles in milliseconds; every field is `None` (JSON `null`) when nothing was measured —
+/// a number not measured is never shown as zero.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Mean, milliseconds.
-    pub mean: f64,
+    pub mean: Option<f64>,
     /// Median, milliseconds.
-    pub p50: f64,
+    pub p50: Option<f64>,
     /// 95th percentile, milliseconds.
-    pub p95: f64,
+    pub p95: Option<f64>,
     /// 99th percentile, milliseconds.
-    pub p99: f64,
+    pub p99: Option<f64>,
     /// Largest value seen, milliseconds.
-    pub max: f64,
+    pub max: Option<f64>,
 }
 
 impl Percentiles {
@@ -27,16 +28,29 @@ impl Percentiles {
         if h.is_empty() {
             return Self::default();
         }
-        let ms = |us: u64| round3(us as f64 / 1000.0);
+        let ms = |us: u64| Some(round3(us as f64 / 1000.0));
         Self {
-            mean: round3(h.mean() / 1000.0),
+            mean: Some(round3(h.mean() / 1000.0)),
             p50: ms(h.value_at_quantile(0.50)),
             p95: ms(h.value_at_quantile(0.95)),
             p99: ms(h.value_at_quantile(0.99)),
             max: ms(h.max()),
         }
     }
+
+    /// The percentile `p` (50, 95 or 99; anything else reads the largest value), if measured.
+    pub fn at(&self, p: u32) -> Option<f64> {
+        match p {
+            50 => self.p50,
+            95 => self.p95,
+            99 => self.p99,
+            _ => self.max,
+        }
+    }
 }
+
+/// Percentiles drawn from fewer published events than this carry a sample-size warning.
+pub const MIN_EVENTS_FOR_PERCENTILES: u64 = 30;
 
 /// What happened over simulated time, for charts and CSV exports.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -147,8 +161,8 @@ pub struct RunMetrics {
     pub bytes_down: u64,
     /// Bytes from clients to the server on the clients' sockets.
     pub bytes_up: u64,
-    /// (bytes_down + bytes_up) / delivered.
-    pub bytes_per_delivery: f64,
+    /// (bytes_down + bytes_up) / delivered; `None` when nothing was delivered.
+    pub bytes_per_delivery: Option<f64>,
     /// TCP connections the clients opened.
     pub connections_opened: u64,
     /// Times a client set out to reconnect after losing its connection.
@@ -157,13 +171,13 @@ pub struct RunMetrics {
     pub fallbacks: u64,
     /// WebSocket upgrades answered with an HTTP error instead of 101.
     pub refused_upgrades: u64,
-    /// From a connection dying silently to its client noticing, milliseconds.
+    /// From a session connection dying silently to its client noticing, milliseconds.
     pub time_to_detect_ms: Percentiles,
-    /// Silent deaths that clients noticed (by letting the connection go).
+    /// Silent deaths of session connections that clients noticed (by letting the connection go).
     pub detections: u64,
-    /// Silent deaths still unnoticed when the run ended.
+    /// Silent deaths of session connections still unnoticed when the run ended.
     pub undetected: u64,
-    /// Connections the network killed silently (NAT expiry, network switch).
+    /// Session connections the network killed silently (NAT expiry, network switch).
     pub silent_deaths: u64,
     /// Connections cut openly by a proxy's read timeout or a server restart.
     pub cuts: u64,
@@ -175,8 +189,19 @@ pub struct RunMetrics {
     pub radio_active_per_client_s: f64,
     /// Upstream messages clients sent.
     pub upstream_sent: u64,
-    /// Upstream messages the server received.
+    /// Distinct upstream messages the server received (duplicates of a resent message dropped).
     pub upstream_received: u64,
+    /// Upstream messages sent that the server never received: `upstream_sent - upstream_received`.
+    pub upstream_lost: u64,
+    /// Upload connections (the HTTP transports' second connection for `POST /messages`) the network
+    /// killed silently; apart from `silent_deaths`, which describe the session's channel.
+    pub upload_silent_deaths: u64,
+    /// Upload connections' silent deaths the clients noticed.
+    pub upload_detections: u64,
+    /// Upload connections' silent deaths still unnoticed when the run ended.
+    pub upload_undetected: u64,
+    /// From an upload connection dying silently to its client noticing, milliseconds.
+    pub upload_time_to_detect_ms: Percentiles,
     /// Upstream message latency, send to server receipt, milliseconds.
     pub upstream_latency_ms: Percentiles,
     /// Most session reconnect attempts (connects by clients that had a session before) in any one

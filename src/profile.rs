@@ -51,6 +51,41 @@ pub struct Profile {
     /// Each scenario is run once for each transport. A profile without any runs one clean `baseline`.
     #[serde(default)]
     pub scenario: Vec<ScenarioSection>,
+    /// What the application needs; the verdict checks every run against it. Keys left out are assumed
+    /// (and the report says how).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<RequirementsSection>,
+    /// The real number of concurrent clients `clients` stands for, when more than are simulated: the
+    /// server-side figures (requests/s, bytes/s, open connections) are scaled to it in the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<i64>,
+}
+
+/// `[requirements]`: what the application needs. These keys are a contract.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementsSection {
+    /// Both sides send frequently (the brief's first question).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bidirectional: Option<bool>,
+    /// The server has news the client did not ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_push: Option<bool>,
+    /// The latency budget: `latency_percentile` of deliveries must arrive within it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<HumanDuration>,
+    /// 50, 95 or 99; default 95.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_percentile: Option<i64>,
+    /// Fraction of owed deliveries (server → client) that may be lost; default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lost: Option<f64>,
+    /// Fraction of client → server messages that may be lost; default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_upstream_lost: Option<f64>,
+    /// The server's request budget, requests per second (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_second: Option<f64>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -84,6 +119,9 @@ pub struct WorkloadSection {
     pub upstream_bytes: i64,
     /// Clients join at seeded moments spread over this long; measurement starts after it.
     pub client_ramp: HumanDuration,
+    /// Clients keep each upstream message in an outbox until the server acknowledges it and resend it
+    /// after a reconnect; the server drops duplicates by message id.
+    pub upstream_acks: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -450,6 +488,7 @@ impl Default for WorkloadSection {
             upstream_per_minute: 0.0,
             upstream_bytes: 100,
             client_ramp: secs(10),
+            upstream_acks: false,
         }
     }
 }

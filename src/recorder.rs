@@ -82,6 +82,9 @@ pub struct Recorder {
     latency_us: Histogram<u64>,
     upstream_latency_us: Histogram<u64>,
     detect_us: Histogram<u64>,
+    /// Time to detect a silent death of an upload connection (kept apart from the session's).
+    upload_detect_us: Histogram<u64>,
+    upload_silent_deaths: u64,
     delivered: u64,
     duplicates: u64,
     requests: u64,
@@ -129,6 +132,8 @@ impl Recorder {
             latency_us: histogram(),
             upstream_latency_us: histogram(),
             detect_us: histogram(),
+            upload_detect_us: histogram(),
+            upload_silent_deaths: 0,
             delivered: 0,
             duplicates: 0,
             requests: 0,
@@ -176,6 +181,11 @@ impl Recorder {
     /// Every published event has reached every client.
     pub fn all_delivered(&self) -> bool {
         self.delivered >= self.published.len() as u64 * self.clients.len() as u64
+    }
+
+    /// Every upstream message sent during the measured run has reached the server.
+    pub fn upstream_settled(&self) -> bool {
+        self.upstream_received >= self.upstream_sent
     }
 
     pub fn shared(self) -> SharedRecorder {
@@ -285,8 +295,11 @@ impl Recorder {
         };
         if let Some(died) = connection.died {
             let waited = self.now().saturating_sub(died);
-            self.detect_us
-                .saturating_record(waited.as_micros().max(1) as u64);
+            let histogram = match connection.purpose {
+                Purpose::Session => &mut self.detect_us,
+                Purpose::Upstream => &mut self.upload_detect_us,
+            };
+            histogram.saturating_record(waited.as_micros().max(1) as u64);
         }
     }
 
@@ -307,8 +320,11 @@ impl Recorder {
             if record.down_since.is_none() {
                 record.down_since = Some(now);
             }
+            self.bucket(now).silent_deaths += 1;
+        } else {
+            // An upload connection's death is the upload channel's, not the session's.
+            self.upload_silent_deaths += 1;
         }
-        self.bucket(now).silent_deaths += 1;
         Some(client)
     }
 
@@ -439,7 +455,8 @@ impl Recorder {
         }
     }
 
-    /// The server received an upstream message that was sent at `sent` (carried in the message).
+    /// The server received an upstream message that was sent at `sent` (carried in the message); the
+    /// server calls this once per distinct message (it drops resent duplicates by message id).
     pub fn upstream_received(&mut self, sent: Duration) {
         if !self.measuring(sent) {
             return;
@@ -524,22 +541,15 @@ impl Recorder {
             requests_per_second: per_second(self.requests, duration_s),
             bytes_down: self.bytes_down,
             bytes_up: self.bytes_up,
-            bytes_per_delivery: if self.delivered == 0 {
-                0.0
-            } else {
-                round3((self.bytes_down + self.bytes_up) as f64 / self.delivered as f64)
-            },
+            bytes_per_delivery: (self.delivered > 0)
+                .then(|| round3((self.bytes_down + self.bytes_up) as f64 / self.delivered as f64)),
             connections_opened: self.connections_opened,
             reconnects: self.reconnects,
             fallbacks: self.fallbacks,
             refused_upgrades: self.refused_upgrades,
             time_to_detect_ms: Percentiles::from_histogram(&self.detect_us),
             detections: self.detect_us.len(),
-            undetected: self
-                .connections
-                .values()
-                .filter(|c| c.died.is_some())
-                .count() as u64,
+            undetected: self.undetected(Purpose::Session),
             silent_deaths: self.timeline.iter().map(|b| b.silent_deaths).sum(),
             cuts: self.timeline.iter().map(|b| b.cuts).sum(),
             disconnected_s: round3(disconnected.as_secs_f64()),
@@ -551,6 +561,11 @@ impl Recorder {
             },
             upstream_sent: self.upstream_sent,
             upstream_received: self.upstream_received,
+            upstream_lost: self.upstream_sent.saturating_sub(self.upstream_received),
+            upload_silent_deaths: self.upload_silent_deaths,
+            upload_detections: self.upload_detect_us.len(),
+            upload_undetected: self.undetected(Purpose::Upstream),
+            upload_time_to_detect_ms: Percentiles::from_histogram(&self.upload_detect_us),
             upstream_latency_ms: Percentiles::from_histogram(&self.upstream_latency_us),
             resume_resets: self.resume_resets,
             peak_reconnects_per_second: self
@@ -561,6 +576,16 @@ impl Recorder {
                 .unwrap_or(0),
             timeline,
         }
+    }
+}
+
+impl Recorder {
+    /// Connections for `purpose` that died silently and are still held by their clients.
+    fn undetected(&self, purpose: Purpose) -> u64 {
+        self.connections
+            .values()
+            .filter(|c| c.died.is_some() && c.purpose == purpose)
+            .count() as u64
     }
 }
 
@@ -622,13 +647,17 @@ mod tests {
         assert_eq!(m.lost, 1);
         // Latencies 50 ms, 150 ms and the late 9,500 ms.
         assert!(
-            (m.latency_ms.max - 9500.0).abs() < 10.0,
+            (m.latency_ms.max.unwrap() - 9500.0).abs() < 10.0,
             "{:?}",
             m.latency_ms
         );
-        assert!((m.latency_ms.p50 - 150.0).abs() < 1.0, "{:?}", m.latency_ms);
         assert!(
-            (m.latency_ms.mean - 3233.3).abs() < 5.0,
+            (m.latency_ms.p50.unwrap() - 150.0).abs() < 1.0,
+            "{:?}",
+            m.latency_ms
+        );
+        assert!(
+            (m.latency_ms.mean.unwrap() - 3233.3).abs() < 5.0,
             "{:?}",
             m.latency_ms
         );
@@ -672,15 +701,20 @@ mod tests {
         r.session_up(0);
         let m = r.finish(Duration::from_secs(40));
         assert_eq!(m.detections, 1);
-        assert_eq!(m.undetected, 1, "the upstream connection was never let go");
-        assert_eq!(m.silent_deaths, 2);
+        assert_eq!(m.undetected, 0, "the session's death was noticed");
+        assert_eq!(m.silent_deaths, 1, "the session's channel only");
+        // The upload connection's death is reported apart: never let go, so undetected.
+        assert_eq!(m.upload_silent_deaths, 1);
+        assert_eq!(m.upload_undetected, 1);
+        assert_eq!(m.upload_detections, 0);
+        assert_eq!(m.upload_time_to_detect_ms.p50, None);
         assert_eq!(
             m.timeline.fault_marks,
             vec![(1.0, "nat expiry".to_string())],
             "marked once a second"
         );
         assert!(
-            (m.time_to_detect_ms.p50 - 30_000.0).abs() < 50.0,
+            (m.time_to_detect_ms.p50.unwrap() - 30_000.0).abs() < 50.0,
             "{:?}",
             m.time_to_detect_ms
         );

@@ -27,6 +27,171 @@ pub struct Plan {
     pub simulation: Simulation,
     /// The profile file as it was named (for the report's "Reproduce" line).
     pub profile_path: std::path::PathBuf,
+    /// What the application needs, as evaluated (given or assumed).
+    pub requirements: Requirements,
+    /// The real population the simulated clients stand for, when larger than `clients`.
+    pub population: Option<u64>,
+}
+
+/// The requirements every run is checked against: the profile's `[requirements]`, with the keys it
+/// leaves out assumed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Requirements {
+    pub bidirectional: bool,
+    pub server_push: bool,
+    /// The latency budget.
+    #[serde(serialize_with = "serialize_duration")]
+    pub latency: Duration,
+    /// Which percentile of deliveries must arrive within `latency`: 50, 95 or 99.
+    pub latency_percentile: u32,
+    pub max_lost: f64,
+    pub max_upstream_lost: f64,
+    pub max_requests_per_second: Option<f64>,
+    /// Each key the profile did not give, with how its value was chosen.
+    pub assumed: Vec<Assumption>,
+}
+
+/// A requirement the profile did not state, and how its value was chosen.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Assumption {
+    pub key: &'static str,
+    pub how: String,
+}
+
+/// A number without a needless `.0`: `4`, `0.5`.
+fn plain_number(x: f64) -> String {
+    let text = format!("{x:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::duration::format(*d))
+}
+
+/// The latency budget assumed when a profile states none: a typical budget for live data on screen.
+pub const ASSUMED_LATENCY: Duration = Duration::from_secs(1);
+
+/// Clients sending at least this many messages a minute each count as "both sides send frequently"
+/// when the profile does not say.
+pub const ASSUMED_BIDIRECTIONAL_PER_MINUTE: f64 = 1.0;
+
+impl Requirements {
+    /// Validates `[requirements]` (absent: everything assumed) against the workload it describes.
+    fn resolve(
+        section: Option<&crate::profile::RequirementsSection>,
+        workload: &crate::profile::WorkloadSection,
+        err: &dyn Fn(&str, String) -> InputError,
+    ) -> Result<Requirements, InputError> {
+        let given = section.cloned().unwrap_or_default();
+        let mut assumed = Vec::new();
+        let bidirectional = match given.bidirectional {
+            Some(b) => b,
+            None => {
+                let b = workload.upstream_per_minute >= ASSUMED_BIDIRECTIONAL_PER_MINUTE;
+                assumed.push(Assumption {
+                    key: "bidirectional",
+                    how: format!(
+                        "{b}, from the upstream rate: each client sends {} messages a minute ({} at {} \
+                         or more)",
+                        plain_number(workload.upstream_per_minute),
+                        if b { "frequent" } else { "frequent only" },
+                        plain_number(ASSUMED_BIDIRECTIONAL_PER_MINUTE)
+                    ),
+                });
+                b
+            }
+        };
+        let server_push = match given.server_push {
+            Some(b) => b,
+            None => {
+                assumed.push(Assumption {
+                    key: "server_push",
+                    how: "true: the workload publishes events to every client unasked".into(),
+                });
+                true
+            }
+        };
+        let latency = match given.latency {
+            Some(d) if d.0.is_zero() => {
+                return Err(err(
+                    "requirements.latency",
+                    "must be longer than zero".into(),
+                ))
+            }
+            Some(d) => d.0,
+            None => {
+                assumed.push(Assumption {
+                    key: "latency",
+                    how: format!(
+                        "{}, a typical budget for live data on screen",
+                        crate::duration::format(ASSUMED_LATENCY)
+                    ),
+                });
+                ASSUMED_LATENCY
+            }
+        };
+        let latency_percentile = match given.latency_percentile {
+            Some(p @ (50 | 95 | 99)) => p as u32,
+            Some(p) => {
+                return Err(err(
+                    "requirements.latency_percentile",
+                    format!("must be 50, 95 or 99 (got {p})"),
+                ))
+            }
+            None => {
+                assumed.push(Assumption {
+                    key: "latency_percentile",
+                    how: "95, the default".into(),
+                });
+                95
+            }
+        };
+        let fraction = |key: &'static str,
+                        value: Option<f64>,
+                        assumed: &mut Vec<Assumption>|
+         -> Result<f64, InputError> {
+            match value {
+                Some(v) if v.is_finite() && (0.0..=1.0).contains(&v) => Ok(v),
+                Some(v) => Err(err(
+                    &format!("requirements.{key}"),
+                    format!("must be a fraction between 0 and 1 (got {v})"),
+                )),
+                None => {
+                    assumed.push(Assumption {
+                        key,
+                        how: "0, the default: nothing may be lost".into(),
+                    });
+                    Ok(0.0)
+                }
+            }
+        };
+        let max_lost = fraction("max_lost", given.max_lost, &mut assumed)?;
+        // Without upstream traffic there is nothing to lose: no assumption worth listing.
+        let upstream_given = given
+            .max_upstream_lost
+            .or((workload.upstream_per_minute == 0.0).then_some(0.0));
+        let max_upstream_lost = fraction("max_upstream_lost", upstream_given, &mut assumed)?;
+        let max_requests_per_second = match given.max_requests_per_second {
+            Some(v) if v.is_finite() && v > 0.0 => Some(v),
+            Some(v) => {
+                return Err(err(
+                    "requirements.max_requests_per_second",
+                    format!("must be more than 0 (got {v})"),
+                ))
+            }
+            None => None,
+        };
+        Ok(Requirements {
+            bidirectional,
+            server_push,
+            latency,
+            latency_percentile,
+            max_lost,
+            max_upstream_lost,
+            max_requests_per_second,
+            assumed,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +209,8 @@ pub struct Workload {
     pub upstream_bytes: usize,
     /// Clients arrive at seeded moments spread over this long; events are published after it.
     pub client_ramp: Duration,
+    /// Upstream messages wait in an outbox until acknowledged, and are resent after a reconnect.
+    pub upstream_acks: bool,
 }
 
 /// Every transport's own knobs, and the policies they share.
@@ -441,6 +608,7 @@ impl Plan {
                 upstream_per_minute: w.upstream_per_minute,
                 upstream_bytes,
                 client_ramp: within_run("workload.client_ramp", w.client_ramp.0)?,
+                upstream_acks: w.upstream_acks,
             },
             settings: TransportSettings {
                 polling_interval,
@@ -465,6 +633,20 @@ impl Plan {
             },
             scenarios,
             simulation: Simulation { tick, client_hosts },
+            requirements: Requirements::resolve(p.requirements.as_ref(), w, &err)?,
+            population: match p.population {
+                None => None,
+                Some(n) if n >= p.clients && n <= 1_000_000_000 => Some(n as u64),
+                Some(n) => {
+                    return Err(err(
+                        "population",
+                        format!(
+                            "must be at least `clients` ({}) and at most 1000000000 (got {n})",
+                            p.clients
+                        ),
+                    ))
+                }
+            },
         })
     }
 

@@ -12,11 +12,24 @@ use std::process::ExitCode;
 use anyhow::{bail, ensure, Context as _};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::MergeArgs;
 use crate::metrics::RunMetrics;
 use crate::profile::Source;
 use crate::report::{self, Report};
 use crate::simulate::{self, Overrides};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Folders (or files) holding `shard-K-of-N.json` files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Report folder (default: `reports/<profile name>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print summary.json on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// One run's result inside a shard file.
 #[derive(Debug, Serialize, Deserialize)]

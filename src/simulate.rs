@@ -10,13 +10,83 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::cli::SimulateArgs;
 use crate::profile::{Profile, Source};
 use crate::report::{self, Report};
 use crate::runner;
 use crate::scenario::Plan;
 use crate::shard;
 use crate::transport::TransportKind;
+use clap::Args;
+use std::path::PathBuf;
+
+/// How to run a profile's simulations: the options `simulate` and `sweep` share.
+#[derive(Debug, Args)]
+pub struct RunOptions {
+    /// Seed for every random choice in the simulation (overrides the profile's `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Only these transports, comma-separated (overrides the profile's `transports`).
+    #[arg(long, value_delimiter = ',')]
+    pub transports: Option<Vec<TransportKind>>,
+    /// Simulate this many clients instead of the profile's `clients` (a quick look).
+    #[arg(long)]
+    pub clients: Option<u32>,
+    /// Simulate this long instead of the profile's `duration`, e.g. `30s` (a quick look).
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub duration: Option<std::time::Duration>,
+    /// Repeat every run with this many seeds and report means with 95 % confidence intervals.
+    #[arg(long)]
+    pub seeds: Option<u32>,
+    /// Simulations to run at once (default: the number of cores). Results do not depend on it.
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+}
+
+impl RunOptions {
+    /// The profile settings these options override.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            seed: self.seed,
+            transports: self.transports.clone(),
+            clients: self.clients,
+            duration: self.duration,
+            seeds: self.seeds,
+        }
+    }
+
+    /// Threads to use: `--jobs`, or the machine's cores.
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(crate::runner::default_jobs)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The profile to run (TOML).
+    pub profile: PathBuf,
+    /// Report folder (default: `reports/<profile name>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunOptions,
+    /// Run only slice K of N of the run list and write `shard-K-of-N.json` into the report folder;
+    /// `rtsim merge` combines the slices into the report an unsharded run would write.
+    #[arg(long, value_name = "K/N", value_parser = crate::simulate::parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Print summary.json on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the full comparison table (every metric) after the verdict and the matrix.
+    #[arg(long)]
+    pub wide: bool,
+    /// For CI: exit with status 1, naming each failure, when TRANSPORT misses any requirement in any
+    /// scenario (or cannot be judged); 0 when it meets them all.
+    #[arg(long, value_name = "TRANSPORT")]
+    pub check: Option<TransportKind>,
+}
 
 /// Command-line overrides of a profile's settings.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -193,6 +263,12 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{note}");
         }
     }
+    if let Some(t) = args.check {
+        anyhow::ensure!(
+            plan.transports.contains(&t),
+            "--check {t}: {t} is not among the transports this run simulates"
+        );
+    }
     let dir = args
         .out
         .clone()
@@ -245,7 +321,15 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         progress.update(index, at)
     })?;
     drop(progress);
-    finish_report(&dir, &report, args.json)
+    finish_report_with(
+        &dir,
+        &report,
+        &Output {
+            json: args.json,
+            wide: args.wide,
+            check: args.check,
+        },
+    )
 }
 
 /// "scenario × transport" (with the seed when runs are repeated), for progress.
@@ -261,17 +345,87 @@ fn run_name(plan: &Plan, spec: &crate::scenario::RunSpec) -> String {
     }
 }
 
-/// Writes the report folder and prints the table (or the summary as JSON).
+/// What to print after a run.
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    /// summary.json on stdout instead of the terminal summary.
+    pub json: bool,
+    /// The full comparison table after the matrix.
+    pub wide: bool,
+    /// Exit 1 when this transport misses a requirement anywhere.
+    pub check: Option<TransportKind>,
+}
+
+/// Writes the report folder and prints the terminal summary (or the summary as JSON).
 pub fn finish_report(dir: &Path, report: &Report, json: bool) -> anyhow::Result<ExitCode> {
+    finish_report_with(
+        dir,
+        report,
+        &Output {
+            json,
+            ..Output::default()
+        },
+    )
+}
+
+/// The terminal's width: `COLUMNS` when set, else stdout's terminal, else 80.
+pub fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+        .or_else(|| terminal_size::terminal_size().map(|(w, _)| w.0 as usize))
+        .unwrap_or(80)
+}
+
+/// Writes the report folder, prints what `output` asks for, and gives `--check`'s exit status.
+pub fn finish_report_with(
+    dir: &Path,
+    report: &Report,
+    output: &Output,
+) -> anyhow::Result<ExitCode> {
     report::write_report(dir, report)
         .with_context(|| format!("while writing the report for `{}`", report.plan.name))?;
-    if json {
+    let width = terminal_width();
+    if output.json {
         print!("{}", report::json::summary_json(report)?);
     } else {
-        println!("{}", report::table::comparison_table(report));
-        println!("Report written to {}", dir.display());
+        print!("{}", report::table::terminal(report, width, output.wide));
+        println!("\nReport written to {}", dir.display());
     }
-    Ok(ExitCode::SUCCESS)
+    let Some(t) = output.check else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let problems = report.verdict.problems(t);
+    if problems.is_empty() {
+        eprintln!(
+            "check {t}: meets every requirement in every scenario ({} checks)",
+            report
+                .verdict
+                .checks
+                .iter()
+                .filter(|c| c.transport == t)
+                .count()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "check {t}: FAILED — {} of its checks did not pass:",
+        problems.len()
+    );
+    for c in problems {
+        for line in report::table::wrap(
+            &format!(
+                "- {}",
+                crate::decision::verdict::failure_sentence(&report.plan, c)
+            ),
+            width,
+            "  ",
+        ) {
+            eprintln!("{line}");
+        }
+    }
+    Ok(ExitCode::from(1))
 }
 
 #[cfg(test)]

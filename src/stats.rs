@@ -81,8 +81,11 @@ pub fn mean_metrics(runs: &[&RunMetrics]) -> (RunMetrics, Value) {
     (metrics, interval)
 }
 
-/// Field-wise mean and interval of JSON values of one shape.
+/// Field-wise mean and interval of JSON values of one shape. A number some runs did not measure
+/// (`null`) is the mean of the runs that did; `null` in every run stays `null`.
 fn combine(values: &[&Value]) -> (Value, Value) {
+    let present: Vec<&Value> = values.iter().copied().filter(|v| !v.is_null()).collect();
+    let values: &[&Value] = if present.is_empty() { values } else { &present };
     match values.first() {
         Some(Value::Object(first)) => {
             let mut mean = Map::new();
@@ -152,11 +155,13 @@ mod tests {
             requests_per_second: 1.0,
             ..Default::default()
         };
+        let mut a = a;
+        a.latency_ms.p50 = Some(0.0);
         let mut b = a.clone();
         b.delivered = 13;
         b.lost = 2;
         b.requests_per_second = 2.0;
-        b.latency_ms.p50 = 100.0;
+        b.latency_ms.p50 = Some(100.0);
         let (mean, interval) = mean_metrics(&[&a, &b]);
         assert_eq!(
             mean.delivered, 12,
@@ -164,7 +169,14 @@ mod tests {
         );
         assert_eq!(mean.lost, 2);
         assert_eq!(mean.requests_per_second, 1.5);
-        assert_eq!(mean.latency_ms.p50, 50.0);
+        assert_eq!(mean.latency_ms.p50, Some(50.0));
+        // Not measured in any seed stays not measured; measured in some is their mean.
+        assert_eq!(mean.latency_ms.p95, None);
+        assert!(interval["latency_ms"].get("p95").is_none());
+        let mut c = a.clone();
+        c.latency_ms.p50 = None;
+        let (mean, _) = mean_metrics(&[&c, &b]);
+        assert_eq!(mean.latency_ms.p50, Some(100.0));
         // t(1) = 12.706, se = 0.5 → ±6.353
         assert_eq!(
             interval["requests_per_second"],

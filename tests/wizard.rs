@@ -102,7 +102,7 @@ fn shipped_example_gives_websocket_json_and_a_runnable_profile() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["heartbeat", "backoff", "resume"]);
+    assert_eq!(ids, ["heartbeat", "backoff", "resume", "upstream-acks"]);
     for m in v["mitigations"].as_array().unwrap() {
         for field in ["title", "reason", "source"] {
             assert!(!m[field].as_str().unwrap().is_empty(), "{m}");
@@ -110,7 +110,16 @@ fn shipped_example_gives_websocket_json_and_a_runnable_profile() {
     }
     let plan = accepted_by_simulate(&dir.path().join("chat.toml"));
     assert_eq!(plan.name, "team-chat");
-    assert_eq!(plan.clients, 1000);
+    assert_eq!(
+        plan.clients, 5000,
+        "up to 10,000 clients are simulated as answered"
+    );
+    assert_eq!(plan.population, None);
+    assert!(
+        plan.workload.upstream_acks,
+        "the outbox the wizard proposes for chat"
+    );
+    assert!(plan.requirements.bidirectional && plan.requirements.assumed.is_empty());
     let names: Vec<&str> = plan.scenarios.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
@@ -131,6 +140,67 @@ fn shipped_example_gives_websocket_json_and_a_runnable_profile() {
     );
 }
 
+/// The corporate dashboard of the issue: no push, one change a minute, a 60 s budget. The wizard and
+/// the report's verdict name the same transport, from the same decision module.
+#[test]
+fn the_wizard_and_the_report_agree_on_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let answers = write(
+        dir.path(),
+        "dashboard.toml",
+        "name = \"corp-dashboard\"\nbidirectional = false\nserver_push = false\n\
+         changes_per_minute = 1.0\nclients = 300\nmobile_share = 0.0\ncorporate_proxies = true\n\
+         load_balancer = \"none\"\nlatency_budget = \"60s\"\n",
+    );
+    let out = rtsim(
+        dir.path(),
+        &[
+            "wizard",
+            "--answers",
+            answers.to_str().unwrap(),
+            "--json",
+            "--profile-out",
+            "dash.toml",
+        ],
+    );
+    let v = json(&out);
+    assert_eq!(v["transport"], "polling", "{v:#}");
+    let plan = accepted_by_simulate(&dir.path().join("dash.toml"));
+    assert_eq!(
+        plan.requirements.latency,
+        std::time::Duration::from_secs(60)
+    );
+    assert!(!plan.requirements.server_push);
+    // Two minutes at one change a minute: few events, and the report says so.
+    let sim = rtsim(
+        dir.path(),
+        &[
+            "simulate",
+            "dash.toml",
+            "--clients",
+            "6",
+            "--duration",
+            "2m",
+            "--quiet",
+            "--out",
+            "sim",
+        ],
+    );
+    assert!(sim.status.success(), "{}", stderr(&sim));
+    let stdout = String::from_utf8_lossy(&sim.stdout);
+    assert!(
+        stdout.contains("Warning: Only"),
+        "sample-size warning: {stdout}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("sim/summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let verdict = &summary["verdict"];
+    assert_eq!(verdict["candidate"], v["transport"], "{verdict:#}");
+    assert_eq!(verdict["transport"], v["transport"], "{verdict:#}");
+    assert_eq!(verdict["confirmed"], true, "{verdict:#}");
+    assert!(!text.contains("Best fit"));
+}
+
 #[test]
 fn every_leaf_through_the_binary() {
     let cases = [
@@ -141,8 +211,13 @@ fn every_leaf_through_the_binary() {
             "long-polling",
         ),
         (
-            "bidirectional = false\nserver_push = false\nchanges_per_minute = 1.0\n",
+            "bidirectional = false\nserver_push = false\nchanges_per_minute = 1.0\nlatency_budget = \"60s\"\n",
             "polling",
+        ),
+        // A budget polling cannot meet moves the answer up the tree.
+        (
+            "bidirectional = false\nserver_push = false\nchanges_per_minute = 1.0\nlatency_budget = \"200ms\"\n",
+            "long-polling",
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
@@ -182,7 +257,15 @@ fn proxies_and_cdn_put_their_scenarios_and_mitigations_in_the_profile() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["heartbeat", "backoff", "websocket-fallback"]);
+    assert_eq!(
+        ids,
+        [
+            "heartbeat",
+            "backoff",
+            "websocket-fallback",
+            "upstream-acks"
+        ]
+    );
     let plan = accepted_by_simulate(&dir.path().join("profiles/office.toml"));
     let names: Vec<&str> = plan.scenarios.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
@@ -489,10 +572,7 @@ mod pty {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("#   clients = 2000"), "{text}");
         assert!(text.contains("#   load_balancer = \"sticky\""), "{text}");
-        assert!(
-            text.contains("recommended for 2000 clients (simulated: 1000)"),
-            "{text}"
-        );
+        assert!(text.contains("recommended for 2000 clients."), "{text}");
         let plan = accepted_by_simulate(&path);
         let names: Vec<&str> = plan.scenarios.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(

@@ -1307,7 +1307,8 @@ pub fn latency_percentiles<DB: DrawingBackend>(
         .runs
         .iter()
         .filter(delivered)
-        .flat_map(|r| [r.metrics.latency_ms.p50, r.metrics.latency_ms.p99]);
+        .flat_map(|r| [r.metrics.latency_ms.p50, r.metrics.latency_ms.p99])
+        .flatten();
     let y_range = log_range(all);
     for ((scenario, runs), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
         let Some(y_range) = y_range.clone().filter(|_| runs.iter().any(delivered)) else {
@@ -1325,7 +1326,11 @@ pub fn latency_percentiles<DB: DrawingBackend>(
                 let l = run.map(|r| &r.metrics.latency_ms);
                 (
                     t,
-                    vec![l.map(|l| l.p50), l.map(|l| l.p95), l.map(|l| l.p99)],
+                    vec![
+                        l.and_then(|l| l.p50),
+                        l.and_then(|l| l.p95),
+                        l.and_then(|l| l.p99),
+                    ],
                 )
             })
             .collect();
@@ -1747,21 +1752,15 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             caption: "Bytes on the wire per delivered event",
             y_desc: "bytes / delivered event",
             groups: scenario_names(report),
-            series: per_scenario(report, |r| {
-                if r.metrics.delivered > 0 {
-                    r.metrics.bytes_per_delivery
-                } else {
-                    f64::NAN
-                }
-            })
-            .into_iter()
-            .map(|(t, v)| {
-                (
-                    t,
-                    v.into_iter().map(|x| x.filter(|x| x.is_finite())).collect(),
-                )
-            })
-            .collect(),
+            series: per_scenario(report, |r| r.metrics.bytes_per_delivery.unwrap_or(f64::NAN))
+                .into_iter()
+                .map(|(t, v)| {
+                    (
+                        t,
+                        v.into_iter().map(|x| x.filter(|x| x.is_finite())).collect(),
+                    )
+                })
+                .collect(),
             log: false,
             value_label: |b| fmt_num(b.round()),
             y_range: None,

@@ -22,20 +22,18 @@ const RUN_COLUMNS: &[Column] = &[
     ("delivered", |r| r.metrics.delivered.to_string()),
     ("lost", |r| r.metrics.lost.to_string()),
     ("duplicates", |r| r.metrics.duplicates.to_string()),
-    ("latency_mean_ms", |r| r.metrics.latency_ms.mean.to_string()),
-    ("latency_p50_ms", |r| r.metrics.latency_ms.p50.to_string()),
-    ("latency_p95_ms", |r| r.metrics.latency_ms.p95.to_string()),
-    ("latency_p99_ms", |r| r.metrics.latency_ms.p99.to_string()),
-    ("latency_max_ms", |r| r.metrics.latency_ms.max.to_string()),
+    ("latency_mean_ms", |r| opt(r.metrics.latency_ms.mean)),
+    ("latency_p50_ms", |r| opt(r.metrics.latency_ms.p50)),
+    ("latency_p95_ms", |r| opt(r.metrics.latency_ms.p95)),
+    ("latency_p99_ms", |r| opt(r.metrics.latency_ms.p99)),
+    ("latency_max_ms", |r| opt(r.metrics.latency_ms.max)),
     ("requests", |r| r.metrics.requests.to_string()),
     ("requests_per_second", |r| {
         r.metrics.requests_per_second.to_string()
     }),
     ("bytes_down", |r| r.metrics.bytes_down.to_string()),
     ("bytes_up", |r| r.metrics.bytes_up.to_string()),
-    ("bytes_per_delivery", |r| {
-        r.metrics.bytes_per_delivery.to_string()
-    }),
+    ("bytes_per_delivery", |r| opt(r.metrics.bytes_per_delivery)),
     ("connections_opened", |r| {
         r.metrics.connections_opened.to_string()
     }),
@@ -43,10 +41,10 @@ const RUN_COLUMNS: &[Column] = &[
     ("fallbacks", |r| r.metrics.fallbacks.to_string()),
     ("detections", |r| r.metrics.detections.to_string()),
     ("time_to_detect_p50_ms", |r| {
-        r.metrics.time_to_detect_ms.p50.to_string()
+        opt(r.metrics.time_to_detect_ms.p50)
     }),
     ("time_to_detect_p95_ms", |r| {
-        r.metrics.time_to_detect_ms.p95.to_string()
+        opt(r.metrics.time_to_detect_ms.p95)
     }),
     ("disconnected_s", |r| r.metrics.disconnected_s.to_string()),
     ("radio_active_s", |r| r.metrics.radio_active_s.to_string()),
@@ -58,10 +56,10 @@ const RUN_COLUMNS: &[Column] = &[
         r.metrics.upstream_received.to_string()
     }),
     ("upstream_latency_p50_ms", |r| {
-        r.metrics.upstream_latency_ms.p50.to_string()
+        opt(r.metrics.upstream_latency_ms.p50)
     }),
     ("upstream_latency_p95_ms", |r| {
-        r.metrics.upstream_latency_ms.p95.to_string()
+        opt(r.metrics.upstream_latency_ms.p95)
     }),
     ("peak_reconnects_per_second", |r| {
         r.metrics.peak_reconnects_per_second.to_string()
@@ -73,7 +71,19 @@ const RUN_COLUMNS: &[Column] = &[
     ("undetected", |r| r.metrics.undetected.to_string()),
     ("cuts", |r| r.metrics.cuts.to_string()),
     ("resume_resets", |r| r.metrics.resume_resets.to_string()),
+    ("upstream_lost", |r| r.metrics.upstream_lost.to_string()),
+    ("upload_silent_deaths", |r| {
+        r.metrics.upload_silent_deaths.to_string()
+    }),
+    ("upload_undetected", |r| {
+        r.metrics.upload_undetected.to_string()
+    }),
 ];
+
+/// A measured number, or an empty field when nothing was measured (never a zero).
+fn opt(value: Option<f64>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
 
 /// A CSV field, quoted when it needs to be.
 fn field(text: &str) -> String {

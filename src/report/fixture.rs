@@ -42,11 +42,11 @@ pub fn plan() -> Plan {
 
 fn percentiles(p50: f64) -> Percentiles {
     Percentiles {
-        mean: p50 * 1.1,
-        p50,
-        p95: p50 * 2.0,
-        p99: p50 * 3.0,
-        max: p50 * 4.0,
+        mean: Some(p50 * 1.1),
+        p50: Some(p50),
+        p95: Some(p50 * 2.0),
+        p99: Some(p50 * 3.0),
+        max: Some(p50 * 4.0),
     }
 }
 
@@ -119,7 +119,7 @@ pub fn metrics(
         requests_per_second: rps,
         bytes_down: 100_000,
         bytes_up: 20_000,
-        bytes_per_delivery: 120_000.0 / (expected - lost) as f64,
+        bytes_per_delivery: Some(120_000.0 / (expected - lost) as f64),
         connections_opened: clients + reconnects,
         reconnects,
         detections: u64::from(lost > 0) * 3,

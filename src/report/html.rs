@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 
 use super::charts::{colour_hex, Chart};
 use super::insights::insights;
-use super::table::{comparison_rows, FIRST_NUMERIC_COLUMN};
+use super::table::{
+    comparison_rows, matrix_legend, matrix_rows, requirements_text, FIRST_NUMERIC_COLUMN,
+};
 use super::{brief, label, reproduce_command, Exporter, Report, ReportFile};
 
 /// Escapes text for HTML element content and attribute values.
@@ -40,6 +42,10 @@ th{background:#f4f4f4;position:sticky;top:0}td.n{text-align:right}
 .scroll{overflow-x:auto}
 figure{margin:2em 0}figure img{width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;margin-top:.4em}
+.verdict{border:2px solid #2a7;border-radius:6px;padding:.8em 1.2em;margin:1.2em 0;background:#f3fbf6}
+.verdict.open{border-color:#c83;background:#fdf7f0}.verdict h2{border:0;margin:.1em 0 .4em;font-size:1.4rem}
+.verdict ul{margin:.4em 0}.matrix td{text-align:center}.matrix td.pass{color:#176}.matrix td.fail{color:#b31;font-weight:600}
+.matrix td.unsure{color:#a60}.assumed{color:#555}
 .insight{margin:1.2em 0}.insight h3{margin-bottom:.2em}.insight .conditions{color:#555;margin:.2em 0}
 code,pre{font-family:ui-monospace,Menlo,Consolas,'DejaVu Sans Mono',monospace;background:#f4f4f4;border-radius:3px}
 pre{padding:.8em 1em;overflow-x:auto}
@@ -61,6 +67,9 @@ pub fn index_html(report: &Report) -> String {
     if !plan.description.is_empty() {
         let _ = writeln!(h, "<p class=\"lede\">{}</p>", escape(&plan.description));
     }
+
+    // The decision first: it is what the meeting came for.
+    h.push_str(&verdict_html(report));
 
     // What was simulated.
     h.push_str("<dl class=\"brief\">\n");
@@ -129,6 +138,36 @@ pub fn index_html(report: &Report) -> String {
          without a working connection; <em>radio</em>: time a phone's radio stays in its high-power state.</p>\n",
     );
 
+    if let Some((header, rows)) = super::table::scaled_rows(report) {
+        let _ = writeln!(
+            h,
+            "<h2 id=\"scaled\">Scaled to {} clients</h2>\n<p>{} clients were simulated; the server-side \
+             figures below are scaled ×{} to the population the profile names (<code>population</code>). \
+             Client-side figures (latency, losses) are the simulated clients' own.</p>",
+            plan.population.unwrap_or_default(),
+            plan.clients,
+            escape(&super::insights::fmt_num(crate::decision::verdict::scale(plan)))
+        );
+        h.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
+        for column in &header {
+            let _ = write!(h, "<th>{}</th>", escape(column));
+        }
+        h.push_str("</tr></thead>\n<tbody>\n");
+        for row in &rows {
+            h.push_str("<tr>");
+            for (i, c) in row.iter().enumerate() {
+                let class = if i >= FIRST_NUMERIC_COLUMN {
+                    " class=\"n\""
+                } else {
+                    ""
+                };
+                let _ = write!(h, "<td{class}>{}</td>", escape(c));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</tbody>\n</table></div>\n");
+    }
+
     // Every chart.
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
     for chart in Chart::ALL {
@@ -166,6 +205,84 @@ pub fn index_html(report: &Report) -> String {
         env!("CARGO_PKG_VERSION")
     );
     h.push_str("</main>\n</body>\n</html>\n");
+    h
+}
+
+/// The verdict, the requirements and the scenario × transport matrix, for the top of the page.
+pub fn verdict_html(report: &Report) -> String {
+    let v = &report.verdict;
+    let mut h = String::new();
+    let _ = writeln!(
+        h,
+        "<section id=\"verdict\" class=\"verdict{}\">\n<h2>Verdict: {}</h2>\n<p><strong>{}</strong></p>\n<ul>",
+        if v.confirmed { "" } else { " open" },
+        escape(label(v.transport)),
+        escape(&v.headline)
+    );
+    for reason in &v.reasons {
+        let _ = writeln!(h, "<li>{}</li>", escape(reason));
+    }
+    h.push_str("</ul>\n");
+    let _ = writeln!(h, "<p>{}</p>", escape(&requirements_text(report)));
+    let assumed = &report.plan.requirements.assumed;
+    if !assumed.is_empty() {
+        h.push_str("<ul class=\"assumed\">\n");
+        for a in assumed {
+            let _ = writeln!(
+                h,
+                "<li>Assumed <code>{}</code>: {}</li>",
+                escape(a.key),
+                escape(&a.how)
+            );
+        }
+        h.push_str("</ul>\n");
+    }
+    let (header, rows) = matrix_rows(report);
+    h.push_str("<div class=\"scroll\"><table class=\"matrix\">\n<thead><tr>");
+    for (i, column) in header.iter().enumerate() {
+        let name = if i == 0 {
+            escape(column)
+        } else {
+            report
+                .transports()
+                .get(i - 1)
+                .map(|t| {
+                    format!(
+                        "<span class=\"swatch\" style=\"background:{}\"></span>{}",
+                        colour_hex(*t),
+                        escape(label(*t))
+                    )
+                })
+                .unwrap_or_default()
+        };
+        let _ = write!(h, "<th>{name}</th>");
+    }
+    h.push_str("</tr></thead>\n<tbody>\n");
+    for row in &rows {
+        h.push_str("<tr>");
+        for (i, cell) in row.iter().enumerate() {
+            if i == 0 {
+                let _ = write!(h, "<th>{}</th>", escape(cell));
+            } else {
+                let class = if cell.starts_with('✓') {
+                    "pass"
+                } else if cell.starts_with('✗') {
+                    "fail"
+                } else {
+                    "unsure"
+                };
+                let _ = write!(h, "<td class=\"{class}\">{}</td>", escape(cell));
+            }
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody>\n</table></div>\n");
+    let _ = writeln!(
+        h,
+        "<p class=\"assumed\">{}</p>",
+        escape(&matrix_legend(report))
+    );
+    h.push_str("</section>\n");
     h
 }
 
@@ -208,7 +325,17 @@ mod tests {
         assert!(page.contains("SSE lost 50 of 600 owed deliveries"));
         assert!(page.contains("--seed 7"));
         assert!(page.contains(env!("CARGO_PKG_VERSION")));
-        assert_eq!(page.matches("<tr>").count(), 1 + 8);
+        // The comparison (header + 8 runs) and the matrix (header + 2 scenarios).
+        assert_eq!(page.matches("<tr>").count(), 1 + 8 + 1 + 2);
+        let verdict = page.find("id=\"verdict\"").unwrap();
+        assert!(
+            verdict < page.find("id=\"meaning\"").unwrap(),
+            "the verdict comes first"
+        );
+        assert!(
+            page.contains("<td class=\"fail\">✗ lost</td>"),
+            "SSE's loss in the matrix"
+        );
     }
 
     #[test]

@@ -148,11 +148,15 @@ fn scenario_sentences(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> 
     if runs.is_empty() {
         return out;
     }
-    if let Some(verdict) = verdict(runs) {
-        out.push(verdict);
+    if let Some(first) = runs.first() {
+        let published = first.metrics.published;
+        if published < crate::metrics::MIN_EVENTS_FOR_PERCENTILES {
+            out.push(small_sample(published));
+        }
     }
     out.extend(latency(plan, scenario, runs));
     out.extend(losses(plan, scenario, runs));
+    out.extend(upstream_losses(runs));
     out.extend(cost(runs));
     for run in runs.iter().filter(|r| r.metrics.duplicates > 0) {
         out.push(format!(
@@ -164,48 +168,6 @@ fn scenario_sentences(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> 
     out
 }
 
-/// The best fit on these numbers: fewest losses, then p95 within 10 % of the best, then the cheapest.
-fn verdict(runs: &[&RunResult]) -> Option<String> {
-    let delivering: Vec<&&RunResult> = runs.iter().filter(|r| r.metrics.delivered > 0).collect();
-    let fewest_lost = delivering.iter().map(|r| r.metrics.lost).min()?;
-    let safe: Vec<&&RunResult> = delivering
-        .iter()
-        .copied()
-        .filter(|r| r.metrics.lost == fewest_lost)
-        .collect();
-    let best_p95 = safe
-        .iter()
-        .map(|r| r.metrics.latency_ms.p95)
-        .fold(f64::INFINITY, f64::min);
-    let best = safe
-        .iter()
-        .copied()
-        .filter(|r| r.metrics.latency_ms.p95 <= best_p95 * 1.1 + 1.0)
-        .min_by(|a, b| {
-            a.metrics
-                .requests_per_second
-                .total_cmp(&b.metrics.requests_per_second)
-                .then(
-                    a.metrics
-                        .bytes_per_delivery
-                        .total_cmp(&b.metrics.bytes_per_delivery),
-                )
-        })?;
-    let m = &best.metrics;
-    let loss = if m.lost == 0 {
-        "no lost events".to_string()
-    } else {
-        format!("the fewest lost events ({})", m.lost)
-    };
-    Some(format!(
-        "Best fit here: {} — {}, p95 latency {}, {} at the server.",
-        label(best.transport),
-        loss,
-        fmt_ms(m.latency_ms.p95),
-        counted(m.requests_per_second, "request/s", "requests/s")
-    ))
-}
-
 fn latency(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
     let delivering: Vec<&&RunResult> = runs.iter().filter(|r| r.metrics.delivered > 0).collect();
     let mut out = Vec::new();
@@ -215,23 +177,14 @@ fn latency(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String>
             label(run.transport)
         ));
     }
+    let p95 = |r: &RunResult| r.metrics.latency_ms.p95.unwrap_or(f64::INFINITY);
     let (Some(fast), Some(slow)) = (
-        delivering.iter().min_by(|a, b| {
-            a.metrics
-                .latency_ms
-                .p95
-                .total_cmp(&b.metrics.latency_ms.p95)
-        }),
-        delivering.iter().max_by(|a, b| {
-            a.metrics
-                .latency_ms
-                .p95
-                .total_cmp(&b.metrics.latency_ms.p95)
-        }),
+        delivering.iter().min_by(|a, b| p95(a).total_cmp(&p95(b))),
+        delivering.iter().max_by(|a, b| p95(a).total_cmp(&p95(b))),
     ) else {
         return out;
     };
-    let (fast_p95, slow_p95) = (fast.metrics.latency_ms.p95, slow.metrics.latency_ms.p95);
+    let (fast_p95, slow_p95) = (p95(fast), p95(slow));
     if delivering.len() < 2 || slow_p95 < fast_p95 * 1.5 + 5.0 {
         out.push(format!(
             "Latency is alike across transports: p95 between {} and {}.",
@@ -242,7 +195,7 @@ fn latency(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String>
     }
     let fastest: Vec<TransportKind> = delivering
         .iter()
-        .filter(|r| r.metrics.latency_ms.p95 <= fast_p95 * 1.1 + 1.0)
+        .filter(|r| p95(r) <= fast_p95 * 1.1 + 1.0)
         .map(|r| r.transport)
         .collect();
     let why = match slow.transport {
@@ -327,7 +280,6 @@ fn loss_sentence(
     transport: TransportKind,
     m: &RunMetrics,
 ) -> String {
-    let share = 100.0 * m.lost as f64 / m.expected.max(1) as f64;
     let mut why = Vec::new();
     if let Some(proxy) = scenario.proxy.as_ref().filter(|p| p.buffer_bytes > 0) {
         let passes = (plan.settings.sse_accel_buffering_off && proxy.honor_accel_buffering)
@@ -372,7 +324,7 @@ fn loss_sentence(
             m.detections,
             if m.detections == 1 { "" } else { "s" },
             cause,
-            fmt_ms(m.time_to_detect_ms.p50)
+            m.time_to_detect_ms.p50.map_or("—".to_string(), fmt_ms)
         ));
     }
     if m.fallbacks > 0 {
@@ -388,11 +340,11 @@ fn loss_sentence(
         ));
     }
     let mut sentence = format!(
-        "{} lost {} of {} owed deliveries ({}%)",
+        "{} lost {} of {} owed deliveries ({})",
         label(transport),
         m.lost,
         m.expected,
-        fmt_num(share)
+        fmt_share(m.lost, m.expected)
     );
     if !why.is_empty() {
         sentence.push_str(": ");
@@ -444,29 +396,98 @@ fn cost(runs: &[&RunResult]) -> Vec<String> {
         .copied()
         .filter(|r| r.metrics.delivered > 0)
         .collect();
+    let bytes = |r: &RunResult| r.metrics.bytes_per_delivery.unwrap_or(f64::INFINITY);
     if let (Some(cheap), Some(dear)) = (
-        delivering.iter().min_by(|a, b| {
-            a.metrics
-                .bytes_per_delivery
-                .total_cmp(&b.metrics.bytes_per_delivery)
-        }),
-        delivering.iter().max_by(|a, b| {
-            a.metrics
-                .bytes_per_delivery
-                .total_cmp(&b.metrics.bytes_per_delivery)
-        }),
+        delivering
+            .iter()
+            .min_by(|a, b| bytes(a).total_cmp(&bytes(b))),
+        delivering
+            .iter()
+            .max_by(|a, b| bytes(a).total_cmp(&bytes(b))),
     ) {
         if cheap.transport != dear.transport {
             out.push(format!(
                 "On the wire, each delivered event costs {} with {} and {} with {}.",
-                counted(cheap.metrics.bytes_per_delivery.round(), "byte", "bytes"),
+                counted(bytes(cheap).round(), "byte", "bytes"),
                 label(cheap.transport),
-                counted(dear.metrics.bytes_per_delivery.round(), "byte", "bytes"),
+                counted(bytes(dear).round(), "byte", "bytes"),
                 label(dear.transport)
             ));
         }
     }
     out
+}
+
+/// Upstream messages (client → server) that never reached the server, per transport.
+fn upstream_losses(runs: &[&RunResult]) -> Vec<String> {
+    runs.iter()
+        .filter(|r| r.metrics.upstream_lost > 0)
+        .map(|r| {
+            let m = &r.metrics;
+            let mut sentence = format!(
+                "{} lost {} of {} messages clients sent to the server ({})",
+                label(r.transport),
+                m.upstream_lost,
+                m.upstream_sent,
+                fmt_share(m.upstream_lost, m.upstream_sent)
+            );
+            if m.upload_silent_deaths > 0 {
+                sentence.push_str(&format!(
+                    ": {} upload connection{} died silently and clients wrote into {}",
+                    m.upload_silent_deaths,
+                    if m.upload_silent_deaths == 1 { "" } else { "s" },
+                    if m.upload_silent_deaths == 1 { "it" } else { "them" }
+                ));
+            }
+            sentence.push_str(
+                " — an outbox that resends until the server acknowledges ([workload] upstream_acks = true) keeps them.",
+            );
+            sentence
+        })
+        .collect()
+}
+
+/// The warning for percentiles drawn from too few events.
+pub fn small_sample(published: u64) -> String {
+    format!(
+        "Only {published} event{} published: latency percentiles from fewer than {} events are rough; \
+         run longer (duration) for firm figures.",
+        if published == 1 { " was" } else { "s were" },
+        crate::metrics::MIN_EVENTS_FOR_PERCENTILES
+    )
+}
+
+/// `part` of `whole` as a percentage that is never rounded to 0 % or 100 % while it is neither:
+/// "8.33%", "0.002%", "99.998%".
+pub fn fmt_percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "—".to_string();
+    }
+    if part == 0 {
+        return "0%".to_string();
+    }
+    if part == whole {
+        return "100%".to_string();
+    }
+    let share = 100.0 * part as f64 / whole as f64;
+    // Enough decimals that neither the share nor its complement rounds away.
+    let mut decimals = 2;
+    while decimals < 8 {
+        let scale = 10f64.powi(decimals);
+        let rounded = (share * scale).round() / scale;
+        if rounded > 0.0 && rounded < 100.0 {
+            break;
+        }
+        decimals += 1;
+    }
+    let text = format!("{share:.*}", decimals as usize);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
+}
+
+/// A loss share for sentences: `fmt_percent` of the whole.
+pub fn fmt_share(part: u64, whole: u64) -> String {
+    fmt_percent(part, whole)
 }
 
 /// "a", "a and b", "a, b and c".
@@ -579,6 +600,12 @@ proxy = { buffer_bytes = 8192, honor_accel_buffering = false }
         assert_eq!(fmt_ms(56.0), "56 ms");
         assert_eq!(fmt_ms(4718.6), "4.72 s");
         assert_eq!(fmt_ms(150_000.0), "2.5 min");
+        assert_eq!(fmt_percent(50, 600), "8.33%");
+        assert_eq!(fmt_percent(164_997, 165_000), "99.998%");
+        assert_eq!(fmt_percent(3, 165_000), "0.002%");
+        assert_eq!(fmt_percent(0, 10), "0%");
+        assert_eq!(fmt_percent(10, 10), "100%");
+        assert_eq!(fmt_percent(0, 0), "—");
         assert_eq!(
             join_and(&["a".into(), "b".into(), "c".into()]),
             "a, b and c"
@@ -672,13 +699,13 @@ proxy = { buffer_bytes = 8192, honor_accel_buffering = false }
     }
 
     #[test]
-    fn polling_latency_is_explained_by_its_interval_and_a_verdict_is_given() {
+    fn polling_latency_is_explained_by_its_interval() {
         let found = insights(&fixture::report());
         let office = &found[0];
         assert_eq!(office.conditions, "No faults: a steady network.");
         assert!(
-            office.sentences[0].starts_with("Best fit here: WebSocket — no lost events"),
-            "{:?}",
+            !office.sentences.iter().any(|s| s.contains("Best fit")),
+            "the verdict is the decision module's: {:?}",
             office.sentences
         );
         let latency = office

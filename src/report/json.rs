@@ -13,6 +13,11 @@ struct Summary<'a> {
     clients: u32,
     rtsim_version: &'static str,
     runs: &'a [RunResult],
+    /// The requirements as evaluated; `assumed` lists the keys the profile left out and how each
+    /// was chosen.
+    requirements: &'a crate::scenario::Requirements,
+    /// The decision: `transport`, `candidate`, `confirmed`, `checks`, `reasons`.
+    verdict: &'a crate::decision::Verdict,
 }
 
 /// The summary as JSON text (pretty, stable field order, trailing newline).
@@ -25,6 +30,8 @@ pub fn summary_json(report: &Report) -> anyhow::Result<String> {
         clients: report.plan.clients,
         rtsim_version: env!("CARGO_PKG_VERSION"),
         runs: &report.runs,
+        requirements: &report.plan.requirements,
+        verdict: &report.verdict,
     };
     let mut text = serde_json::to_string_pretty(&summary)?;
     text.push('\n');

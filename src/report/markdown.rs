@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 
 use super::charts::Chart;
 use super::insights::insights;
-use super::table::{comparison_rows, FIRST_NUMERIC_COLUMN};
+use super::table::{
+    comparison_rows, matrix_legend, matrix_rows, requirements_text, FIRST_NUMERIC_COLUMN,
+};
 use super::{brief, reproduce_command, Exporter, Report, ReportFile};
 
 /// Escapes text for a Markdown table cell or a list item.
@@ -25,6 +27,41 @@ pub fn report_md(report: &Report) -> String {
     if !plan.description.is_empty() {
         let _ = writeln!(md, "{}\n", cell(&plan.description));
     }
+    // The decision first: verdict, requirements, matrix.
+    let v = &report.verdict;
+    let _ = writeln!(md, "## Verdict: {}\n", cell(super::label(v.transport)));
+    let _ = writeln!(md, "**{}**\n", cell(&v.headline));
+    for reason in &v.reasons {
+        let _ = writeln!(md, "- {}", cell(reason));
+    }
+    let _ = writeln!(md, "\n{}\n", cell(&requirements_text(report)));
+    for a in &plan.requirements.assumed {
+        let _ = writeln!(md, "- Assumed `{}`: {}", a.key, cell(&a.how));
+    }
+    if !plan.requirements.assumed.is_empty() {
+        md.push('\n');
+    }
+    let (header, rows) = matrix_rows(report);
+    let _ = writeln!(
+        md,
+        "| {} |",
+        header
+            .iter()
+            .map(|h| cell(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(md, "|{}", " --- |".repeat(header.len()));
+    for row in rows {
+        let _ = writeln!(
+            md,
+            "| {} |",
+            row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
+        );
+    }
+    let _ = writeln!(md, "\n{}\n", cell(&matrix_legend(report)));
+
+    md.push_str("## The profile\n\n");
     for (what, value) in brief(plan) {
         let _ = writeln!(md, "- **{what}:** {}", cell(&value));
     }
@@ -62,6 +99,25 @@ pub fn report_md(report: &Report) -> String {
         let _ = writeln!(md, "| {} |", cells.join(" | "));
     }
     md.push('\n');
+
+    if let Some((header, rows)) = super::table::scaled_rows(report) {
+        let _ = writeln!(
+            md,
+            "## Scaled to {} clients\n\n{} clients were simulated; the server-side figures below are \
+             scaled ×{} to the population the profile names (`population`). Client-side figures \
+             (latency, losses) are the simulated clients' own.\n",
+            plan.population.unwrap_or_default(),
+            plan.clients,
+            super::insights::fmt_num(crate::decision::verdict::scale(plan))
+        );
+        let _ = writeln!(md, "| {} |", header.join(" | "));
+        let _ = writeln!(md, "|{}", " ---: |".repeat(header.len()));
+        for row in rows {
+            let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+            let _ = writeln!(md, "| {} |", cells.join(" | "));
+        }
+        md.push('\n');
+    }
 
     md.push_str("## Charts\n\n");
     for chart in Chart::ALL {
@@ -112,12 +168,18 @@ mod tests {
             md.lines()
                 .filter(|l| l.starts_with("| office") || l.starts_with("| mobile"))
                 .count(),
-            8
+            2 + 8,
+            "the matrix's two scenarios and the comparison's eight runs"
         );
         for chart in Chart::ALL {
             assert!(md.contains(&format!("(charts/{}.png)", chart.stem())));
         }
         assert!(md.contains("--seed 7"));
+        assert!(md.find("## Verdict: ").unwrap() < md.find("## What this means").unwrap());
+        assert!(
+            md.contains("| mobile | ✗ latency | ✓ | ✗ lost | ✓ |"),
+            "{md}"
+        );
     }
 
     #[test]

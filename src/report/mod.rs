@@ -61,6 +61,8 @@ pub struct Report {
     pub runs: Vec<RunResult>,
     /// Every single run, one per seed (the same as `runs` with one seed).
     pub seed_runs: Vec<RunResult>,
+    /// The decision made from `runs` against the plan's requirements.
+    pub verdict: crate::decision::Verdict,
 }
 
 impl Report {
@@ -97,10 +99,12 @@ impl Report {
                 })
                 .collect()
         };
+        let verdict = crate::decision::decide(&plan, &measured(&runs));
         Self {
             plan,
             runs,
             seed_runs,
+            verdict,
         }
     }
 
@@ -127,14 +131,21 @@ impl Report {
     }
 }
 
+/// The runs as the decision reads them.
+pub fn measured(runs: &[RunResult]) -> Vec<crate::decision::verdict::Measured<'_>> {
+    runs.iter()
+        .map(|r| crate::decision::verdict::Measured {
+            scenario: &r.scenario,
+            transport: r.transport,
+            metrics: &r.metrics,
+            ci95: r.ci95.as_ref(),
+        })
+        .collect()
+}
+
 /// A transport's short name in reports ("Short polling", "SSE").
 pub fn label(transport: TransportKind) -> &'static str {
-    match transport {
-        TransportKind::Polling => "Short polling",
-        TransportKind::LongPolling => "Long polling",
-        TransportKind::Sse => "SSE",
-        TransportKind::Websocket => "WebSocket",
-    }
+    crate::decision::verdict::short(transport)
 }
 
 /// The profile in brief, as (what, value) lines for the report page and report.md.
@@ -173,6 +184,16 @@ pub fn brief(plan: &Plan) -> Vec<(&'static str, String)> {
                 .join(", "),
         ),
     ];
+    if let Some(population) = plan.population {
+        lines.push((
+            "Population",
+            format!(
+                "{population} real clients, {} simulated: server-side figures scaled ×{}",
+                plan.clients,
+                insights::fmt_num(crate::decision::verdict::scale(plan))
+            ),
+        ));
+    }
     if w.upstream_per_minute > 0.0 {
         lines.push((
             "Upstream",
@@ -182,6 +203,12 @@ pub fn brief(plan: &Plan) -> Vec<(&'static str, String)> {
                 insights::counted(w.upstream_bytes as f64, "byte", "bytes")
             ),
         ));
+        if w.upstream_acks {
+            lines.push((
+                "Upstream acks",
+                "on: an outbox keeps each message until the server acknowledges it".to_string(),
+            ));
+        }
     }
     lines
 }

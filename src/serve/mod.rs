@@ -31,13 +31,42 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::cli::ServeArgs;
 use crate::hub::{self, Hub};
 use crate::net::{BoxIo, Connector};
 use crate::recorder::{Clock, Recorder, SharedRecorder};
 use crate::scenario::{Plan, TransportSettings, Workload};
 use crate::transport::http::{self as wire, ResponseBody};
 use crate::transport::{ConnectionGuard, Origins, Policy, ServerCtx, TransportKind};
+use clap::Args;
+
+/// `rtsim serve`'s arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The profile whose event stream (rate, size) and transport settings to serve; the built-in
+    /// quickstart profile when absent. Clients, duration, network and fault scenarios are not used.
+    pub profile: Option<std::path::PathBuf>,
+    /// Address to listen on (loopback by default: only this machine can connect).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
+    /// Most connections served at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+    /// Largest request body (POST /messages) accepted, bytes; larger ones are answered 413.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::transport::Policy::DEFAULT_MAX_BYTES)]
+    pub max_body_bytes: usize,
+    /// Largest WebSocket message (and frame) a client may send, bytes; larger ones close the
+    /// session with 1009.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::transport::Policy::DEFAULT_MAX_BYTES)]
+    pub max_message_bytes: usize,
+    /// How long a request body may take to arrive after its headers; longer is answered 408.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = crate::duration::parse)]
+    pub body_timeout: std::time::Duration,
+    /// A browser origin (scheme://host[:port]) allowed to use the server besides the page's own:
+    /// CORS headers on the HTTP transports, and the Origin check of /ws. Repeatable; `*` allows
+    /// every origin. Clients that send no Origin (curl, native apps) are always served.
+    #[arg(long, value_name = "ORIGIN", value_parser = crate::server::parse_origin)]
+    pub allow_origin: Vec<String>,
+}
 
 pub mod page;
 pub mod stats;

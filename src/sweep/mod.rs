@@ -421,11 +421,26 @@ pub fn metric_value(run: &RunResult, metric: &str) -> Option<f64> {
 
 /// Every metric `--metric` accepts: the numeric fields of a run in `summary.json`, as dotted paths.
 pub fn metric_names() -> Vec<String> {
+    // Measured values everywhere: a number not measured is `null`, and its name must still count.
+    let measured = crate::metrics::Percentiles {
+        mean: Some(0.0),
+        p50: Some(0.0),
+        p95: Some(0.0),
+        p99: Some(0.0),
+        max: Some(0.0),
+    };
     let run = RunResult {
         scenario: String::new(),
         transport: TransportKind::Sse,
         seed: 0,
-        metrics: RunMetrics::default(),
+        metrics: RunMetrics {
+            latency_ms: measured.clone(),
+            time_to_detect_ms: measured.clone(),
+            upstream_latency_ms: measured.clone(),
+            upload_time_to_detect_ms: measured,
+            bytes_per_delivery: Some(0.0),
+            ..RunMetrics::default()
+        },
         seeds: None,
         ci95: None,
     };
@@ -627,8 +642,35 @@ pub fn default_dir(name: &str) -> PathBuf {
     Path::new("reports").join(format!("{name}-sweep"))
 }
 
+/// `rtsim sweep`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    /// The profile to sweep (TOML).
+    pub profile: std::path::PathBuf,
+    /// A profile key and the values to give it, KEY=VALUES; repeat to sweep a grid of several keys.
+    /// The first one is the charts' x axis.
+    #[arg(long, required = true, value_name = "KEY=VALUES", value_parser = crate::sweep::vary::parse_vary)]
+    pub vary: Vec<crate::sweep::vary::Parameter>,
+    /// A metric to chart and search for crossovers: a numeric field of a run in summary.json, dotted
+    /// (`latency_ms.p99`). Repeatable. Default: latency_ms.p50, requests_per_second, lost,
+    /// bytes_per_delivery.
+    #[arg(long, value_name = "NAME")]
+    pub metric: Vec<String>,
+    /// Sweep folder (default: `reports/<profile name>-sweep/`).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub run: crate::simulate::RunOptions,
+    /// Print sweep.json on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 /// The `sweep` subcommand.
-pub fn run_cli(args: crate::cli::SweepArgs) -> anyhow::Result<ExitCode> {
+pub fn run_cli(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let overrides = args.run.overrides();
     let metrics = check_metrics(&args.metric)?;
     let source = Source::read(&args.profile)?;

@@ -222,13 +222,19 @@ pub fn patience(client: &ClientCtx, held_for: Duration) -> Duration {
 
 /// Sends the client's upstream messages as `POST /messages` on a connection of their own (a browser
 /// would use a second pooled connection while the first is busy polling or streaming).
+///
+/// Without `upstream_acks`, a message is tried on the open connection and, if that fails, once more on
+/// a new one; a message written into a connection that died silently is lost, as it would be. With
+/// `upstream_acks` the messages wait in the client's outbox until the server's answer acknowledges
+/// them, and are resent (after a backoff) until it does.
 pub async fn upstream_loop(client: Rc<ClientCtx>) {
+    if client.workload.upstream_acks {
+        return outbox_loop(client).await;
+    }
     let mut connection: Option<HttpConnection> = None;
-    let mut seq = 0;
     while let Some(gap) = client.next_upstream_gap() {
         tokio::time::sleep(gap).await;
-        seq += 1;
-        let message = Bytes::from(client.upstream_message(seq));
+        let message = Bytes::from(client.upstream_message().1);
         for attempt in 0..2 {
             if connection.as_ref().is_none_or(|c| !c.is_open()) {
                 connection = HttpConnection::open(&client, Purpose::Upstream).await.ok();
@@ -252,6 +258,54 @@ pub async fn upstream_loop(client: Rc<ClientCtx>) {
                 }
                 Err(_) if attempt == 0 => connection = None,
                 Err(_) => connection = None,
+            }
+        }
+    }
+}
+
+/// The outbox: a writer adds messages on the workload's schedule whatever the network does; the
+/// sender posts the oldest unacknowledged one until the server's `204` acknowledges it.
+async fn outbox_loop(client: Rc<ClientCtx>) {
+    let writer = client.clone();
+    tokio::task::spawn_local(async move {
+        while let Some(gap) = writer.next_upstream_gap() {
+            tokio::time::sleep(gap).await;
+            writer.upstream_message();
+        }
+    });
+    let mut connection: Option<HttpConnection> = None;
+    let mut failures = 0u32;
+    loop {
+        let Some((seq, text)) = client.oldest_unacknowledged() else {
+            client.outbox_changed.notified().await;
+            continue;
+        };
+        if connection.as_ref().is_none_or(|c| !c.is_open()) {
+            connection = HttpConnection::open(&client, Purpose::Upstream).await.ok();
+        }
+        let sent = match connection.as_mut() {
+            Some(open) => {
+                open.send(
+                    Method::POST,
+                    "/messages",
+                    &[],
+                    Some((Bytes::from(text), "application/json")),
+                    patience(&client, Duration::ZERO),
+                )
+                .await
+            }
+            None => Err(RequestError::Timeout),
+        };
+        match sent {
+            Ok(response) => {
+                let _ = response.into_body().collect().await;
+                client.acknowledged(seq);
+                failures = 0;
+            }
+            Err(_) => {
+                connection = None;
+                client.wait_before_reconnect(failures, Duration::ZERO).await;
+                failures += 1;
             }
         }
     }
@@ -295,9 +349,10 @@ pub async fn receive_upstream(
         }
         Ok(Ok(body)) => body.to_bytes(),
     };
-    match super::upstream_sent_at(&body) {
-        Some(sent) => {
-            server.recorder.borrow_mut().upstream_received(sent);
+    match super::upstream_header(&body) {
+        Some(header) => {
+            // A resent message is acknowledged again but counted once.
+            super::receive_upstream_message(&server, &header);
             let mut answer = response(&server, StatusCode::NO_CONTENT, "text/plain", full(""));
             answer.headers_mut().remove(header::CONTENT_TYPE);
             answer

@@ -8,7 +8,8 @@
 //! Adding a transport: a new file with a type implementing [`Transport`], a variant in
 //! [`TransportKind`], and one line in [`transport_for`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -354,6 +355,13 @@ pub struct ClientCtx {
     pub connector: Rc<dyn Connector>,
     pub recorder: SharedRecorder,
     rng: RefCell<ChaCha8Rng>,
+    /// The last upstream message number used: ids are unique per client across sessions, so the
+    /// server can drop a resent duplicate by (client, seq).
+    upstream_seq: Cell<u64>,
+    /// With `upstream_acks`: messages sent but not yet acknowledged, oldest first, as (seq, JSON).
+    outbox: RefCell<VecDeque<(u64, String)>>,
+    /// Wakes the upload loop when a message joins the outbox (one waiter; FIFO, no random order).
+    pub outbox_changed: tokio::sync::Notify,
 }
 
 impl ClientCtx {
@@ -372,6 +380,9 @@ impl ClientCtx {
             connector,
             recorder,
             rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
+            upstream_seq: Cell::new(0),
+            outbox: RefCell::new(VecDeque::new()),
+            outbox_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -440,18 +451,56 @@ impl ClientCtx {
         Some(Duration::from_secs_f64(-mean * (1.0 - self.random()).ln()))
     }
 
-    /// An upstream message: JSON carrying the send time, padded to the workload's size.
-    pub fn upstream_message(&self, seq: u64) -> String {
+    /// A new upstream message: JSON carrying its id and send time, padded to the workload's size. With
+    /// `upstream_acks` it also joins the outbox, where it stays until the server acknowledges it.
+    pub fn upstream_message(&self) -> (u64, String) {
         self.recorder.borrow_mut().upstream_sent();
-        upstream_payload(self.id, seq, self.now(), self.workload.upstream_bytes)
+        let seq = self.upstream_seq.get() + 1;
+        self.upstream_seq.set(seq);
+        let acks = self.workload.upstream_acks;
+        let text =
+            upstream_payload_with(self.id, seq, self.now(), self.workload.upstream_bytes, acks);
+        if acks {
+            self.outbox.borrow_mut().push_back((seq, text.clone()));
+            self.outbox_changed.notify_one();
+        }
+        (seq, text)
+    }
+
+    /// The messages still waiting for an acknowledgement, oldest first.
+    pub fn unacknowledged(&self) -> Vec<(u64, String)> {
+        self.outbox.borrow().iter().cloned().collect()
+    }
+
+    /// The oldest message waiting for an acknowledgement.
+    pub fn oldest_unacknowledged(&self) -> Option<(u64, String)> {
+        self.outbox.borrow().front().cloned()
+    }
+
+    /// The server acknowledged message `seq`: it leaves the outbox.
+    pub fn acknowledged(&self, seq: u64) {
+        self.outbox.borrow_mut().retain(|(s, _)| *s != seq);
     }
 }
 
 /// The JSON of an upstream message, padded to `bytes`.
 pub fn upstream_payload(client: usize, seq: u64, sent: Duration, bytes: usize) -> String {
+    upstream_payload_with(client, seq, sent, bytes, false)
+}
+
+/// The JSON of an upstream message, padded to `bytes`; `ack` asks the server to acknowledge it (the
+/// HTTP answer does that anyway; over WebSocket the server answers `{"type":"ack","seq":N}`).
+pub fn upstream_payload_with(
+    client: usize,
+    seq: u64,
+    sent: Duration,
+    bytes: usize,
+    ack: bool,
+) -> String {
     let head = format!(
-        "{{\"client\":{client},\"seq\":{seq},\"sent_us\":{},\"text\":\"",
-        sent.as_micros()
+        "{{\"client\":{client},\"seq\":{seq},\"sent_us\":{}{},\"text\":\"",
+        sent.as_micros(),
+        if ack { ",\"ack\":true" } else { "" }
     );
     let filler = bytes.saturating_sub(head.len() + 2);
     let mut text = head;
@@ -469,6 +518,62 @@ pub fn upstream_sent_at(body: &[u8]) -> Option<Duration> {
     serde_json::from_slice::<Upstream>(body)
         .ok()
         .map(|m| Duration::from_micros(m.sent_us))
+}
+
+/// What the server reads from an upstream message: its send time, its id (client, seq) when it has
+/// one — a browser's own message may not — and whether the client wants an acknowledgement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpstreamHeader {
+    pub sent: Duration,
+    pub id: Option<(u64, u64)>,
+    pub ack: bool,
+}
+
+/// The header of an upstream message, if the bytes are one.
+pub fn upstream_header(body: &[u8]) -> Option<UpstreamHeader> {
+    #[derive(serde::Deserialize)]
+    struct Upstream {
+        sent_us: u64,
+        client: Option<u64>,
+        seq: Option<u64>,
+        #[serde(default)]
+        ack: bool,
+    }
+    let m = serde_json::from_slice::<Upstream>(body).ok()?;
+    Some(UpstreamHeader {
+        sent: Duration::from_micros(m.sent_us),
+        id: m.client.zip(m.seq),
+        ack: m.ack,
+    })
+}
+
+/// The server half's handling of an upstream message: recorded once, however often it was resent.
+pub fn receive_upstream_message(server: &ServerCtx, header: &UpstreamHeader) {
+    let fresh = header
+        .id
+        .is_none_or(|(client, seq)| server.hub.accept_upstream(client, seq));
+    if fresh {
+        server.recorder.borrow_mut().upstream_received(header.sent);
+    }
+}
+
+/// The acknowledgement frame a WebSocket server sends for message `seq`.
+pub fn ack_frame(seq: u64) -> String {
+    format!("{{\"type\":\"ack\",\"seq\":{seq}}}")
+}
+
+/// The message number an acknowledgement frame acknowledges.
+pub fn acked_seq(text: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Ack {
+        #[serde(rename = "type")]
+        kind: String,
+        seq: u64,
+    }
+    serde_json::from_slice::<Ack>(text)
+        .ok()
+        .filter(|a| a.kind == "ack")
+        .map(|a| a.seq)
 }
 
 /// Ids of the events in a JSON array as the polling transports send it.
@@ -504,6 +609,19 @@ mod tests {
             upstream_sent_at(text.as_bytes()),
             Some(Duration::from_millis(1234))
         );
+    }
+
+    #[test]
+    fn upstream_messages_carry_their_id_and_acks_name_it() {
+        let text = upstream_payload_with(3, 9, Duration::from_millis(5), 120, true);
+        assert_eq!(text.len(), 120);
+        let h = upstream_header(text.as_bytes()).unwrap();
+        assert_eq!(h.id, Some((3, 9)));
+        assert!(h.ack);
+        let browser = upstream_header(br#"{"sent_us":12}"#).unwrap();
+        assert_eq!((browser.id, browser.ack), (None, false));
+        assert_eq!(acked_seq(ack_frame(9).as_bytes()), Some(9));
+        assert_eq!(acked_seq(br#"{"type":"welcome","last_event_id":3}"#), None);
     }
 
     #[test]

@@ -314,8 +314,13 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
             () = updates.changed() => {}
             message = ws.next() => match message {
                 Some(Ok(Message::Text(text))) => {
-                    if let Some(sent) = super::upstream_sent_at(text.as_bytes()) {
-                        server.recorder.borrow_mut().upstream_received(sent);
+                    if let Some(header) = super::upstream_header(text.as_bytes()) {
+                        super::receive_upstream_message(&server, &header);
+                        if let (true, Some((_, seq))) = (header.ack, header.id) {
+                            if ws.send(Message::text(super::ack_frame(seq))).await.is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
                 Some(Ok(Message::Pong(_))) => pong_deadline = None,
@@ -427,7 +432,12 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
         .map(|every| every + client.settings.ws_ping_timeout);
     let mut last_heard = Instant::now();
     let mut next_upstream = client.next_upstream_gap().map(|gap| Instant::now() + gap);
-    let mut seq = 0u64;
+    // With upstream_acks: what the last session left unacknowledged goes again, oldest first.
+    for (_, text) in client.unacknowledged() {
+        if ws.send(Message::text(text)).await.is_err() {
+            return Session::Ended;
+        }
+    }
     loop {
         let silent_until = silence_limit.map(|limit| last_heard + limit);
         tokio::select! {
@@ -443,6 +453,8 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
                         } else if super::reset_message_cursor(text.as_bytes()).is_some() {
                             // The server could not resume us exactly; its welcome says from where.
                             client.recorder.borrow_mut().resume_reset();
+                        } else if let Some(seq) = super::acked_seq(text.as_bytes()) {
+                            client.acknowledged(seq);
                         } else if let Some(start) = welcome_cursor(text.as_bytes()) {
                             // Where the server starts this session (after a reset it may be below
                             // our cursor).
@@ -456,8 +468,7 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
                 }
             }
             () = sleep_until_option(next_upstream) => {
-                seq += 1;
-                let message = client.upstream_message(seq);
+                let (_, message) = client.upstream_message();
                 if ws.send(Message::text(message)).await.is_err() {
                     return Session::Ended;
                 }

@@ -19,35 +19,7 @@ use crate::scenario::check_report_name;
 /// Upper bound for the real number of clients the wizard accepts.
 pub const MAX_CLIENTS: i64 = 10_000_000;
 
-/// How requests are spread over several servers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LoadBalancer {
-    /// One server, or nothing in front of the servers.
-    None,
-    /// A load balancer that keeps each client on one server (session affinity).
-    Sticky,
-    /// A load balancer that sends each request to any server.
-    RoundRobin,
-}
-
-impl LoadBalancer {
-    /// Every choice, in the order the prompt lists them.
-    pub const ALL: [LoadBalancer; 3] = [
-        LoadBalancer::None,
-        LoadBalancer::Sticky,
-        LoadBalancer::RoundRobin,
-    ];
-
-    /// The name used in answers files (`"none"`, `"sticky"`, `"round-robin"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            LoadBalancer::None => "none",
-            LoadBalancer::Sticky => "sticky",
-            LoadBalancer::RoundRobin => "round-robin",
-        }
-    }
-}
+pub use crate::decision::LoadBalancer;
 
 /// Everything the wizard asks. Keys are a contract with answers files: add keys, never rename one.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -77,6 +49,26 @@ pub struct Answers {
     pub load_balancer: LoadBalancer,
     /// Longest acceptable delay between a change and a client seeing it.
     pub latency_budget: HumanDuration,
+}
+
+impl Answers {
+    /// What the decision needs to know, from these answers.
+    pub fn situation(&self) -> crate::decision::Situation {
+        crate::decision::Situation {
+            bidirectional: self.bidirectional,
+            server_push: self.server_push,
+            changes_per_minute: self.changes_per_minute,
+            clients: self.clients,
+            event_bytes: self.event_bytes,
+            upstream_per_minute: self.upstream_per_minute,
+            mobile_share: self.mobile_share,
+            corporate_proxies: self.corporate_proxies,
+            cdn: self.cdn,
+            load_balancer: self.load_balancer,
+            latency_budget: self.latency_budget,
+            max_requests_per_second: None,
+        }
+    }
 }
 
 impl Default for Answers {
@@ -163,7 +155,7 @@ pub const QUESTIONS: &[Question] = &[
     Question {
         key: "clients",
         prompt: "How many clients are connected at the same time?",
-        help: "the real number; the written profile simulates at most 1000 and says so",
+        help: "the real number; the written profile simulates at most 10000 and scales the server-side figures above that",
         kind: Kind::Text,
         relevant: always,
     },

@@ -35,10 +35,10 @@
 //!
 //! # Layout
 //! - [`answers`]: the answers (serde, defaults, range checks) and the questions as data.
-//! - [`decision`]: the tree and the mitigation rules, pure functions of the answers.
+//! - the tree and the mitigation rules are [`crate::decision`]'s, shared with the report.
 //! - [`profile_out`]: answers + recommendation → profile text, validated like `rtsim simulate` would.
 //! - [`tables`]: comparison and implementation-realities tables, the recommendation in words.
-//! - [`check`]: the simulation's `summary.json` against the recommendation.
+//! - [`check`]: the simulation's verdict (from `summary.json`) against the recommendation.
 //! - [`prompts`]: the thin inquire layer.
 //!
 //! This module is the only one with side effects: it reads the answers file, prints, writes the profile
@@ -48,7 +48,6 @@
 
 pub mod answers;
 pub mod check;
-pub mod decision;
 pub mod profile_out;
 pub mod prompts;
 pub mod tables;
@@ -60,10 +59,27 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cli::WizardArgs;
+use crate::decision::{recommend, Mitigation, Recommendation, RunnerUp};
 use answers::{Answers, QUESTIONS};
-use decision::{recommend, Mitigation, Recommendation, RunnerUp};
+use clap::Args;
 use prompts::Asked;
+
+#[derive(Debug, Args)]
+/// `rtsim wizard`'s arguments.
+pub struct WizardArgs {
+    /// Answers file (TOML): run without prompts.
+    #[arg(long)]
+    pub answers: Option<PathBuf>,
+    /// With --answers: print the recommendation as JSON.
+    #[arg(long, requires = "answers")]
+    pub json: bool,
+    /// Where to write the profile (default: `profiles/<name>.toml`).
+    #[arg(long)]
+    pub profile_out: Option<PathBuf>,
+    /// With --answers: overwrite an existing profile that differs (interactively the wizard asks).
+    #[arg(long, requires = "answers")]
+    pub force: bool,
+}
 
 /// Exit status when the user interrupts the prompts (Ctrl-C), as shells report SIGINT.
 const INTERRUPTED: u8 = 130;
@@ -179,7 +195,7 @@ fn print_recommendation(a: &Answers, rec: &Recommendation, color: bool) -> anyho
 
 fn run_scripted(answers_path: &Path, args: &WizardArgs) -> anyhow::Result<ExitCode> {
     let a = Answers::load(answers_path)?;
-    let rec = recommend(&a);
+    let rec = recommend(&a.situation());
     let path = args
         .profile_out
         .clone()
@@ -247,7 +263,7 @@ fn run_interactive(args: &WizardArgs) -> anyhow::Result<ExitCode> {
         Asked::Answered(a) => a,
         Asked::Interrupted => return interrupted(),
     };
-    let rec = recommend(&a);
+    let rec = recommend(&a.situation());
     say!("");
     print_recommendation(&a, &rec, color)?;
 
@@ -338,10 +354,12 @@ fn simulate_and_check(path: &Path, a: &Answers, rec: &Recommendation) -> anyhow:
         );
         return Ok(());
     };
-    let disagreements = check::check_against_summary(rec, &summary, a.latency_budget.0);
-    say!("\n{}", check::headline(rec.transport, &disagreements));
-    for d in &disagreements {
-        say!("  - {d}");
+    let mut lines = check::verdict_lines(rec.transport, &summary).into_iter();
+    if let Some(first) = lines.next() {
+        say!("\n{first}");
+    }
+    for line in lines {
+        say!("  - {line}");
     }
     Ok(())
 }

@@ -12,18 +12,21 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::answers::{Answers, LoadBalancer};
-use super::decision::{mitigations, polling_interval_for, Recommendation, Setting};
+use crate::decision::mitigations::polling_interval_for;
+use crate::decision::{Recommendation, Setting};
 use crate::duration::{self, HumanDuration};
 use crate::profile::{
     LongPollingSection, NatSection, NetworkSection, PollingSection, Profile, ProxyPreset,
-    ProxySection, RadioSection, ReconnectSection, ScenarioSection, ServerSection,
-    SimulationSection, Source, SseSection, SwitchSection, WebSocketSection, WorkloadSection,
+    ProxySection, RadioSection, ReconnectSection, RequirementsSection, ScenarioSection,
+    ServerSection, SimulationSection, Source, SseSection, SwitchSection, WebSocketSection,
+    WorkloadSection,
 };
 use crate::scenario::Plan;
 use crate::transport::TransportKind;
 
-/// At most this many clients are simulated; the real count goes in the description.
-pub const SIMULATED_CLIENTS_CAP: i64 = 1000;
+/// At most this many clients are simulated (the engine runs 10,000 at more than 10× real time); above
+/// it the profile's `population` scales the server-side figures to the real count.
+pub const SIMULATED_CLIENTS_CAP: i64 = 10_000;
 
 /// Simulated time per run: several 30 s NAT timeouts and a few network switches fit in it.
 pub const SIMULATED_DURATION: Duration = Duration::from_secs(300);
@@ -125,7 +128,7 @@ pub fn applied_settings(a: &Answers, chosen: TransportKind) -> Vec<(Setting, &'s
     let order =
         std::iter::once(chosen).chain(TransportKind::ALL.into_iter().filter(|&t| t != chosen));
     for t in order {
-        for m in mitigations(a, t) {
+        for m in crate::decision::mitigations(&a.situation(), t) {
             for s in m.settings {
                 if !out.iter().any(|(seen, _)| seen.key == s.key) {
                     out.push((s, m.id));
@@ -141,10 +144,12 @@ pub fn build_profile(a: &Answers, rec: &Recommendation) -> anyhow::Result<Profil
     let simulated = a.clients.min(SIMULATED_CLIENTS_CAP);
     let description = if simulated < a.clients {
         format!(
-            "Written by rtsim wizard: {} recommended for {} clients (simulated: {}).",
+            "Written by rtsim wizard: {} recommended for {} clients (simulated: {}; server-side figures \
+             scaled to {}).",
             rec.transport.name(),
             a.clients,
-            simulated
+            simulated,
+            a.clients
         )
     } else {
         format!(
@@ -168,7 +173,7 @@ pub fn build_profile(a: &Answers, rec: &Recommendation) -> anyhow::Result<Profil
             ..WorkloadSection::default()
         },
         polling: PollingSection {
-            interval: HumanDuration(polling_interval_for(a)),
+            interval: HumanDuration(polling_interval_for(&a.situation())),
         },
         long_polling: LongPollingSection::default(),
         sse: SseSection::default(),
@@ -181,6 +186,8 @@ pub fn build_profile(a: &Answers, rec: &Recommendation) -> anyhow::Result<Profil
             ..SimulationSection::default()
         },
         scenario: scenarios(a),
+        requirements: Some(requirements(a)),
+        population: (simulated < a.clients).then_some(a.clients),
     };
     let mut table = toml::Table::try_from(&profile).context("serialising the profile")?;
     for (setting, _) in applied_settings(a, rec.transport) {
@@ -190,6 +197,19 @@ pub fn build_profile(a: &Answers, rec: &Recommendation) -> anyhow::Result<Profil
     toml::Value::Table(table)
         .try_into::<Profile>()
         .context("a mitigation set a key the profile format does not have")
+}
+
+/// `[requirements]` from the answers: the tree's inputs and the latency budget; nothing may be lost.
+pub fn requirements(a: &Answers) -> RequirementsSection {
+    RequirementsSection {
+        bidirectional: Some(a.bidirectional),
+        server_push: Some(a.server_push),
+        latency: Some(a.latency_budget),
+        latency_percentile: Some(95),
+        max_lost: Some(0.0),
+        max_upstream_lost: (a.upstream_per_minute > 0.0).then_some(0.0),
+        max_requests_per_second: None,
+    }
 }
 
 fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> anyhow::Result<()> {
@@ -226,9 +246,10 @@ pub fn header(a: &Answers, rec: &Recommendation, path: &Path) -> String {
     let simulated = a.clients.min(SIMULATED_CLIENTS_CAP);
     if simulated < a.clients {
         lines.push(format!(
-            "  clients = {simulated}: your {} clients, capped so the simulation runs quickly (its cost grows \
-             with hosts × simulated steps; docs/references.md, the simulator).",
-            a.clients
+            "  clients = {simulated}: your {} clients, capped so the simulation runs in minutes (its cost \
+             grows with hosts × simulated steps; docs/references.md, the simulator); population = {} \
+             scales requests/s, bytes/s and open connections to your count in the report.",
+            a.clients, a.clients
         ));
     } else {
         lines.push(format!("  clients = {simulated}: your answer."));
@@ -244,10 +265,12 @@ pub fn header(a: &Answers, rec: &Recommendation, path: &Path) -> String {
             a.changes_per_minute
         ),
         format!(
-            "  polling.interval = \"{}\": your latency budget ({}), kept between 1s and 60s.",
-            duration::format(polling_interval_for(a)),
+            "  polling.interval = \"{}\": half your latency budget ({}), kept between 1s and 60s.",
+            duration::format(polling_interval_for(&a.situation())),
             a.latency_budget
         ),
+        "  [requirements]: your answers (bidirectional, server push, latency budget at p95); nothing may \
+         be lost. The report checks every scenario against them.".into(),
         "  network latency, radio tail and other unset keys: rtsim's defaults (see src/profile.rs).".into(),
         "Mitigations applied (to every transport, so the comparison is fair):".into(),
     ]);
@@ -306,12 +329,12 @@ pub fn render(a: &Answers, rec: &Recommendation, path: &Path) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::recommend;
     use crate::profile::Fallback;
-    use crate::wizard::decision::recommend;
     use std::path::PathBuf;
 
     fn plan_for(a: &Answers) -> (String, Plan) {
-        let rec = recommend(a);
+        let rec = recommend(&a.situation());
         let path = PathBuf::from("profiles/t.toml");
         let text = render(a, &rec, &path).unwrap();
         let source = Source {
@@ -375,15 +398,33 @@ mod tests {
         let a = Answers {
             bidirectional: true,
             changes_per_minute: 30.0,
-            clients: 5000,
+            clients: 50_000,
             upstream_per_minute: 4.0,
             mobile_share: 0.7,
             corporate_proxies: true,
             ..Answers::default()
         };
         let (text, plan) = plan_for(&a);
-        assert_eq!(plan.clients, 1000, "capped");
-        assert!(plan.description.contains("5000 clients (simulated: 1000)"));
+        assert_eq!(
+            plan.clients, 10_000,
+            "capped at what the engine runs quickly"
+        );
+        assert_eq!(plan.population, Some(50_000), "the rest is scaled");
+        assert!(
+            plan.description.contains("50000 clients (simulated: 10000"),
+            "{}",
+            plan.description
+        );
+        assert!(
+            plan.workload.upstream_acks,
+            "the outbox is proposed for chat"
+        );
+        let r = &plan.requirements;
+        assert!(
+            r.bidirectional && r.server_push && r.assumed.is_empty(),
+            "{r:?}"
+        );
+        assert_eq!(r.latency, Duration::from_secs(1));
         assert_eq!(plan.workload.events_per_second, 0.5);
         assert_eq!(plan.workload.upstream_per_minute, 4.0);
         assert_eq!(plan.duration, SIMULATED_DURATION);

@@ -10,7 +10,7 @@ use comfy_table::presets::UTF8_FULL;
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table};
 
 use super::answers::{Answers, LoadBalancer};
-use super::decision::Recommendation;
+use crate::decision::Recommendation;
 use crate::transport::TransportKind;
 
 /// Table width when stdout is not a terminal (pipes, files, CI logs).
@@ -300,7 +300,7 @@ fn wrap(text: &str, first: &str, rest: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wizard::decision::recommend;
+    use crate::decision::recommend;
     use std::ffi::OsStr;
 
     #[test]
@@ -384,7 +384,7 @@ mod tests {
             mobile_share: 0.7,
             ..Answers::default()
         };
-        let text = recommendation_text(&recommend(&a));
+        let text = recommendation_text(&recommend(&a.situation()));
         assert!(
             text.starts_with("Recommendation: Server-Sent Events (sse)"),
             "{text}"

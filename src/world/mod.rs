@@ -383,7 +383,11 @@ pub fn run(
     // deliveries count as late, not lost.
     recorder.borrow_mut().close(plan.duration);
     let deadline = plan.duration + drain;
-    while sim.elapsed() < deadline && !recorder.borrow().all_delivered() {
+    // With an outbox, clients are still resending what the network swallowed: wait for that too.
+    let settled = |r: &crate::recorder::Recorder| {
+        r.all_delivered() && (!plan.workload.upstream_acks || r.upstream_settled())
+    };
+    while sim.elapsed() < deadline && !settled(&recorder.borrow()) {
         sim.step().map_err(|e| fail(e.to_string()))?;
     }
     // Events a middlebox still holds are stranded there, not lost: name the middlebox and the client.
