@@ -298,7 +298,7 @@ fn human_output_has_the_recommendation_and_both_tables() {
         "Recommendation: WebSocket (websocket)",
         "Runner-up: Server-Sent Events",
         "Why: 70% of your clients",
-        "Source: REFERENCE.md",
+        "Source: docs/references.md",
         "▶ WebSocket",
         "Auto-reconnect",
         "Implementation realities for your middleboxes",

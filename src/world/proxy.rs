@@ -5,8 +5,8 @@
 //!   held until `buffer_bytes` have gathered or the response ends, and released in pieces of exactly
 //!   `buffer_bytes`, splitting events. `"1.1"`: a streamed (chunked) response passes as it comes.
 //!   A response with `X-Accel-Buffering: no` passes at once when the proxy honours it.
-//! - `read_timeout` (`proxy_read_timeout`): a request whose answer has not begun gets a `504` on a
-//!   client connection that stays open; a response that has begun and then goes silent is cut; a
+//! - `read_timeout` (`proxy_read_timeout`): a request whose answer has not begun gets a `504` (the
+//!   `cloudflare` preset: a `524`) on a client connection that stays open; a response that has begun and then goes silent is cut; a
 //!   tunnel is closed after that long without a byte either way.
 //! - An upstream that closes mid-response gets its held bytes flushed and the response ended cleanly.
 //! - WebSocket: refused with a 403 of the proxy's own (`block_websocket`), passed and tunnelled
@@ -61,8 +61,20 @@ enum Stop {
     Timeout,
 }
 
-/// nginx's answer to a request whose upstream did not answer within `proxy_read_timeout` (its page, so
-/// that byte counts are realistic).
+/// The answer to a request whose upstream did not answer within the read timeout: Cloudflare's own
+/// status for it (524, "A timeout occurred"; docs/references.md) for the `cloudflare` preset, nginx's
+/// 504 page (so that byte counts are realistic) for every other proxy. The 524 page is shortened: only
+/// its status line and `Server` header follow Cloudflare; clients treat both as a failed request.
+fn gateway_timeout(like: Option<crate::profile::ProxyPreset>) -> &'static [u8] {
+    match like {
+        Some(crate::profile::ProxyPreset::Cloudflare) => CLOUDFLARE_TIMEOUT,
+        _ => GATEWAY_TIMEOUT,
+    }
+}
+
+const CLOUDFLARE_TIMEOUT: &[u8] = b"HTTP/1.1 524 A timeout occurred\r\nServer: cloudflare\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: 16\r\nConnection: keep-alive\r\n\r\nerror code: 524\n";
+
+/// nginx's 504 page, as nginx 1.22.1 sends it.
 const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Time-out\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\nContent-Length: 167\r\nConnection: keep-alive\r\n\r\n<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n";
 
 impl Proxy {
@@ -146,7 +158,7 @@ impl Proxy {
                         .connection_cut("proxy read timeout");
                     client
                         .stream
-                        .write_all(GATEWAY_TIMEOUT)
+                        .write_all(gateway_timeout(settings.like))
                         .await
                         .map_err(|_| Stop::Closed)?;
                     upstream = None;
@@ -749,6 +761,26 @@ async fn tunnel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeout_answers_are_whole_responses_with_the_vendor_status() {
+        for (like, code) in [
+            (None, 504),
+            (Some(crate::profile::ProxyPreset::Nginx), 504),
+            (Some(crate::profile::ProxyPreset::AwsAlb), 504),
+            (Some(crate::profile::ProxyPreset::Cloudflare), 524),
+        ] {
+            let answer = gateway_timeout(like);
+            let head = parse_response(answer).expect("a complete head");
+            assert_eq!(head.code, code, "{like:?}");
+            let body_at = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let BodyFraming::Length(length) = head.framing else {
+                panic!("{like:?}: a timeout answer has a Content-Length");
+            };
+            assert_eq!(answer.len() - body_at, length as usize, "{like:?}");
+            assert!(!head.close, "{like:?}: the client connection is kept");
+        }
+    }
 
     #[test]
     fn chunked_end_is_found_across_pieces() {
