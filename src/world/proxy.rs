@@ -777,7 +777,7 @@ mod tests {
             let BodyFraming::Length(length) = head.framing else {
                 panic!("{like:?}: a timeout answer has a Content-Length");
             };
-            assert_eq!(answer.len() - body_at, length as usize, "{like:?}");
+            assert_eq!(answer.len() - body_at, length, "{like:?}");
             assert!(!head.close, "{like:?}: the client connection is kept");
         }
     }
