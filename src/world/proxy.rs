@@ -831,6 +831,71 @@ mod tests {
             .block_on(future)
     }
 
+    /// When the tunnel of a client that writes every second for `writing` (and then nothing), to a
+    /// server that never writes, is closed by a 3 s `read_timeout`: simulated seconds since connect.
+    fn tunnel_closed_after(writing: Duration) -> f64 {
+        let closed = Rc::new(Cell::new(None::<f64>));
+        let mut sim = turmoil::Builder::new()
+            .simulation_duration(Duration::from_secs(60))
+            .min_message_latency(Duration::ZERO)
+            .max_message_latency(Duration::ZERO)
+            .build();
+        sim.host("server", || async {
+            let listener = TcpListener::bind(("0.0.0.0", 80)).await?;
+            let (mut stream, _) = listener.accept().await?;
+            let mut sink = vec![0u8; 1024];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok(())
+        });
+        sim.host("proxy", || async {
+            let listener = TcpListener::bind(("0.0.0.0", 80)).await?;
+            let (client, _) = listener.accept().await?;
+            let server = TcpStream::connect(("server", 80)).await?;
+            let stop = tunnel(
+                Buffered::new(client),
+                Buffered::new(server),
+                Some(Duration::from_secs(3)),
+            )
+            .await;
+            assert!(matches!(stop, Err(Stop::Timeout)), "{stop:?}");
+            Ok(())
+        });
+        let seen = closed.clone();
+        sim.client("client", async move {
+            let start = Instant::now();
+            let mut stream = TcpStream::connect(("proxy", 80)).await?;
+            while start.elapsed() < writing {
+                stream.write_all(b"x").await?;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let mut buffer = [0u8; 16];
+            // The server never writes: the read ends only when the proxy closes the tunnel.
+            let n = stream.read(&mut buffer).await.unwrap_or(0);
+            assert_eq!(n, 0);
+            seen.set(Some(start.elapsed().as_secs_f64()));
+            Ok(())
+        });
+        sim.run().unwrap();
+        closed.get().expect("the tunnel was closed")
+    }
+
+    #[test]
+    fn a_tunnel_timeout_is_reset_by_client_traffic_alone() {
+        // Real nginx (docs/references.md, measured): a WebSocket client sending every 2 s through a
+        // tunnel whose server is silent is never cut; a silent one is cut after proxy_read_timeout.
+        let silent = tunnel_closed_after(Duration::ZERO);
+        assert!(
+            (3.0..3.1).contains(&silent),
+            "silent client cut at {silent} s"
+        );
+        let talking = tunnel_closed_after(Duration::from_secs(10));
+        assert!(
+            (12.0..12.1).contains(&talking),
+            "a client writing every second from 0 to 9 s is cut 3 s after its last byte, not at \
+             {talking} s"
+        );
+    }
+
     fn chunk(data: &[u8]) -> Vec<u8> {
         let mut out = format!("{:x}\r\n", data.len()).into_bytes();
         out.extend_from_slice(data);
