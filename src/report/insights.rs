@@ -519,7 +519,6 @@ pub fn fmt_duration_s(s: f64) -> String {
     }
 }
 
-/// A number with as many decimals as it deserves: "1234", "56", "4.5", "0.25".
 /// A number with its noun, singular for exactly 1 as shown: "1 event/s", "2 events/s", "0.5 events/s".
 pub fn counted(x: f64, one: &str, many: &str) -> String {
     let n = fmt_num(x);
@@ -527,22 +526,8 @@ pub fn counted(x: f64, one: &str, many: &str) -> String {
     format!("{n} {noun}")
 }
 
-pub fn fmt_num(x: f64) -> String {
-    let a = x.abs();
-    let text = if a >= 100.0 || a == a.round() {
-        format!("{x:.0}")
-    } else if a >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    };
-    // "4.50" → "4.5", "2.00" → "2".
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
-}
+/// The decision module's number format, so that a figure reads the same in the verdict and the insights.
+pub use crate::decision::verdict::fmt_num;
 
 #[cfg(test)]
 mod tests {
