@@ -42,7 +42,9 @@ pub fn replica_host(k: usize) -> String {
     format!("server-{k}")
 }
 
-/// What one replica carried, counted at its own accept loop (the server side).
+/// What one replica carried. Open connections are counted on the balancer's connections to it: each
+/// is one server-side TCP connection for as long as it lives, a WebSocket session's after its upgrade
+/// too (which the replica's HTTP server hands on and stops seeing).
 #[derive(Default)]
 pub struct ReplicaLoad {
     open: Cell<u64>,
@@ -179,8 +181,9 @@ pub struct Balancer {
     /// The replicas, by index.
     pub backends: Vec<(String, u16)>,
     recorder: SharedRecorder,
-    /// Connections the balancer has open to each replica (least-connections reads it).
-    open: Vec<Cell<u64>>,
+    /// Connections the balancer has open to each replica (least-connections reads it), and to all.
+    loads: Vec<Rc<ReplicaLoad>>,
+    total: Rc<ReplicaLoad>,
     next: Cell<usize>,
 }
 
@@ -189,13 +192,15 @@ impl Balancer {
         settings: BalancerSettings,
         backends: Vec<(String, u16)>,
         recorder: SharedRecorder,
+        loads: Vec<Rc<ReplicaLoad>>,
+        total: Rc<ReplicaLoad>,
     ) -> Self {
-        let open = backends.iter().map(|_| Cell::new(0)).collect();
         Self {
             settings,
             backends,
             recorder,
-            open,
+            loads,
+            total,
             next: Cell::new(0),
         }
     }
@@ -216,7 +221,7 @@ impl Balancer {
                 // Fewest open; among equals the first after the rotating start, so that ties spread.
                 (0..n)
                     .map(|i| (start + i) % n)
-                    .min_by_key(|&k| self.open[k].get())
+                    .min_by_key(|&k| self.loads[k].open.get())
                     .unwrap_or(0)
             }
             BalancePolicy::Sticky => (address_hash(peer.ip()) % n as u64) as usize,
@@ -236,9 +241,12 @@ impl Balancer {
                     let Ok(upstream) = TcpStream::connect((host.as_str(), *port)).await else {
                         continue;
                     };
-                    balancer.open[k].set(balancer.open[k].get() + 1);
+                    let guards = (
+                        balancer.loads[k].opened(&balancer.recorder),
+                        balancer.total.opened(&balancer.recorder),
+                    );
                     let timed_out = relay(inbound, upstream, balancer.settings.idle_timeout).await;
-                    balancer.open[k].set(balancer.open[k].get().saturating_sub(1));
+                    drop(guards);
                     if timed_out {
                         balancer
                             .recorder

@@ -209,6 +209,7 @@ pub fn run(
     let mut inner_hosts = vec![SERVER_HOST.to_string()];
     // Replicas behind a load balancer: the balancer is the first middlebox in front of them.
     let mut server_hosts = vec![SERVER_HOST.to_string()];
+    let mut fleet = None;
     if let Some(settings) = &scenario.balancer {
         let replicas = plan.servers.replicas as usize;
         server_hosts = (0..replicas).map(balancer::replica_host).collect();
@@ -216,11 +217,16 @@ pub fn run(
             .iter()
             .map(|h| (h.clone(), SERVER_PORT))
             .collect();
+        let loads: Vec<Rc<balancer::ReplicaLoad>> = (0..replicas).map(|_| Rc::default()).collect();
+        let total: Rc<balancer::ReplicaLoad> = Rc::default();
         let running = Rc::new(balancer::Balancer::new(
             settings.clone(),
             backends,
             recorder.clone(),
+            loads.clone(),
+            total.clone(),
         ));
+        fleet = Some(Fleet { loads, total });
         sim.host(balancer::BALANCER_HOST, move || {
             running.clone().run(SERVER_PORT)
         });
@@ -276,18 +282,17 @@ pub fn run(
     // host's software so that a restart keeps the history (as a real deployment's store would).
     let hub = Hub::new(settings.history);
     let boots = Rc::new(std::cell::Cell::new(0u64));
-    let fleet = scenario.balancer.as_ref().map(|_| {
+    if let Some(fleet) = &fleet {
         replicas(
             &mut sim,
             plan,
             spec.seed,
-            &server_hosts,
+            (&server_hosts, fleet),
             &recorder,
             &settings,
             &workload,
-        )
-    });
-    if fleet.is_none() {
+        );
+    } else {
         let recorder = recorder.clone();
         let settings = settings.clone();
         let workload = workload.clone();
@@ -511,18 +516,16 @@ fn replicas(
     sim: &mut turmoil::Sim<'_>,
     plan: &Plan,
     seed: u64,
-    hosts: &[String],
+    (hosts, fleet): (&[String], &Fleet),
     recorder: &crate::recorder::SharedRecorder,
     settings: &Rc<crate::scenario::TransportSettings>,
     workload: &Rc<crate::scenario::Workload>,
-) -> Fleet {
-    let loads: Vec<Rc<balancer::ReplicaLoad>> = hosts.iter().map(|_| Rc::default()).collect();
-    let total: Rc<balancer::ReplicaLoad> = Rc::default();
+) {
+    let loads = &fleet.loads;
     let hubs: Vec<Rc<Hub>> = hosts.iter().map(|_| Hub::new(settings.history)).collect();
     for (k, host) in hosts.iter().enumerate() {
         let hub = hubs[k].clone();
         let load = loads[k].clone();
-        let total = total.clone();
         let recorder = recorder.clone();
         let settings = settings.clone();
         sim.host(host.as_str(), move || {
@@ -533,19 +536,14 @@ fn replicas(
                 SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
             ));
             load.contexts.borrow_mut().push(server.clone());
-            let load = load.clone();
-            let total = total.clone();
-            let recorder = recorder.clone();
             async move {
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
                 loop {
                     let (stream, _peer) = listener.accept().await?;
-                    let guards = (load.opened(&recorder), total.opened(&recorder));
-                    let serving = crate::server::serve_connection(stream, server.clone());
-                    tokio::task::spawn_local(async move {
-                        serving.await;
-                        drop(guards);
-                    });
+                    tokio::task::spawn_local(crate::server::serve_connection(
+                        stream,
+                        server.clone(),
+                    ));
                 }
             }
         });
@@ -576,5 +574,4 @@ fn replicas(
             std::future::pending::<turmoil::Result>().await
         }
     });
-    Fleet { loads, total }
 }
