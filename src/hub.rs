@@ -457,6 +457,25 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_without_a_backplane_serves_its_own_non_consecutive_ids() {
+        // Replica 1 of 3: events 2, 5, 8, 11 were published on it.
+        let hub = Hub::new(3);
+        for id in [2, 5, 8, 11] {
+            hub.push(event(id));
+        }
+        let ids = |b: Backlog| b.events.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(hub.since(5)), vec![8, 11]);
+        assert_eq!(
+            ids(hub.since(6)),
+            vec![8, 11],
+            "a cursor from another replica"
+        );
+        assert_eq!(ids(hub.since(0)), vec![5, 8, 11]);
+        assert!(hub.since(11).events.is_empty());
+        assert_eq!(hub.resume(12), Resume::Ahead { resumes_after: 11 });
+    }
+
+    #[test]
     fn a_cursor_at_u64_max_gets_nothing_and_poisons_nothing() {
         let hub = Hub::new(4);
         for id in 1..=3 {
