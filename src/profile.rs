@@ -291,6 +291,25 @@ pub struct ScenarioSection {
     pub restart: Option<RestartSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balancer: Option<BalancerSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeploySection>,
+}
+
+/// `[scenario.deploy]`: a rolling deploy, the replicas restarted one at a time.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySection {
+    /// When the first replica starts draining.
+    pub at: HumanDuration,
+    /// Between two replicas.
+    pub every: HumanDuration,
+    /// A replica takes no new connections and closes its open ones gracefully (WebSocket 1001, SSE
+    /// streams ended) for this long, then stops; 0s (the default) stops it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<HumanDuration>,
+    /// How long a stopped replica takes to come back; 2s when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<HumanDuration>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -304,6 +304,17 @@ pub struct Scenario {
     pub restart: Option<Restart>,
     /// The load balancer in front of the replicas (always present when there is more than one).
     pub balancer: Option<Balancer>,
+    /// A rolling deploy over the replicas.
+    pub deploy: Option<Deploy>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deploy {
+    pub at: Duration,
+    pub every: Duration,
+    /// Zero: replicas stop without draining.
+    pub drain: Duration,
+    pub down: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -372,6 +383,9 @@ impl Scenario {
         }
         if self.balancer.is_some() {
             faults.push("balancer");
+        }
+        if self.deploy.is_some() {
+            faults.push("deploy");
         }
         faults
     }
@@ -673,6 +687,24 @@ impl Plan {
                 None => None,
             };
             let balancer = resolve_balancer(s.balancer.as_ref(), &servers, &key, &positive)?;
+            let deploy = match &s.deploy {
+                Some(_) if servers.replicas < 2 => {
+                    return Err(err(
+                        &key("deploy"),
+                        "a rolling deploy needs `[server] replicas` of 2 or more".into(),
+                    ))
+                }
+                Some(x) => Some(Deploy {
+                    at: within_run(&key("deploy.at"), x.at.0)?,
+                    every: positive(&key("deploy.every"), x.every.0)?,
+                    drain: x.drain.map_or(Duration::ZERO, |d| d.0),
+                    down: match x.down {
+                        Some(d) => positive(&key("deploy.down"), d.0)?,
+                        None => Duration::from_secs(2),
+                    },
+                }),
+                None => None,
+            };
             scenarios.push(Scenario {
                 name: s.name.clone(),
                 description: s.description.clone().unwrap_or_default(),
@@ -681,6 +713,7 @@ impl Plan {
                 switch,
                 restart,
                 balancer,
+                deploy,
             });
         }
         if scenarios.is_empty() {
@@ -921,6 +954,21 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("scenario[0].balancer.policy"));
+        let e = plan(&format!(
+            "{BASE}[[scenario]]\nname = \"a\"\n[scenario.deploy]\nat = \"10s\"\nevery = \"5s\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("scenario[0].deploy"));
+        assert!(e.message.contains("replicas"), "{e}");
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.deploy]\n\
+             at = \"2m\"\nevery = \"5s\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(9), Some("scenario[0].deploy.at"))
+        );
     }
 
     #[test]

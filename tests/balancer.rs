@@ -190,7 +190,8 @@ fn replicas_balancer_and_restart_reproduce_byte_for_byte() {
         "none",
         "least-connections",
         "",
-        "[scenario.restart]\nat = \"15s\"\ndown = \"2s\"\n",
+        "[scenario.restart]\nat = \"15s\"\ndown = \"2s\"\n\
+         [scenario.deploy]\nat = \"20s\"\nevery = \"5s\"\ndrain = \"2s\"\n",
     );
     let first = simulate(&dir, "a", &profile);
     // The same profile file again, into another folder.
@@ -206,4 +207,38 @@ fn replicas_balancer_and_restart_reproduce_byte_for_byte() {
     let a = files(&dir.join("a"));
     assert!(!a.is_empty());
     assert_eq!(a, files(&out));
+}
+
+#[test]
+fn a_rolling_deploy_moves_every_client_and_loses_nothing_over_a_shared_backplane() {
+    let dir = temp_dir("deploy");
+    for (name, drain) in [("hard", ""), ("drained", "drain = \"4s\"\n")] {
+        let runs = simulate(
+            &dir,
+            name,
+            &replicas_profile(
+                "shared",
+                "round-robin",
+                "",
+                &format!("[scenario.deploy]\nat = \"12s\"\nevery = \"8s\"\n{drain}"),
+            ),
+        );
+        for run in &runs {
+            let transport = run["transport"].as_str().unwrap();
+            // Every replica restarted once: every client lost its connection at least once.
+            assert!(u(run, "reconnects") >= 30, "{name} {transport}: {run}");
+            assert!(u(run, "peak_reconnects_per_second") > 0, "{run}");
+            // A shared backplane and resumable transports: nothing lost across the deploy.
+            assert_eq!(u(run, "lost"), 0, "{name} {transport}: {run}");
+            // Every client is served again at the end, on the replicas that were up to take it.
+            let ends: u64 = run["per_replica"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| u(r, "open_connections_end"))
+                .sum();
+            assert!(ends >= 30, "{name} {transport}: {run}");
+            assert!(run["imbalance"].as_f64().is_some(), "{run}");
+        }
+    }
 }

@@ -55,6 +55,8 @@ pub struct ReplicaLoad {
     connections: Cell<u64>,
     /// Events published on this replica.
     pub published: Cell<u64>,
+    /// Draining or stopped for a deploy: the balancer sends it no new connections.
+    pub draining: Cell<bool>,
     /// Every server context this replica has booted (one per boot): their request counts add up.
     pub contexts: RefCell<Vec<Rc<ServerCtx>>>,
 }
@@ -226,7 +228,11 @@ impl Balancer {
             }
             BalancePolicy::Sticky => (address_hash(peer.ip()) % n as u64) as usize,
         };
-        (0..n).map(|i| (first + i) % n).collect()
+        let order = (0..n).map(|i| (first + i) % n);
+        // Draining replicas last: only when every other one refuses.
+        let (ready, draining): (Vec<usize>, Vec<usize>) =
+            order.partition(|&k| !self.loads[k].draining.get());
+        ready.into_iter().chain(draining).collect()
     }
 
     /// Accepts and relays connections for the rest of the run.
@@ -321,6 +327,67 @@ async fn relay(client: TcpStream, server: TcpStream, idle: Duration) -> bool {
         closed = up => closed,
         closed = down => closed,
         timed_out = silence => timed_out,
+    }
+}
+
+/// A rolling deploy in progress: replica `k` drains at `at + k × every`, stops `drain` later and is
+/// back `down` after that. Driven by the simulation loop between steps.
+pub struct Rollout {
+    /// Per replica: (drain at, stop at, up at) and how far it got (0 to 3 phases done).
+    plan: Vec<([Duration; 3], usize)>,
+    loads: Vec<Rc<ReplicaLoad>>,
+    hosts: Vec<String>,
+}
+
+impl Rollout {
+    pub fn new(
+        deploy: &crate::scenario::Deploy,
+        loads: Vec<Rc<ReplicaLoad>>,
+        hosts: Vec<String>,
+    ) -> Self {
+        let plan = (0..hosts.len())
+            .map(|k| {
+                let drain_at = deploy.at + deploy.every * k as u32;
+                let stop_at = drain_at + deploy.drain;
+                ([drain_at, stop_at, stop_at + deploy.down], 0)
+            })
+            .collect();
+        Self { plan, loads, hosts }
+    }
+
+    /// Takes every phase that is due by now.
+    pub fn step(&mut self, sim: &mut turmoil::Sim<'_>, recorder: &SharedRecorder) {
+        let now = sim.elapsed();
+        for (k, (times, done)) in self.plan.iter_mut().enumerate() {
+            while *done < 3 && times[*done] <= now {
+                let host = self.hosts[k].as_str();
+                match *done {
+                    0 => {
+                        self.loads[k].draining.set(true);
+                        if times[1] > times[0] {
+                            // Graceful: streams end, WebSocket sessions close with 1001.
+                            if let Some(server) = self.loads[k].contexts.borrow().last() {
+                                server.shutdown.trigger();
+                            }
+                            recorder
+                                .borrow_mut()
+                                .mark_fault_at(now, format!("deploy: {host} drains"));
+                        }
+                    }
+                    1 => {
+                        sim.crash(host);
+                        recorder
+                            .borrow_mut()
+                            .mark_fault_at(now, format!("deploy: {host} stops"));
+                    }
+                    _ => {
+                        sim.bounce(host);
+                        self.loads[k].draining.set(false);
+                    }
+                }
+                *done += 1;
+            }
+        }
     }
 }
 

@@ -397,6 +397,14 @@ pub fn run(
     }
 
     let restart = scenario.restart.clone();
+    let mut deploy = match (&scenario.deploy, &fleet) {
+        (Some(d), Some(f)) => Some(balancer::Rollout::new(
+            d,
+            f.loads.clone(),
+            server_hosts.clone(),
+        )),
+        _ => None,
+    };
     let mut restarted = false;
     let mut next_report = Duration::ZERO;
     while sim.elapsed() < plan.duration {
@@ -420,6 +428,9 @@ pub fn run(
                     sim.bounce(host.as_str());
                 }
             }
+        }
+        if let Some(rollout) = &mut deploy {
+            rollout.step(&mut sim, &recorder);
         }
         if sim.elapsed() >= next_report {
             progress(sim.elapsed());
