@@ -6,7 +6,9 @@
 //! when clients switch networks) → HTTP proxy → server. Each middlebox is present only when the
 //! scenario asks for it. The client ↔ first-hop link carries the profile's latency and jitter (the last
 //! mile and the internet); links between middleboxes and the server are a data centre's (no latency
-//! beyond the 1-tick hop).
+//! beyond the 1-tick hop). With `[server] replicas` (or a `[scenario.balancer]`) the server is
+//! `server-0` … `server-<n-1>` behind a load balancer, the innermost middlebox, and an `events` host
+//! publishes round them (see `world/balancer.rs`).
 //!
 //! This is the only module that knows about turmoil. It wires hosts and links, starts the transports'
 //! halves on them, steps simulated time to the end and hands back what the recorder saw.
