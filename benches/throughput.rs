@@ -5,7 +5,8 @@
 //! `cargo bench --bench throughput` runs every transport at 1,000 clients for 10 simulated minutes plus
 //! the bare-turmoil floor. Choose others with
 //! `cargo bench --bench throughput -- --clients 10000 --transports sse,websocket --minutes 10`, or
-//! `-- --jobs` to time a multi-run profile with `--jobs 1` and `--jobs 2`.
+//! `-- --jobs` to time a multi-run profile with `--jobs 1` and `--jobs 2`, or `-- --replicas 3` for
+//! three server replicas behind a round-robin balancer with a shared backplane.
 //!
 //! Wall time on a shared machine is noisy (the SSE / bare ratio ranged 1.42–1.69 over seven runs of the
 //! same binary here); for a stable ratio count instructions instead, one process each:
@@ -27,6 +28,8 @@ fn main() {
     let mut transports = TransportKind::ALL.to_vec();
     let mut bare = true;
     let mut jobs = false;
+    // `--replicas N`: the same runs with N server replicas behind a round-robin balancer.
+    let mut replicas = 1u32;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -50,6 +53,12 @@ fn main() {
                     .map(|t| t.parse().expect("a transport name"))
                     .collect()
             }
+            "--replicas" => {
+                replicas = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--replicas N")
+            }
             "--no-bare" => bare = false,
             "--bare-only" => transports.clear(),
             "--jobs" => jobs = true,
@@ -66,9 +75,12 @@ fn main() {
     );
     let mut sse_wall = None;
     for transport in transports {
-        let profile = format!(
+        let mut profile = format!(
             "name = \"bench\"\nduration = \"{minutes}m\"\nclients = {clients}\ntransports = [\"{transport}\"]\n"
         );
+        if replicas > 1 {
+            profile.push_str(&format!("[server]\nreplicas = {replicas}\n"));
+        }
         let plan = Plan::from_text("bench.toml", &profile).expect("valid bench profile");
         let started = Instant::now();
         let report = rtsim::simulate::simulate(&plan, &mut |_, _, _| {}).expect("simulation runs");

@@ -259,9 +259,8 @@ impl Hub {
             };
         };
         let gap = cursor.saturating_add(1) < oldest && cursor < self.latest();
-        let skip = cursor
-            .saturating_sub(oldest.saturating_sub(1))
-            .min(history.len() as u64) as usize;
+        // Ids rise but need not be consecutive: a replica without a backplane holds only its own.
+        let skip = history.partition_point(|e| e.id <= cursor);
         Backlog {
             events: history.iter().skip(skip).cloned().collect(),
             gap,
@@ -299,8 +298,25 @@ pub async fn publish(
     hub: Rc<Hub>,
     recorder: SharedRecorder,
     workload: Rc<Workload>,
+    rng: ChaCha8Rng,
+    start: Duration,
+) {
+    let base = hub.base();
+    publish_with(recorder, workload, rng, start, base, move |event| {
+        hub.push(event)
+    })
+    .await
+}
+
+/// The publisher's schedule and numbering, handing each event to `deliver` (several replicas'
+/// hubs, or a backplane, rather than one hub). Ids start after `base`.
+pub async fn publish_with(
+    recorder: SharedRecorder,
+    workload: Rc<Workload>,
     mut rng: ChaCha8Rng,
     start: Duration,
+    base: u64,
+    mut deliver: impl FnMut(Event),
 ) {
     tokio::time::sleep(start).await;
     loop {
@@ -311,10 +327,10 @@ pub async fn publish(
                 return;
             }
             // The recorder numbers events from 1; the hub's ids start after its base.
-            let id = hub.base().saturating_add(recorder.published());
+            let id = base.saturating_add(recorder.published());
             (id, recorder.now())
         };
-        hub.push(Event {
+        deliver(Event {
             id,
             payload: event_payload(id, now, workload.event_bytes),
         });
@@ -438,6 +454,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_replica_without_a_backplane_serves_its_own_non_consecutive_ids() {
+        // Replica 1 of 3: events 2, 5, 8, 11 were published on it.
+        let hub = Hub::new(3);
+        for id in [2, 5, 8, 11] {
+            hub.push(event(id));
+        }
+        let ids = |b: Backlog| b.events.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(hub.since(5)), vec![8, 11]);
+        assert_eq!(
+            ids(hub.since(6)),
+            vec![8, 11],
+            "a cursor from another replica"
+        );
+        assert_eq!(ids(hub.since(0)), vec![5, 8, 11]);
+        assert!(hub.since(11).events.is_empty());
+        assert_eq!(hub.resume(12), Resume::Ahead { resumes_after: 11 });
     }
 
     #[test]

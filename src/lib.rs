@@ -7,8 +7,9 @@
 //! - [`duration`], [`profile`]: the profile TOML as the user wrote it; errors name file, line and key.
 //! - [`scenario`]: the validated [`scenario::Plan`] — units resolved, impossible values refused, and the
 //!   list of runs (scenario × transport × seed).
-//! - [`world`]: one turmoil simulation per run — the server host, client hosts carrying many simulated
-//!   users each, and the middleboxes of the scenario. The only module that knows turmoil.
+//! - [`world`]: one turmoil simulation per run — the server host (or replicas behind a load balancer
+//!   and their backplane), client hosts carrying many simulated users each, and the middleboxes of the
+//!   scenario. The only module that knows turmoil.
 //! - [`hub`]: the server's event publisher and bounded history; [`server`]: the HTTP/1.1 endpoint that
 //!   routes requests to transports; [`net`]: connections as transports see them, with byte counting.
 //! - [`transport`]: the four transports behind one trait, each a client half and a server half speaking

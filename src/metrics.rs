@@ -211,9 +211,50 @@ pub struct RunMetrics {
     /// newest event), each signalled to the client and counted by it.
     #[serde(default)]
     pub resume_resets: u64,
+    /// Open connections at the server side, most at any moment (all replicas together). Measured when
+    /// there is a load balancer; absent for one server without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_connections_peak: Option<u64>,
+    /// Open connections at the server side, time-weighted mean over the run (all replicas together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_connections_mean: Option<f64>,
+    /// Open connections on the busiest replica over the mean per replica, at the end of the run;
+    /// `null` when no replica had any open.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub imbalance: Option<Option<f64>>,
+    /// Each replica's own figures, in replica order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_replica: Option<Vec<ReplicaMetrics>>,
     /// Time series, exported separately (CSV, charts).
     #[serde(skip)]
     pub timeline: Timeline,
+}
+
+/// A field that is present (possibly `null`) is `Some`: absent is `None` by `default`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(d).map(Some)
+}
+
+/// One server replica's figures behind a load balancer, counted at its own accept loop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaMetrics {
+    /// 0-based, as the host `server-<replica>`.
+    pub replica: u32,
+    /// TCP connections it accepted.
+    pub connections: u64,
+    /// HTTP requests it answered (a WebSocket handshake counts as one).
+    pub requests: u64,
+    /// Events published on it (round the replicas).
+    pub events_published: u64,
+    pub open_connections_peak: u64,
+    /// Time-weighted mean over the run.
+    pub open_connections_mean: f64,
+    /// Open when the measured run ended.
+    pub open_connections_end: u64,
 }
 
 #[cfg(test)]

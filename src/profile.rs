@@ -191,6 +191,71 @@ pub struct ReconnectSection {
 pub struct ServerSection {
     /// Events the server keeps for clients that resume from a cursor or `Last-Event-ID`.
     pub history: i64,
+    /// Server hosts behind a load balancer; 1 (the default) is one server and no balancer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
+    /// How the replicas learn of each other's events; `shared` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backplane: Option<Backplane>,
+    /// How long an event takes to reach the replicas over a shared backplane; 2ms when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backplane_latency: Option<HumanDuration>,
+}
+
+/// `[server] backplane`: how events published on one replica reach the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backplane {
+    /// A pub/sub bus (Redis, NATS): every event reaches every replica's history.
+    #[default]
+    Shared,
+    /// A replica only knows the events published on it.
+    None,
+}
+
+impl Backplane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backplane::Shared => "shared",
+            Backplane::None => "none",
+        }
+    }
+}
+
+/// `[scenario.balancer] policy`: how the load balancer picks a replica for a new connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BalancePolicy {
+    /// Each new connection goes to the next replica in turn.
+    #[default]
+    RoundRobin,
+    /// To the replica with the fewest open connections (the lowest-numbered among equals).
+    LeastConnections,
+    /// By the client's address: the same address always reaches the same replica.
+    Sticky,
+}
+
+impl BalancePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BalancePolicy::RoundRobin => "round-robin",
+            BalancePolicy::LeastConnections => "least-connections",
+            BalancePolicy::Sticky => "sticky",
+        }
+    }
+}
+
+/// `[scenario.balancer]`: the load balancer in front of the replicas (present whenever
+/// `[server] replicas` is above 1, with these defaults).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalancerSection {
+    /// `round-robin` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<BalancePolicy>,
+    /// A connection silent (both ways) this long is closed; 60s (AWS ALB's default) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<HumanDuration>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -224,6 +289,27 @@ pub struct ScenarioSection {
     pub switch: Option<SwitchSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancer: Option<BalancerSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeploySection>,
+}
+
+/// `[scenario.deploy]`: a rolling deploy, the replicas restarted one at a time.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySection {
+    /// When the first replica starts draining.
+    pub at: HumanDuration,
+    /// Between two replicas.
+    pub every: HumanDuration,
+    /// A replica takes no new connections and closes its open ones gracefully (WebSocket 1001, SSE
+    /// streams ended) for this long, then stops; 0s (the default) stops it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<HumanDuration>,
+    /// How long a stopped replica takes to come back; 2s when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<HumanDuration>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -543,7 +629,12 @@ impl Default for ReconnectSection {
 
 impl Default for ServerSection {
     fn default() -> Self {
-        Self { history: 1000 }
+        Self {
+            history: 1000,
+            replicas: None,
+            backplane: None,
+            backplane_latency: None,
+        }
     }
 }
 

@@ -574,6 +574,10 @@ impl Recorder {
                 .map(|b| b.reconnects)
                 .max()
                 .unwrap_or(0),
+            open_connections_peak: None,
+            open_connections_mean: None,
+            imbalance: None,
+            per_replica: None,
             timeline,
         }
     }

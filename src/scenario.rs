@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::profile::InputError;
 use crate::profile::{Arrival, Fallback, NatExpiry, Profile, ProxyPreset, Source, UpstreamHttp};
+use crate::profile::{Backplane, BalancePolicy};
 use crate::transport::TransportKind;
 
 /// A whole profile, validated.
@@ -31,7 +32,38 @@ pub struct Plan {
     pub requirements: Requirements,
     /// The real population the simulated clients stand for, when larger than `clients`.
     pub population: Option<u64>,
+    /// The server replicas and how they share events (`[server]`).
+    pub servers: Servers,
 }
+
+/// `[server] replicas`, `backplane`, `backplane_latency`, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Servers {
+    /// Server hosts; above 1 every scenario has a balancer in front of them.
+    pub replicas: u32,
+    pub backplane: Backplane,
+    /// How long a shared backplane takes to bring an event to every replica.
+    pub backplane_latency: Duration,
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            backplane: Backplane::Shared,
+            backplane_latency: DEFAULT_BACKPLANE_LATENCY,
+        }
+    }
+}
+
+/// A Redis pub/sub hop inside one data centre.
+pub const DEFAULT_BACKPLANE_LATENCY: Duration = Duration::from_millis(2);
+
+/// AWS ALB's default idle timeout.
+pub const DEFAULT_BALANCER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most replicas a profile may ask for (each is a simulated host: cost grows with hosts).
+pub const MAX_REPLICAS: u32 = 32;
 
 /// The requirements every run is checked against: the profile's `[requirements]`, with the keys it
 /// leaves out assumed.
@@ -270,6 +302,26 @@ pub struct Scenario {
     pub proxy: Option<Proxy>,
     pub switch: Option<Switch>,
     pub restart: Option<Restart>,
+    /// The load balancer in front of the replicas (always present when there is more than one).
+    pub balancer: Option<Balancer>,
+    /// A rolling deploy over the replicas.
+    pub deploy: Option<Deploy>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deploy {
+    pub at: Duration,
+    pub every: Duration,
+    /// Zero: replicas stop without draining.
+    pub drain: Duration,
+    pub down: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Balancer {
+    pub policy: BalancePolicy,
+    /// A connection silent both ways this long is closed.
+    pub idle_timeout: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -329,8 +381,68 @@ impl Scenario {
         if self.restart.is_some() {
             faults.push("restart");
         }
+        if self.balancer.is_some() {
+            faults.push("balancer");
+        }
+        if self.deploy.is_some() {
+            faults.push("deploy");
+        }
         faults
     }
+}
+
+/// `[server]`'s replica keys: 1 to [`MAX_REPLICAS`] replicas, a backplane latency under a minute.
+fn resolve_servers(
+    section: &crate::profile::ServerSection,
+    err: &dyn Fn(&str, String) -> InputError,
+) -> Result<Servers, InputError> {
+    let replicas = match section.replicas {
+        None => 1,
+        Some(n) if (1..=MAX_REPLICAS as i64).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(err(
+                "server.replicas",
+                format!("must be between 1 and {MAX_REPLICAS} (got {n})"),
+            ))
+        }
+    };
+    let backplane_latency = section
+        .backplane_latency
+        .map_or(DEFAULT_BACKPLANE_LATENCY, |d| d.0);
+    if backplane_latency > Duration::from_secs(60) {
+        return Err(err(
+            "server.backplane_latency",
+            "must be at most 60s".into(),
+        ));
+    }
+    Ok(Servers {
+        replicas,
+        backplane: section.backplane.unwrap_or_default(),
+        backplane_latency,
+    })
+}
+
+/// A scenario's balancer: as `[scenario.balancer]` says, or the defaults when there are replicas to
+/// balance and the scenario does not say; none for one server without the section.
+fn resolve_balancer(
+    section: Option<&crate::profile::BalancerSection>,
+    servers: &Servers,
+    key: &dyn Fn(&str) -> String,
+    positive: &dyn Fn(&str, Duration) -> Result<Duration, InputError>,
+) -> Result<Option<Balancer>, InputError> {
+    let section = match section {
+        Some(s) => s.clone(),
+        None if servers.replicas > 1 => crate::profile::BalancerSection::default(),
+        None => return Ok(None),
+    };
+    let idle_timeout = match section.idle_timeout {
+        Some(d) => positive(&key("balancer.idle_timeout"), d.0)?,
+        None => DEFAULT_BALANCER_IDLE_TIMEOUT,
+    };
+    Ok(Some(Balancer {
+        policy: section.policy.unwrap_or_default(),
+        idle_timeout,
+    }))
 }
 
 impl Plan {
@@ -506,6 +618,8 @@ impl Plan {
             .filter(|h| (1..=64).contains(h))
             .ok_or_else(|| err("simulation.client_hosts", "must be between 1 and 64".into()))?;
 
+        let servers = resolve_servers(&p.server, &err)?;
+
         let mut scenarios = Vec::new();
         for (i, s) in p.scenario.iter().enumerate() {
             let key = |k: &str| format!("scenario[{i}].{k}");
@@ -572,6 +686,25 @@ impl Plan {
                 }
                 None => None,
             };
+            let balancer = resolve_balancer(s.balancer.as_ref(), &servers, &key, &positive)?;
+            let deploy = match &s.deploy {
+                Some(_) if servers.replicas < 2 => {
+                    return Err(err(
+                        &key("deploy"),
+                        "a rolling deploy needs `[server] replicas` of 2 or more".into(),
+                    ))
+                }
+                Some(x) => Some(Deploy {
+                    at: within_run(&key("deploy.at"), x.at.0)?,
+                    every: positive(&key("deploy.every"), x.every.0)?,
+                    drain: x.drain.map_or(Duration::ZERO, |d| d.0),
+                    down: match x.down {
+                        Some(d) => positive(&key("deploy.down"), d.0)?,
+                        None => Duration::from_secs(2),
+                    },
+                }),
+                None => None,
+            };
             scenarios.push(Scenario {
                 name: s.name.clone(),
                 description: s.description.clone().unwrap_or_default(),
@@ -579,11 +712,14 @@ impl Plan {
                 proxy,
                 switch,
                 restart,
+                balancer,
+                deploy,
             });
         }
         if scenarios.is_empty() {
             scenarios.push(Scenario {
                 name: "baseline".into(),
+                balancer: resolve_balancer(None, &servers, &|k| k.to_string(), &|_, d| Ok(d))?,
                 ..Scenario::default()
             });
         }
@@ -647,6 +783,7 @@ impl Plan {
                     ))
                 }
             },
+            servers,
         })
     }
 
@@ -757,6 +894,80 @@ mod tests {
         assert_eq!(
             (e.line, e.key.as_deref()),
             (Some(7), Some("scenario[1].name"))
+        );
+    }
+
+    #[test]
+    fn replicas_and_balancer_keys_are_validated_and_located() {
+        let plan_ok = plan(BASE).unwrap();
+        assert_eq!(plan_ok.servers, Servers::default());
+        assert_eq!(
+            plan_ok.scenarios[0].balancer, None,
+            "one server: no balancer"
+        );
+        let text = format!(
+            "{BASE}[server]\nreplicas = 3\nbackplane = \"none\"\nbackplane_latency = \"5ms\"\n\n\
+             [[scenario]]\nname = \"a\"\n[[scenario]]\nname = \"b\"\n[scenario.balancer]\n\
+             policy = \"sticky\"\nidle_timeout = \"30s\"\n"
+        );
+        let p = plan(&text).unwrap();
+        assert_eq!(p.servers.replicas, 3);
+        assert_eq!(p.servers.backplane, Backplane::None);
+        assert_eq!(p.servers.backplane_latency, Duration::from_millis(5));
+        assert_eq!(
+            p.scenarios[0].balancer,
+            Some(Balancer {
+                policy: BalancePolicy::RoundRobin,
+                idle_timeout: DEFAULT_BALANCER_IDLE_TIMEOUT,
+            }),
+            "replicas get a balancer with the defaults"
+        );
+        assert_eq!(
+            p.scenarios[1].balancer,
+            Some(Balancer {
+                policy: BalancePolicy::Sticky,
+                idle_timeout: Duration::from_secs(30),
+            })
+        );
+        let e = plan(&format!("{BASE}[server]\nreplicas = 0\n")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("server.replicas"))
+        );
+        let e = plan(&format!("{BASE}[server]\nbackplane = \"redis\"\n")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("server.backplane"))
+        );
+        let e = plan(&format!("{BASE}[server]\nbackplane_latency = \"2m\"\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.backplane_latency"));
+        let e = plan(&format!(
+            "{BASE}[[scenario]]\nname = \"a\"\n[scenario.balancer]\nidle_timeout = \"0s\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(7), Some("scenario[0].balancer.idle_timeout"))
+        );
+        let e = plan(&format!(
+            "{BASE}[[scenario]]\nname = \"a\"\n[scenario.balancer]\npolicy = \"random\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("scenario[0].balancer.policy"));
+        let e = plan(&format!(
+            "{BASE}[[scenario]]\nname = \"a\"\n[scenario.deploy]\nat = \"10s\"\nevery = \"5s\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("scenario[0].deploy"));
+        assert!(e.message.contains("replicas"), "{e}");
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.deploy]\n\
+             at = \"2m\"\nevery = \"5s\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(9), Some("scenario[0].deploy.at"))
         );
     }
 

@@ -48,6 +48,7 @@ where
 /// routes in front of it.
 pub async fn route(request: Request<Incoming>, server: Rc<ServerCtx>) -> Response<ResponseBody> {
     server.recorder.borrow_mut().request();
+    server.requests.set(server.requests.get() + 1);
     let path = request.uri().path();
     let Some(allow) = allowed_methods(path) else {
         return match admit(&request, &server, "GET, HEAD, OPTIONS") {

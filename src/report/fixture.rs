@@ -131,6 +131,10 @@ pub fn metrics(
         disconnected_s: lost as f64 * 0.5,
         radio_active_s: 300.0,
         radio_active_per_client_s: 30.0,
+        open_connections_peak: None,
+        open_connections_mean: None,
+        imbalance: None,
+        per_replica: None,
         timeline: Timeline {
             buckets,
             event_delay_ms,

@@ -20,6 +20,58 @@ fn cell(text: &str) -> String {
 }
 
 /// The Markdown report.
+/// `## Replicas`: each replica's load behind the balancer, per run; `None` without replicas.
+fn replicas_section(report: &Report) -> Option<String> {
+    let mut md = String::new();
+    for run in &report.runs {
+        let Some(replicas) = &run.metrics.per_replica else {
+            continue;
+        };
+        if md.is_empty() {
+            md.push_str(
+                "## Replicas\n\nBehind the load balancer: each replica's connections (open ones counted \
+                 on the balancer's connections to it), requests and the events published on it. \
+                 Imbalance: open connections on the busiest replica over the mean, at the end of \
+                 the run.\n\n| scenario | transport | replica | connections | requests | events \
+                 published | open peak | open mean | open at end |\n| --- | --- | ---: | ---: | ---: \
+                 | ---: | ---: | ---: | ---: |\n",
+            );
+        }
+        for r in replicas {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(&run.scenario),
+                cell(super::label(run.transport)),
+                r.replica,
+                r.connections,
+                r.requests,
+                r.events_published,
+                r.open_connections_peak,
+                super::insights::fmt_num(r.open_connections_mean),
+                r.open_connections_end
+            );
+        }
+        let imbalance = match run.metrics.imbalance.flatten() {
+            Some(x) => super::insights::fmt_num(x),
+            None => "—".to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | all | | | | {} | {} | imbalance {imbalance} |",
+            cell(&run.scenario),
+            cell(super::label(run.transport)),
+            run.metrics
+                .open_connections_peak
+                .map_or("—".to_string(), |p| p.to_string()),
+            run.metrics
+                .open_connections_mean
+                .map_or("—".to_string(), super::insights::fmt_num),
+        );
+    }
+    (!md.is_empty()).then(|| md + "\n")
+}
+
 pub fn report_md(report: &Report) -> String {
     let plan = &report.plan;
     let mut md = String::new();
@@ -117,6 +169,10 @@ pub fn report_md(report: &Report) -> String {
             let _ = writeln!(md, "| {} |", cells.join(" | "));
         }
         md.push('\n');
+    }
+
+    if let Some(section) = replicas_section(report) {
+        md.push_str(&section);
     }
 
     md.push_str("## Charts\n\n");

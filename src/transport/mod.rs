@@ -82,6 +82,9 @@ pub struct ServerCtx {
     /// Set when the server is stopping gracefully (`rtsim serve` on Ctrl-C; simulated restarts crash
     /// instead): streams end on an event boundary and WebSocket sessions close with 1001.
     pub shutdown: Rc<Shutdown>,
+    /// Requests this server answered (the recorder counts them for the whole run; this is one
+    /// replica's share behind a load balancer).
+    pub requests: std::cell::Cell<u64>,
 }
 
 /// What the server accepts from clients: body and message sizes, how long a body may take, and
@@ -226,6 +229,7 @@ impl ServerCtx {
             encoded: RefCell::new(None),
             policy: Policy::simulation(),
             shutdown: Rc::new(Shutdown::default()),
+            requests: std::cell::Cell::new(0),
         }
     }
 

@@ -6,7 +6,9 @@
 //! when clients switch networks) → HTTP proxy → server. Each middlebox is present only when the
 //! scenario asks for it. The client ↔ first-hop link carries the profile's latency and jitter (the last
 //! mile and the internet); links between middleboxes and the server are a data centre's (no latency
-//! beyond the 1-tick hop).
+//! beyond the 1-tick hop). With `[server] replicas` (or a `[scenario.balancer]`) the server is
+//! `server-0` … `server-<n-1>` behind a load balancer, the innermost middlebox, and an `events` host
+//! publishes round them (see `world/balancer.rs`).
 //!
 //! This is the only module that knows about turmoil. It wires hosts and links, starts the transports'
 //! halves on them, steps simulated time to the end and hands back what the recorder saw.
@@ -25,6 +27,7 @@ use crate::recorder::{Clock, Recorder};
 use crate::scenario::{Plan, RunSpec};
 use crate::transport::{transport_for, ClientCtx, ServerCtx, TransportKind};
 
+mod balancer;
 mod gateway;
 mod probe;
 mod proxy;
@@ -206,6 +209,34 @@ pub fn run(
     // Middleboxes, from the server outwards: each knows its next hop.
     let mut next_hop = (SERVER_HOST.to_string(), SERVER_PORT);
     let mut inner_hosts = vec![SERVER_HOST.to_string()];
+    // Replicas behind a load balancer: the balancer is the first middlebox in front of them.
+    let mut server_hosts = vec![SERVER_HOST.to_string()];
+    let mut fleet = None;
+    if let Some(settings) = &scenario.balancer {
+        let replicas = plan.servers.replicas as usize;
+        server_hosts = (0..replicas).map(balancer::replica_host).collect();
+        let backends = server_hosts
+            .iter()
+            .map(|h| (h.clone(), SERVER_PORT))
+            .collect();
+        let loads: Vec<Rc<balancer::ReplicaLoad>> = (0..replicas).map(|_| Rc::default()).collect();
+        let total: Rc<balancer::ReplicaLoad> = Rc::default();
+        let running = Rc::new(balancer::Balancer::new(
+            settings.clone(),
+            backends,
+            recorder.clone(),
+            loads.clone(),
+            total.clone(),
+        ));
+        fleet = Some(Fleet { loads, total });
+        sim.host(balancer::BALANCER_HOST, move || {
+            running.clone().run(SERVER_PORT)
+        });
+        next_hop = (balancer::BALANCER_HOST.to_string(), SERVER_PORT);
+        inner_hosts = server_hosts.clone();
+        inner_hosts.push(balancer::BALANCER_HOST.to_string());
+        inner_hosts.push(balancer::EVENTS_HOST.to_string());
+    }
     let mut proxies: Vec<Rc<proxy::Proxy>> = Vec::new();
     if let Some(settings) = &scenario.proxy {
         let proxy = Rc::new(proxy::Proxy::new(
@@ -253,7 +284,17 @@ pub fn run(
     // host's software so that a restart keeps the history (as a real deployment's store would).
     let hub = Hub::new(settings.history);
     let boots = Rc::new(std::cell::Cell::new(0u64));
-    {
+    if let Some(fleet) = &fleet {
+        replicas(
+            &mut sim,
+            plan,
+            spec.seed,
+            (&server_hosts, fleet),
+            &recorder,
+            &settings,
+            &workload,
+        );
+    } else {
         let recorder = recorder.clone();
         let settings = settings.clone();
         let workload = workload.clone();
@@ -358,27 +399,48 @@ pub fn run(
     }
 
     let restart = scenario.restart.clone();
+    let mut deploy = match (&scenario.deploy, &fleet) {
+        (Some(d), Some(f)) => Some(balancer::Rollout::new(
+            d,
+            f.loads.clone(),
+            server_hosts.clone(),
+        )),
+        _ => None,
+    };
     let mut restarted = false;
     let mut next_report = Duration::ZERO;
     while sim.elapsed() < plan.duration {
         sim.step().map_err(|e| fail(e.to_string()))?;
         if let Some(r) = &restart {
+            // Behind a balancer the whole fleet restarts at once (a rolling deploy is not this).
             if !restarted && sim.elapsed() >= r.at {
-                sim.crash(SERVER_HOST);
+                for host in &server_hosts {
+                    sim.crash(host.as_str());
+                }
                 recorder
                     .borrow_mut()
                     .mark_fault_at(sim.elapsed(), "server restart");
                 restarted = true;
             }
-            if restarted && sim.elapsed() >= r.at + r.down && !sim.is_host_running(SERVER_HOST) {
-                sim.bounce(SERVER_HOST);
+            for host in &server_hosts {
+                if restarted
+                    && sim.elapsed() >= r.at + r.down
+                    && !sim.is_host_running(host.as_str())
+                {
+                    sim.bounce(host.as_str());
+                }
             }
+        }
+        if let Some(rollout) = &mut deploy {
+            rollout.step(&mut sim, &recorder);
         }
         if sim.elapsed() >= next_report {
             progress(sim.elapsed());
             next_report += Duration::from_secs(1);
         }
     }
+    // The replicas' load is taken at the end of the measured run (imbalance is "at the end").
+    let fleet_figures = fleet.as_ref().map(|f| f.figures(sim.elapsed()));
     // The measured run is over: no more events or scheduled faults. Let clients recover so that late
     // deliveries count as late, not lost.
     recorder.borrow_mut().close(plan.duration);
@@ -411,6 +473,118 @@ pub fn run(
             recorder.borrow_mut().strand(client_side, &ids, &name);
         }
     }
-    let metrics = recorder.borrow().finish(plan.duration);
+    let mut metrics = recorder.borrow().finish(plan.duration);
+    if let Some(figures) = fleet_figures {
+        figures.fill(&mut metrics);
+    }
     Ok(metrics)
+}
+
+/// The replicas behind a balancer and what they carried.
+struct Fleet {
+    loads: Vec<Rc<balancer::ReplicaLoad>>,
+    /// All replicas together.
+    total: Rc<balancer::ReplicaLoad>,
+}
+
+/// A fleet's figures at the end of the measured run.
+struct FleetFigures {
+    per_replica: Vec<crate::metrics::ReplicaMetrics>,
+    total: crate::metrics::ReplicaMetrics,
+}
+
+impl Fleet {
+    fn figures(&self, end: Duration) -> FleetFigures {
+        FleetFigures {
+            per_replica: self
+                .loads
+                .iter()
+                .enumerate()
+                .map(|(k, l)| l.metrics(k, end))
+                .collect(),
+            total: self.total.metrics(0, end),
+        }
+    }
+}
+
+impl FleetFigures {
+    fn fill(self, metrics: &mut RunMetrics) {
+        let ends: Vec<u64> = self
+            .per_replica
+            .iter()
+            .map(|r| r.open_connections_end)
+            .collect();
+        let mean = ends.iter().sum::<u64>() as f64 / ends.len().max(1) as f64;
+        let busiest = ends.iter().copied().max().unwrap_or(0) as f64;
+        metrics.open_connections_peak = Some(self.total.open_connections_peak);
+        metrics.open_connections_mean = Some(self.total.open_connections_mean);
+        metrics.imbalance = Some((mean > 0.0).then(|| (busiest / mean * 1000.0).round() / 1000.0));
+        metrics.per_replica = Some(self.per_replica);
+    }
+}
+
+/// Starts the replica hosts (each with its own hub) and the events host that publishes round them
+/// over the backplane.
+fn replicas(
+    sim: &mut turmoil::Sim<'_>,
+    plan: &Plan,
+    seed: u64,
+    (hosts, fleet): (&[String], &Fleet),
+    recorder: &crate::recorder::SharedRecorder,
+    settings: &Rc<crate::scenario::TransportSettings>,
+    workload: &Rc<crate::scenario::Workload>,
+) {
+    let loads = &fleet.loads;
+    let hubs: Vec<Rc<Hub>> = hosts.iter().map(|_| Hub::new(settings.history)).collect();
+    for (k, host) in hosts.iter().enumerate() {
+        let hub = hubs[k].clone();
+        let load = loads[k].clone();
+        let recorder = recorder.clone();
+        let settings = settings.clone();
+        sim.host(host.as_str(), move || {
+            let server = Rc::new(ServerCtx::new(
+                hub.clone(),
+                settings.clone(),
+                recorder.clone(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
+            ));
+            load.contexts.borrow_mut().push(server.clone());
+            async move {
+                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
+                loop {
+                    let (stream, _peer) = listener.accept().await?;
+                    tokio::task::spawn_local(crate::server::serve_connection(
+                        stream,
+                        server.clone(),
+                    ));
+                }
+            }
+        });
+    }
+    let backplanes = Rc::new(balancer::Backplanes {
+        hubs,
+        loads: loads.clone(),
+        backplane: plan.servers.backplane,
+        latency: plan.servers.backplane_latency,
+    });
+    let recorder = recorder.clone();
+    let workload = workload.clone();
+    let start = warmup(plan);
+    sim.host(balancer::EVENTS_HOST, move || {
+        let backplanes = backplanes.clone();
+        let (queue, bus) = tokio::sync::mpsc::unbounded_channel();
+        tokio::task::spawn_local(backplanes.clone().deliver(bus));
+        let publisher = hub::publish_with(
+            recorder.clone(),
+            workload.clone(),
+            ChaCha8Rng::seed_from_u64(derive_seed(seed, streams::PUBLISHER)),
+            start,
+            0,
+            move |event| backplanes.publish(event, &queue),
+        );
+        async move {
+            publisher.await;
+            std::future::pending::<turmoil::Result>().await
+        }
+    });
 }

@@ -1,0 +1,407 @@
+//! Server replicas behind a load balancer (`[server] replicas`, `[scenario.balancer]`): the balancer
+//! host, the replicas' own hubs and how events reach them (the backplane), and what each replica
+//! carried.
+//!
+//! The balancer works at the TCP level, as an NLB or HAProxy in `mode tcp` does: it picks a replica
+//! for each new client connection by its policy and relays bytes both ways until either side closes,
+//! or until the connection has been silent both ways for `idle_timeout` (traffic either way resets
+//! the clock, as the proxy's tunnel timeout). A replica that refuses the connection (down) is passed
+//! over for the next one, as a health-checked target group does.
+//!
+//! Events are published round the replicas: event `n` is published on replica `(n - 1) % replicas`.
+//! With `backplane = "none"` only that replica's history gets it; with `"shared"` every replica's
+//! history gets it `backplane_latency` later — the publishing replica too, as a replica subscribed to
+//! its own channel hears it, so that every history holds the events in publication order.
+//!
+//! This module wires hosts and counts connections; it never decides what a transport does with a
+//! missing event (the transports and the recorder measure that).
+
+use std::cell::{Cell, RefCell};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+use turmoil::net::{TcpListener, TcpStream};
+
+use crate::hub::{Event, Hub};
+use crate::metrics::ReplicaMetrics;
+use crate::profile::{Backplane, BalancePolicy};
+use crate::recorder::SharedRecorder;
+use crate::scenario::Balancer as BalancerSettings;
+use crate::transport::ServerCtx;
+
+/// Host name of the balancer.
+pub const BALANCER_HOST: &str = "balancer";
+/// Host of the application's publishers (it only schedules events; it carries no traffic).
+pub const EVENTS_HOST: &str = "events";
+
+/// Host name of replica `k`.
+pub fn replica_host(k: usize) -> String {
+    format!("server-{k}")
+}
+
+/// What one replica carried. Open connections are counted on the balancer's connections to it: each
+/// is one server-side TCP connection for as long as it lives, a WebSocket session's after its upgrade
+/// too (which the replica's HTTP server hands on and stops seeing).
+#[derive(Default)]
+pub struct ReplicaLoad {
+    open: Cell<u64>,
+    peak: Cell<u64>,
+    /// Open connections × seconds, up to `changed`.
+    integral: Cell<f64>,
+    changed: Cell<Duration>,
+    connections: Cell<u64>,
+    /// Events published on this replica.
+    pub published: Cell<u64>,
+    /// Draining or stopped for a deploy: the balancer sends it no new connections.
+    pub draining: Cell<bool>,
+    /// Every server context this replica has booted (one per boot): their request counts add up.
+    pub contexts: RefCell<Vec<Rc<ServerCtx>>>,
+}
+
+impl ReplicaLoad {
+    fn advance(&self, now: Duration) {
+        let since = now.saturating_sub(self.changed.get());
+        self.integral
+            .set(self.integral.get() + self.open.get() as f64 * since.as_secs_f64());
+        self.changed.set(now.max(self.changed.get()));
+    }
+
+    /// A connection was accepted at `now`; the guard counts it closed when dropped (also when the
+    /// host crashes and its tasks are dropped).
+    pub fn opened(self: &Rc<Self>, recorder: &SharedRecorder) -> OpenGuard {
+        self.advance(recorder.borrow().now());
+        self.open.set(self.open.get() + 1);
+        self.peak.set(self.peak.get().max(self.open.get()));
+        self.connections.set(self.connections.get() + 1);
+        OpenGuard {
+            load: self.clone(),
+            recorder: recorder.clone(),
+        }
+    }
+
+    /// This replica's figures over `[0, end]`, with the open connections at `end`.
+    pub fn metrics(&self, replica: usize, end: Duration) -> ReplicaMetrics {
+        self.advance(end);
+        let seconds = end.as_secs_f64();
+        ReplicaMetrics {
+            replica: replica as u32,
+            connections: self.connections.get(),
+            requests: self
+                .contexts
+                .borrow()
+                .iter()
+                .map(|c| c.requests.get())
+                .sum(),
+            events_published: self.published.get(),
+            open_connections_peak: self.peak.get(),
+            open_connections_mean: if seconds > 0.0 {
+                round3(self.integral.get() / seconds)
+            } else {
+                0.0
+            },
+            open_connections_end: self.open.get(),
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Held for as long as a replica serves one connection.
+pub struct OpenGuard {
+    load: Rc<ReplicaLoad>,
+    recorder: SharedRecorder,
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        // The recorder may be borrowed when a crash drops tasks from inside the simulation loop; the
+        // run's own clock then is the last change (the count still falls).
+        let now = match self.recorder.try_borrow() {
+            Ok(r) => r.now(),
+            Err(_) => self.load.changed.get(),
+        };
+        self.load.advance(now);
+        self.load.open.set(self.load.open.get().saturating_sub(1));
+    }
+}
+
+/// The replicas' hubs and the way events reach them.
+pub struct Backplanes {
+    pub hubs: Vec<Rc<Hub>>,
+    pub loads: Vec<Rc<ReplicaLoad>>,
+    pub backplane: Backplane,
+    pub latency: Duration,
+}
+
+impl Backplanes {
+    /// Takes event `event` published on its replica: into that replica's history (`none`), or onto
+    /// the bus (`shared`: `queue` delivers it to every history after the latency).
+    pub fn publish(
+        &self,
+        event: Event,
+        queue: &tokio::sync::mpsc::UnboundedSender<(Instant, Event)>,
+    ) {
+        let origin = ((event.id.saturating_sub(1)) % self.hubs.len() as u64) as usize;
+        let load = &self.loads[origin];
+        load.published.set(load.published.get() + 1);
+        match self.backplane {
+            Backplane::None => self.hubs[origin].push(event),
+            Backplane::Shared if self.latency.is_zero() => {
+                for hub in &self.hubs {
+                    hub.push(event.clone());
+                }
+            }
+            Backplane::Shared => {
+                // The receiver lives as long as the events host: a send cannot fail while it runs.
+                let _ = queue.send((Instant::now() + self.latency, event));
+            }
+        }
+    }
+
+    /// The bus: delivers queued events, in the order published, to every replica's history.
+    pub async fn deliver(
+        self: Rc<Self>,
+        mut queue: tokio::sync::mpsc::UnboundedReceiver<(Instant, Event)>,
+    ) {
+        while let Some((due, event)) = queue.recv().await {
+            tokio::time::sleep_until(due).await;
+            for hub in &self.hubs {
+                hub.push(event.clone());
+            }
+        }
+    }
+}
+
+/// The balancer host's configuration and state.
+pub struct Balancer {
+    pub settings: BalancerSettings,
+    /// The replicas, by index.
+    pub backends: Vec<(String, u16)>,
+    recorder: SharedRecorder,
+    /// Connections the balancer has open to each replica (least-connections reads it), and to all.
+    loads: Vec<Rc<ReplicaLoad>>,
+    total: Rc<ReplicaLoad>,
+    next: Cell<usize>,
+}
+
+impl Balancer {
+    pub fn new(
+        settings: BalancerSettings,
+        backends: Vec<(String, u16)>,
+        recorder: SharedRecorder,
+        loads: Vec<Rc<ReplicaLoad>>,
+        total: Rc<ReplicaLoad>,
+    ) -> Self {
+        Self {
+            settings,
+            backends,
+            recorder,
+            loads,
+            total,
+            next: Cell::new(0),
+        }
+    }
+
+    /// The replicas to try for a connection from `peer`, the policy's choice first, then the rest in
+    /// order (a refused connect moves on to the next).
+    fn candidates(&self, peer: SocketAddr) -> Vec<usize> {
+        let n = self.backends.len();
+        let first = match self.settings.policy {
+            BalancePolicy::RoundRobin => {
+                let k = self.next.get() % n;
+                self.next.set(k + 1);
+                k
+            }
+            BalancePolicy::LeastConnections => {
+                let start = self.next.get() % n;
+                self.next.set(start + 1);
+                // Fewest open; among equals the first after the rotating start, so that ties spread.
+                (0..n)
+                    .map(|i| (start + i) % n)
+                    .min_by_key(|&k| self.loads[k].open.get())
+                    .unwrap_or(0)
+            }
+            BalancePolicy::Sticky => (address_hash(peer.ip()) % n as u64) as usize,
+        };
+        let order = (0..n).map(|i| (first + i) % n);
+        // Draining replicas last: only when every other one refuses.
+        let (ready, draining): (Vec<usize>, Vec<usize>) =
+            order.partition(|&k| !self.loads[k].draining.get());
+        ready.into_iter().chain(draining).collect()
+    }
+
+    /// Accepts and relays connections for the rest of the run.
+    pub async fn run(self: Rc<Self>, port: u16) -> turmoil::Result {
+        let listener = TcpListener::bind(("0.0.0.0", port)).await?;
+        loop {
+            let (inbound, peer) = listener.accept().await?;
+            let balancer = self.clone();
+            tokio::task::spawn_local(async move {
+                for k in balancer.candidates(peer) {
+                    let (host, port) = &balancer.backends[k];
+                    let Ok(upstream) = TcpStream::connect((host.as_str(), *port)).await else {
+                        continue;
+                    };
+                    let guards = (
+                        balancer.loads[k].opened(&balancer.recorder),
+                        balancer.total.opened(&balancer.recorder),
+                    );
+                    let timed_out = relay(inbound, upstream, balancer.settings.idle_timeout).await;
+                    drop(guards);
+                    if timed_out {
+                        balancer
+                            .recorder
+                            .borrow_mut()
+                            .connection_cut("balancer idle timeout");
+                    }
+                    return;
+                }
+                // No replica took it: dropping the client's connection closes it.
+            });
+        }
+    }
+}
+
+/// FNV-1a over the address's bytes: the same client address always picks the same replica.
+fn address_hash(ip: IpAddr) -> u64 {
+    let bytes = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Relays bytes both ways until a side closes or both have been silent for `idle`; true when the
+/// idle timeout closed it. Returning drops both connections: each side sees the close.
+async fn relay(client: TcpStream, server: TcpStream, idle: Duration) -> bool {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let last_traffic = Cell::new(Instant::now());
+    let up = async {
+        let mut buffer = vec![0u8; 8192];
+        loop {
+            match client_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    last_traffic.set(Instant::now());
+                    if server_write.write_all(&buffer[..n]).await.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    };
+    let down = async {
+        let mut buffer = vec![0u8; 8192];
+        loop {
+            match server_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    last_traffic.set(Instant::now());
+                    if client_write.write_all(&buffer[..n]).await.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    };
+    let silence = async {
+        loop {
+            let deadline = last_traffic.get() + idle;
+            tokio::time::sleep_until(deadline).await;
+            if last_traffic.get() + idle <= Instant::now() {
+                return true;
+            }
+        }
+    };
+    tokio::select! {
+        // Fixed branch order: tokio's random order is unseeded and would break determinism.
+        biased;
+        closed = up => closed,
+        closed = down => closed,
+        timed_out = silence => timed_out,
+    }
+}
+
+/// A rolling deploy in progress: replica `k` drains at `at + k × every`, stops `drain` later and is
+/// back `down` after that. Driven by the simulation loop between steps.
+pub struct Rollout {
+    /// Per replica: (drain at, stop at, up at) and how far it got (0 to 3 phases done).
+    plan: Vec<([Duration; 3], usize)>,
+    loads: Vec<Rc<ReplicaLoad>>,
+    hosts: Vec<String>,
+}
+
+impl Rollout {
+    pub fn new(
+        deploy: &crate::scenario::Deploy,
+        loads: Vec<Rc<ReplicaLoad>>,
+        hosts: Vec<String>,
+    ) -> Self {
+        let plan = (0..hosts.len())
+            .map(|k| {
+                let drain_at = deploy.at + deploy.every * k as u32;
+                let stop_at = drain_at + deploy.drain;
+                ([drain_at, stop_at, stop_at + deploy.down], 0)
+            })
+            .collect();
+        Self { plan, loads, hosts }
+    }
+
+    /// Takes every phase that is due by now.
+    pub fn step(&mut self, sim: &mut turmoil::Sim<'_>, recorder: &SharedRecorder) {
+        let now = sim.elapsed();
+        for (k, (times, done)) in self.plan.iter_mut().enumerate() {
+            while *done < 3 && times[*done] <= now {
+                let host = self.hosts[k].as_str();
+                match *done {
+                    0 => {
+                        self.loads[k].draining.set(true);
+                        if times[1] > times[0] {
+                            // Graceful: streams end, WebSocket sessions close with 1001.
+                            if let Some(server) = self.loads[k].contexts.borrow().last() {
+                                server.shutdown.trigger();
+                            }
+                            recorder
+                                .borrow_mut()
+                                .mark_fault_at(now, format!("deploy: {host} drains"));
+                        }
+                    }
+                    1 => {
+                        sim.crash(host);
+                        recorder
+                            .borrow_mut()
+                            .mark_fault_at(now, format!("deploy: {host} stops"));
+                    }
+                    _ => {
+                        sim.bounce(host);
+                        self.loads[k].draining.set(false);
+                    }
+                }
+                *done += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sticky_hash_is_stable_and_spreads_addresses() {
+        let a: IpAddr = "192.168.0.1".parse().unwrap();
+        assert_eq!(address_hash(a), address_hash(a));
+        let picks: std::collections::BTreeSet<u64> = (1..=16u8)
+            .map(|i| address_hash(IpAddr::from([192, 168, 0, i])) % 3)
+            .collect();
+        assert_eq!(picks.len(), 3, "16 addresses reach all 3 replicas");
+    }
+}

@@ -1,0 +1,244 @@
+//! Server replicas behind a load balancer, through the real binary: what a backplane is for, what the
+//! balancer's idle timeout cuts, where each policy sends connections, and that it all reproduces.
+//! Every figure asserted comes out of the simulation (summary.json), never out of a formula.
+
+mod common;
+use common::{files, rtsim, temp_dir};
+
+use serde_json::Value;
+use std::path::Path;
+
+/// Writes `profile` into `dir`, runs `rtsim simulate` on it and returns summary.json's runs.
+fn simulate(dir: &Path, name: &str, profile: &str) -> Vec<Value> {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, profile).unwrap();
+    let out = dir.join(name);
+    let output = rtsim(&[
+        "simulate",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "rtsim failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    summary["runs"].as_array().unwrap().clone()
+}
+
+fn replicas_profile(backplane: &str, policy: &str, head: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "balanced"
+duration = "40s"
+clients = 30
+transports = ["long-polling", "sse", "websocket"]
+
+[workload]
+events_per_second = 2.0
+arrival = "uniform"
+
+[server]
+replicas = 3
+backplane = "{backplane}"
+backplane_latency = "2ms"
+{head}
+[[scenario]]
+name = "behind-a-balancer"
+[scenario.balancer]
+policy = "{policy}"
+{extra}
+"#
+    )
+}
+
+fn u(run: &Value, key: &str) -> u64 {
+    run[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} in {run}"))
+}
+
+#[test]
+fn without_a_backplane_round_robin_clients_miss_what_other_replicas_publish() {
+    let dir = temp_dir("backplane");
+    let none = simulate(
+        &dir,
+        "none",
+        &replicas_profile("none", "round-robin", "", ""),
+    );
+    let shared = simulate(
+        &dir,
+        "shared",
+        &replicas_profile("shared", "round-robin", "", ""),
+    );
+    assert_eq!(none.len(), 3);
+    for (lonely, bused) in none.iter().zip(&shared) {
+        let transport = lonely["transport"].as_str().unwrap();
+        assert!(u(lonely, "published") >= 40, "{transport}: {lonely}");
+        // Each client's connection is on one replica, which knows only a third of the events.
+        let delivered = u(lonely, "delivered") as f64 / u(lonely, "expected") as f64;
+        assert!(
+            u(lonely, "lost") > 0 && delivered < 0.5,
+            "{transport} without a backplane delivered {delivered}: {lonely}"
+        );
+        assert_eq!(u(bused, "lost"), 0, "{transport} with a backplane: {bused}");
+        assert_eq!(u(bused, "delivered"), u(bused, "expected"), "{transport}");
+        for run in [lonely, bused] {
+            let replicas = run["per_replica"].as_array().expect("per_replica");
+            assert_eq!(replicas.len(), 3, "{transport}");
+            let published: u64 = replicas.iter().map(|r| u(r, "events_published")).sum();
+            assert_eq!(
+                published,
+                u(run, "published"),
+                "published round the replicas"
+            );
+            for r in replicas {
+                assert!(
+                    u(r, "connections") > 0 && u(r, "requests") > 0,
+                    "round-robin reaches every replica: {r}"
+                );
+            }
+            let ends: u64 = replicas.iter().map(|r| u(r, "open_connections_end")).sum();
+            assert!(ends >= 30, "every client holds a connection: {run}");
+            assert!(u(run, "open_connections_peak") >= ends, "{run}");
+            let imbalance = run["imbalance"].as_f64().expect("imbalance measured");
+            assert!(
+                (1.0..1.5).contains(&imbalance),
+                "round-robin spreads 30 clients evenly: {imbalance}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_balancer_idle_timeout_cuts_silent_streams_and_heartbeats_keep_them() {
+    let dir = temp_dir("idle");
+    // One event every 20 s, a 5 s idle timeout: an SSE stream without heartbeats goes silent.
+    let profile = |heartbeat: &str| {
+        format!(
+            r#"
+name = "idle"
+duration = "60s"
+clients = 6
+transports = ["sse"]
+
+[workload]
+events_per_second = 0.05
+arrival = "uniform"
+
+[sse]
+heartbeat = "{heartbeat}"
+
+[server]
+replicas = 2
+
+[[scenario]]
+name = "idle"
+[scenario.balancer]
+idle_timeout = "5s"
+"#
+        )
+    };
+    let silent = &simulate(&dir, "silent", &profile("off"))[0];
+    assert!(
+        u(silent, "cuts") >= 6,
+        "every stream was cut at least once: {silent}"
+    );
+    assert!(u(silent, "reconnects") >= 6, "{silent}");
+    let kept = &simulate(&dir, "kept", &profile("2s"))[0];
+    assert_eq!(u(kept, "cuts"), 0, "heartbeats are traffic: {kept}");
+    assert_eq!(u(kept, "lost"), 0, "{kept}");
+}
+
+#[test]
+fn sticky_sends_one_address_to_one_replica_and_least_connections_spreads() {
+    let dir = temp_dir("policies");
+    // All clients share one host (one address): sticky keeps them on one replica.
+    let profile =
+        |policy: &str| replicas_profile("shared", policy, "[simulation]\nclient_hosts = 1\n", "");
+    let sticky = simulate(&dir, "sticky", &profile("sticky"));
+    for run in &sticky {
+        let loaded: Vec<u64> = run["per_replica"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| u(r, "connections"))
+            .collect();
+        assert_eq!(
+            loaded.iter().filter(|&&c| c > 0).count(),
+            1,
+            "one address, one replica: {loaded:?}"
+        );
+        assert_eq!(u(run, "lost"), 0, "{run}");
+        assert_eq!(run["imbalance"].as_f64(), Some(3.0), "{run}");
+    }
+    let least = simulate(&dir, "least", &profile("least-connections"));
+    for run in &least {
+        for r in run["per_replica"].as_array().unwrap() {
+            assert!(u(r, "open_connections_end") >= 9, "{run}");
+        }
+    }
+}
+
+#[test]
+fn replicas_balancer_and_restart_reproduce_byte_for_byte() {
+    let dir = temp_dir("determinism");
+    let profile = replicas_profile(
+        "none",
+        "least-connections",
+        "",
+        "[scenario.restart]\nat = \"15s\"\ndown = \"2s\"\n\
+         [scenario.deploy]\nat = \"20s\"\nevery = \"5s\"\ndrain = \"2s\"\n",
+    );
+    let first = simulate(&dir, "a", &profile);
+    // The same profile file again, into another folder.
+    let out = dir.join("b");
+    let output = rtsim(&[
+        "simulate",
+        dir.join("a.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    assert!(first.iter().all(|r| r["per_replica"].is_array()));
+    let a = files(&dir.join("a"));
+    assert!(!a.is_empty());
+    assert_eq!(a, files(&out));
+}
+
+#[test]
+fn a_rolling_deploy_moves_every_client_and_loses_nothing_over_a_shared_backplane() {
+    let dir = temp_dir("deploy");
+    for (name, drain) in [("hard", ""), ("drained", "drain = \"4s\"\n")] {
+        let runs = simulate(
+            &dir,
+            name,
+            &replicas_profile(
+                "shared",
+                "round-robin",
+                "",
+                &format!("[scenario.deploy]\nat = \"12s\"\nevery = \"8s\"\n{drain}"),
+            ),
+        );
+        for run in &runs {
+            let transport = run["transport"].as_str().unwrap();
+            // Every replica restarted once: every client lost its connection at least once.
+            assert!(u(run, "reconnects") >= 30, "{name} {transport}: {run}");
+            assert!(u(run, "peak_reconnects_per_second") > 0, "{run}");
+            // A shared backplane and resumable transports: nothing lost across the deploy.
+            assert_eq!(u(run, "lost"), 0, "{name} {transport}: {run}");
+            // Every client is served again at the end, on the replicas that were up to take it.
+            let ends: u64 = run["per_replica"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| u(r, "open_connections_end"))
+                .sum();
+            assert!(ends >= 30, "{name} {transport}: {run}");
+            assert!(run["imbalance"].as_f64().is_some(), "{run}");
+        }
+    }
+}
