@@ -971,7 +971,14 @@ struct Bars<'a> {
     intervals: Vec<Vec<Option<(f64, f64)>>>,
     /// Groups are labelled by key letter (A, B, …), the chart draws the key.
     keyed: bool,
+    /// In `series`' shape: true where the run exists but has no value because it delivered nothing.
+    /// Such a slot is labelled "no deliveries" instead of being left blank (or drawn as a zero bar,
+    /// which would read as the fastest or cheapest). Empty: no such slot.
+    nothing: Vec<Vec<bool>>,
 }
+
+/// The label of a bar slot whose run delivered nothing.
+pub(crate) const NO_DELIVERIES: &str = "no deliveries";
 
 /// A run's 95 % interval for the metric at `path` in summary.json (repeated runs only), times `scale`.
 pub(crate) fn interval(run: &RunResult, path: &[&str], scale: f64) -> Option<(f64, f64)> {
@@ -1025,6 +1032,9 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
             0.0..if max > 0.0 { max * 1.25 } else { 1.0 }
         }
     };
+    if values().next().is_none() && bars.nothing.iter().flatten().any(|n| *n) {
+        return empty_panel(area, bars.caption, NO_DELIVERIES);
+    }
     if values().all(|v| v == 0.0) && !bars.log {
         return empty_panel(area, bars.caption, "none in any run");
     }
@@ -1035,6 +1045,10 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
     let k = bars.series.len().max(1) as f64;
     let bar_w = 0.8 / k;
     let label_font = (FONT, 20).into_font().color(&INK);
+    let nothing_font = (FONT, 18)
+        .into_font()
+        .color(&FAULT)
+        .transform(FontTransform::Rotate270);
     let tick_labels = if bars.log {
         decade_labels(&y_range)
     } else {
@@ -1105,7 +1119,15 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                 }
             }
             let (x_px, y_px) = chart.plotting_area().get_pixel_range();
-            place_value_labels(area, &labels, &label_font, (x_px, y_px.clone()))?;
+            let mut occupied = Vec::new();
+            for (j, flags) in bars.nothing.iter().enumerate() {
+                for (i, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
+                    let x = i as f64 - 0.4 + (j as f64 + 0.46) * bar_w;
+                    let at = chart.backend_coord(&(x, $bottom));
+                    occupied.push(no_deliveries_label(area, at, &nothing_font)?);
+                }
+            }
+            place_value_labels(area, &labels, &label_font, (x_px, y_px.clone()), &occupied)?;
             let centres: Vec<i32> = (0..n)
                 .map(|i| chart.backend_coord(&(i as f64, $bottom)).0)
                 .collect();
@@ -1162,9 +1184,10 @@ fn place_value_labels<DB: DrawingBackend>(
     labels: &[(String, (i32, i32))],
     font: &TextStyle,
     (x_px, y_px): (Range<i32>, Range<i32>),
+    occupied: &[(i32, i32, i32, i32)],
 ) -> DrawResult<DB> {
     let (bx, by) = area.get_base_pixel();
-    let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
+    let mut placed: Vec<(i32, i32, i32, i32)> = occupied.to_vec();
     for (text, (x, y)) in labels {
         let Ok((w, h)) = area.estimate_text_size(text, font) else {
             continue;
@@ -1192,6 +1215,27 @@ fn place_value_labels<DB: DrawingBackend>(
         }
     }
     Ok(())
+}
+
+/// Draws "no deliveries" upright in a bar's slot, reading upwards from the axis at backend pixel
+/// `(x, bottom)`; returns its box in backend pixels (left, top, right, bottom).
+fn no_deliveries_label<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (x, bottom): (i32, i32),
+    font: &TextStyle,
+) -> Result<(i32, i32, i32, i32), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (bx, by) = area.get_base_pixel();
+    let (w, h) = area.estimate_text_size(NO_DELIVERIES, font)?;
+    // Rotated, the text is h wide and w tall: its left edge at x - h/2, its foot 6 px above the axis.
+    let (w, h) = (w as i32, h as i32);
+    let rect = (x - h / 2, bottom - 6 - w, x - h / 2 + h, bottom - 6);
+    // Under Rotate270 the anchor (the text's top-left before rotation) lands at the box's bottom-left.
+    area.draw(&Text::new(
+        NO_DELIVERIES.to_string(),
+        (rect.0 - bx, rect.3 - by),
+        font.clone().pos(Pos::new(HPos::Left, VPos::Top)),
+    ))?;
+    Ok(rect)
 }
 
 /// Group names under a bar panel's axis at the pixel `centres`, starting at pixel row `top`: wrapped
@@ -1366,6 +1410,16 @@ pub fn latency_percentiles<DB: DrawingBackend>(
                 y_range: Some(y_range.start..y_range.end * 1.6),
                 intervals,
                 keyed: false,
+                nothing: report
+                    .transports()
+                    .into_iter()
+                    .map(|t| {
+                        let silent = runs
+                            .iter()
+                            .any(|r| r.transport == t && r.metrics.delivered == 0);
+                        vec![silent; 3]
+                    })
+                    .collect(),
             },
         )?;
     }
@@ -1744,6 +1798,7 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             y_range: None,
             intervals: per_scenario_intervals(report, &["requests_per_second"], 1.0),
             keyed,
+            nothing: Vec::new(),
         },
     )?;
     bar_panel(
@@ -1766,6 +1821,16 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             y_range: None,
             intervals: per_scenario_intervals(report, &["bytes_per_delivery"], 1.0),
             keyed,
+            nothing: per_scenario(report, |r| {
+                if r.metrics.bytes_per_delivery.is_none() {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .into_iter()
+            .map(|(_, v)| v.into_iter().map(|x| x == Some(1.0)).collect())
+            .collect(),
         },
     )
 }
@@ -1840,6 +1905,7 @@ pub fn resilience<DB: DrawingBackend>(
                 y_range: None,
                 intervals: per_scenario_intervals(report, &[metric], scale),
                 keyed,
+                nothing: Vec::new(),
             },
         )?;
     }
@@ -1944,6 +2010,43 @@ mod tests {
         }
         assert!(svg(Chart::LatencyCdf, &report).contains("no deliveries"));
         assert!(svg(Chart::Resilience, &report).contains("none in any run"));
+    }
+
+    /// The fixture with SSE in its last scenario delivering nothing: null latencies and bytes per
+    /// delivery, as the metrics give them.
+    fn report_with_a_silent_run() -> Report {
+        let mut report = fixture::report();
+        let last = report.plan.scenarios.last().unwrap().name.clone();
+        let run = report
+            .runs
+            .iter_mut()
+            .find(|r| r.scenario == last && r.transport == TransportKind::Sse)
+            .unwrap();
+        run.metrics.lost = run.metrics.expected;
+        run.metrics.delivered = 0;
+        run.metrics.latency_ms = Default::default();
+        run.metrics.bytes_per_delivery = None;
+        run.metrics.timeline.latency_cdf_ms.clear();
+        report
+    }
+
+    #[test]
+    fn a_run_that_delivered_nothing_is_labelled_not_drawn_as_a_zero_bar() {
+        let report = report_with_a_silent_run();
+        // One label per percentile group in the latency chart, one in the bytes-per-event panel of
+        // the cost chart (requests per second are measured, so that panel has a bar).
+        for (chart, labels) in [(Chart::LatencyPercentiles, 3), (Chart::Cost, 1)] {
+            let (boxes, _) = chart.text_layout(&report).unwrap();
+            let found: Vec<_> = boxes.iter().filter(|b| b.0 == NO_DELIVERIES).collect();
+            assert_eq!(found.len(), labels, "{}: {found:?}", chart.stem());
+            // Upright (taller than wide), standing on the plot's floor: inside the chart, not a caption.
+            for (_, (l, t, r, b)) in found {
+                assert!(b - t > 3 * (r - l), "{}: not upright", chart.stem());
+            }
+        }
+        // The SVG carries the same words (the page embeds it), and no label collides with another.
+        assert!(svg(Chart::LatencyPercentiles, &report).contains(NO_DELIVERIES));
+        assert_text_fits(&report, "the fixture with a silent run");
     }
 
     #[test]
