@@ -856,8 +856,27 @@ pub(crate) fn fault_kinds(report: &Report) -> Vec<(String, RGBColor)> {
         .collect()
 }
 
+/// Marks of one kind closer than this many pixels are drawn as one span: a fault that hits each
+/// client in turn (a NAT expiring per mapping, an upgrade refused per client) would otherwise be a wall
+/// of lines that hides the data under it.
+const FAULT_MERGE_PX: i32 = 8;
+
+/// Groups the times of marks (sorted) into spans (first, last) whose neighbours are at most
+/// `max_gap` apart, after mapping each time to a pixel with `px`.
+fn fault_spans(times: &[f64], px: impl Fn(f64) -> i32, max_gap: i32) -> Vec<(f64, f64)> {
+    let mut spans: Vec<(f64, f64)> = Vec::new();
+    for &t in times {
+        match spans.last_mut() {
+            Some(span) if px(t) - px(span.1) <= max_gap => span.1 = t,
+            _ => spans.push((t, t)),
+        }
+    }
+    spans
+}
+
 /// Draws a scenario's fault marks as thin vertical lines over the whole plot height, in the colour of
-/// their kind (the legend names the kinds). Many faults make many thin lines — a density, not a wall.
+/// their kind (the legend names the kinds). Marks of a kind that crowd together become one lightly
+/// shaded span with a line at each end, so the chart shows when faults happen without a wall of lines.
 fn draw_faults<DB: DrawingBackend, Y>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
     kinds: &[(String, RGBColor)],
@@ -870,14 +889,29 @@ where
     Y::ValueType: Clone + 'static,
 {
     let marks = fault_marks(runs);
-    // Lighter when there are many, so that the data stays readable under them.
-    let alpha = if marks.len() > 12 { 0.35 } else { 0.8 };
-    for (at, what, _) in &marks {
-        let c = kinds.iter().find(|k| &k.0 == what).map_or(FAULT, |k| k.1);
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![(*at, y_bottom.clone()), (*at, y_top.clone())],
-            c.mix(alpha).stroke_width(1),
-        )))?;
+    for (kind, c) in kinds {
+        let times: Vec<f64> = marks.iter().filter(|m| &m.1 == kind).map(|m| m.0).collect();
+        let px = |t: f64| chart.backend_coord(&(t, y_bottom.clone())).0;
+        let spans = fault_spans(&times, px, FAULT_MERGE_PX);
+        for (from, to) in spans {
+            if to > from {
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(from, y_bottom.clone()), (to, y_top.clone())],
+                    c.mix(0.12).filled(),
+                )))?;
+            }
+            let ends = if to > from {
+                vec![from, to]
+            } else {
+                vec![from]
+            };
+            for at in ends {
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(at, y_bottom.clone()), (at, y_top.clone())],
+                    c.mix(0.8).stroke_width(1),
+                )))?;
+            }
+        }
     }
     Ok(())
 }
@@ -2047,6 +2081,15 @@ mod tests {
         // The SVG carries the same words (the page embeds it), and no label collides with another.
         assert!(svg(Chart::LatencyPercentiles, &report).contains(NO_DELIVERIES));
         assert_text_fits(&report, "the fixture with a silent run");
+    }
+
+    #[test]
+    fn crowded_fault_marks_merge_into_spans_and_lone_ones_stay_lines() {
+        // 1 px per second: marks 0..5 s apart merge, a mark 20 s on stands alone.
+        let times = [10.0, 14.0, 18.0, 20.0, 40.0, 60.0, 61.0];
+        let spans = fault_spans(&times, |t| t as i32, FAULT_MERGE_PX);
+        assert_eq!(spans, vec![(10.0, 20.0), (40.0, 40.0), (60.0, 61.0)]);
+        assert!(fault_spans(&[], |t| t as i32, FAULT_MERGE_PX).is_empty());
     }
 
     #[test]
