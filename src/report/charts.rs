@@ -511,7 +511,7 @@ pub(crate) fn line_look(transport: TransportKind) -> LineLook {
 }
 
 /// A polyline in pixels on `area`, solid or dashed.
-fn draw_styled_line<DB: DrawingBackend>(
+pub(crate) fn draw_styled_line<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     points: Vec<(i32, i32)>,
     style: ShapeStyle,
@@ -526,7 +526,7 @@ fn draw_styled_line<DB: DrawingBackend>(
 }
 
 /// A marker centred on pixel `at` of `area`: filled shape with a white rim, so that it reads on lines.
-fn draw_marker<DB: DrawingBackend>(
+pub(crate) fn draw_marker<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     (x, y): (i32, i32),
     marker: Marker,
