@@ -203,6 +203,12 @@ pub fn verdict_lines(report: &Report, width: usize, most: usize) -> Vec<String> 
 
 /// The requirements as evaluated, in one paragraph, with the assumed ones said.
 pub fn requirements_text(report: &Report) -> String {
+    requirements_sentence(report, true)
+}
+
+/// The requirements as evaluated; `name_assumed`: with the sentence naming the assumed keys (the
+/// report page leaves it out because it lists each assumption with its value just below).
+pub fn requirements_sentence(report: &Report, name_assumed: bool) -> String {
     let plan = &report.plan;
     let r = &plan.requirements;
     let mut parts = vec![format!(
@@ -244,7 +250,7 @@ pub fn requirements_text(report: &Report) -> String {
         }
     ));
     let mut text = format!("Requirements: {}.", parts.join("; "));
-    if !r.assumed.is_empty() {
+    if name_assumed && !r.assumed.is_empty() {
         let keys: Vec<&str> = r.assumed.iter().map(|a| a.key).collect();
         text.push_str(&format!(
             " Assumed (not in [requirements]): {}.",
