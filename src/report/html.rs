@@ -264,7 +264,12 @@ pub fn verdict_html(report: &Report) -> String {
                 } else {
                     "unsure"
                 };
-                let _ = write!(h, "<td class=\"{class}\">{}</td>", escape(cell));
+                // `✗ latency,lost` reads better on a page with a space after each comma.
+                let _ = write!(
+                    h,
+                    "<td class=\"{class}\">{}</td>",
+                    escape(&cell.replace(',', ", "))
+                );
             }
         }
         h.push_str("</tr>\n");

@@ -428,6 +428,7 @@ pub fn terminal(report: &Report, width: usize, wide: bool) -> String {
         out.push_str(&comparison_table(report));
         out.push('\n');
     } else {
+        let mut shows_bytes = false;
         for (scenario, runs) in report.by_scenario() {
             if runs.is_empty() {
                 continue;
@@ -436,16 +437,21 @@ pub fn terminal(report: &Report, width: usize, wide: bool) -> String {
             out.push_str(&format!("{}\n", scenario.name));
             let (header, rows) = compact_rows(report, &runs);
             if let Some(table) = fit_table(&header, &rows, 1, width) {
+                shows_bytes |= table.contains("B/event");
                 out.push_str(&table);
             }
         }
-        for line in wrap(
+        // The key names only columns a table shows: a narrow terminal drops B/event first.
+        let key = format!(
             "delivered: share of owed deliveries that arrived; lost: deliveries that never did; \
-             B/event: bytes on the wire per delivered event; —: nothing measured. --wide shows every \
-             column.",
-            width,
-            "",
-        ) {
+             {}—: nothing measured. --wide shows every column.",
+            if shows_bytes {
+                "B/event: bytes on the wire per delivered event; "
+            } else {
+                ""
+            }
+        );
+        for line in wrap(&key, width, "") {
             out.push_str(&line);
             out.push('\n');
         }
@@ -610,6 +616,22 @@ mod tests {
             }
             assert!(text.contains("✗ lost"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_key_under_the_tables_names_only_columns_they_show() {
+        let report = fixture::report();
+        for width in [40, 60, 80, 100, 160] {
+            let text = terminal(&report, width, false);
+            let (tables, key) = text.split_at(text.find("delivered: share").unwrap());
+            assert_eq!(
+                tables.contains("B/event"),
+                key.contains("B/event"),
+                "{width} columns:\n{text}"
+            );
+        }
+        // A wide terminal shows the column and says what it is.
+        assert!(terminal(&report, 160, false).contains("B/event: bytes on the wire"));
     }
 
     #[test]
