@@ -260,7 +260,10 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             },
         )?;
         for note in shorten_run(&mut original, duration) {
-            eprintln!("{note}");
+            // Wrapped to the terminal like the rest of the output.
+            for line in report::table::wrap(&note, terminal_width(), "  ") {
+                eprintln!("{line}");
+            }
         }
     }
     if let Some(t) = args.check {

@@ -511,7 +511,7 @@ pub(crate) fn line_look(transport: TransportKind) -> LineLook {
 }
 
 /// A polyline in pixels on `area`, solid or dashed.
-fn draw_styled_line<DB: DrawingBackend>(
+pub(crate) fn draw_styled_line<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     points: Vec<(i32, i32)>,
     style: ShapeStyle,
@@ -526,7 +526,7 @@ fn draw_styled_line<DB: DrawingBackend>(
 }
 
 /// A marker centred on pixel `at` of `area`: filled shape with a white rim, so that it reads on lines.
-fn draw_marker<DB: DrawingBackend>(
+pub(crate) fn draw_marker<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     (x, y): (i32, i32),
     marker: Marker,
@@ -856,8 +856,27 @@ pub(crate) fn fault_kinds(report: &Report) -> Vec<(String, RGBColor)> {
         .collect()
 }
 
+/// Marks of one kind closer than this many pixels are drawn as one span: a fault that hits each
+/// client in turn (a NAT expiring per mapping, an upgrade refused per client) would otherwise be a wall
+/// of lines that hides the data under it.
+const FAULT_MERGE_PX: i32 = 8;
+
+/// Groups the times of marks (sorted) into spans (first, last) whose neighbours are at most
+/// `max_gap` apart, after mapping each time to a pixel with `px`.
+fn fault_spans(times: &[f64], px: impl Fn(f64) -> i32, max_gap: i32) -> Vec<(f64, f64)> {
+    let mut spans: Vec<(f64, f64)> = Vec::new();
+    for &t in times {
+        match spans.last_mut() {
+            Some(span) if px(t) - px(span.1) <= max_gap => span.1 = t,
+            _ => spans.push((t, t)),
+        }
+    }
+    spans
+}
+
 /// Draws a scenario's fault marks as thin vertical lines over the whole plot height, in the colour of
-/// their kind (the legend names the kinds). Many faults make many thin lines — a density, not a wall.
+/// their kind (the legend names the kinds). Marks of a kind that crowd together become one lightly
+/// shaded span with a line at each end, so the chart shows when faults happen without a wall of lines.
 fn draw_faults<DB: DrawingBackend, Y>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
     kinds: &[(String, RGBColor)],
@@ -870,14 +889,29 @@ where
     Y::ValueType: Clone + 'static,
 {
     let marks = fault_marks(runs);
-    // Lighter when there are many, so that the data stays readable under them.
-    let alpha = if marks.len() > 12 { 0.35 } else { 0.8 };
-    for (at, what, _) in &marks {
-        let c = kinds.iter().find(|k| &k.0 == what).map_or(FAULT, |k| k.1);
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![(*at, y_bottom.clone()), (*at, y_top.clone())],
-            c.mix(alpha).stroke_width(1),
-        )))?;
+    for (kind, c) in kinds {
+        let times: Vec<f64> = marks.iter().filter(|m| &m.1 == kind).map(|m| m.0).collect();
+        let px = |t: f64| chart.backend_coord(&(t, y_bottom.clone())).0;
+        let spans = fault_spans(&times, px, FAULT_MERGE_PX);
+        for (from, to) in spans {
+            if to > from {
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(from, y_bottom.clone()), (to, y_top.clone())],
+                    c.mix(0.12).filled(),
+                )))?;
+            }
+            let ends = if to > from {
+                vec![from, to]
+            } else {
+                vec![from]
+            };
+            for at in ends {
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(at, y_bottom.clone()), (at, y_top.clone())],
+                    c.mix(0.8).stroke_width(1),
+                )))?;
+            }
+        }
     }
     Ok(())
 }
@@ -971,7 +1005,14 @@ struct Bars<'a> {
     intervals: Vec<Vec<Option<(f64, f64)>>>,
     /// Groups are labelled by key letter (A, B, …), the chart draws the key.
     keyed: bool,
+    /// In `series`' shape: true where the run exists but has no value because it delivered nothing.
+    /// Such a slot is labelled "no deliveries" instead of being left blank (or drawn as a zero bar,
+    /// which would read as the fastest or cheapest). Empty: no such slot.
+    nothing: Vec<Vec<bool>>,
 }
+
+/// The label of a bar slot whose run delivered nothing.
+pub(crate) const NO_DELIVERIES: &str = "no deliveries";
 
 /// A run's 95 % interval for the metric at `path` in summary.json (repeated runs only), times `scale`.
 pub(crate) fn interval(run: &RunResult, path: &[&str], scale: f64) -> Option<(f64, f64)> {
@@ -1025,6 +1066,9 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
             0.0..if max > 0.0 { max * 1.25 } else { 1.0 }
         }
     };
+    if values().next().is_none() && bars.nothing.iter().flatten().any(|n| *n) {
+        return empty_panel(area, bars.caption, NO_DELIVERIES);
+    }
     if values().all(|v| v == 0.0) && !bars.log {
         return empty_panel(area, bars.caption, "none in any run");
     }
@@ -1035,6 +1079,10 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
     let k = bars.series.len().max(1) as f64;
     let bar_w = 0.8 / k;
     let label_font = (FONT, 20).into_font().color(&INK);
+    let nothing_font = (FONT, 18)
+        .into_font()
+        .color(&FAULT)
+        .transform(FontTransform::Rotate270);
     let tick_labels = if bars.log {
         decade_labels(&y_range)
     } else {
@@ -1105,7 +1153,15 @@ fn bar_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bars: &Bars<'_>)
                 }
             }
             let (x_px, y_px) = chart.plotting_area().get_pixel_range();
-            place_value_labels(area, &labels, &label_font, (x_px, y_px.clone()))?;
+            let mut occupied = Vec::new();
+            for (j, flags) in bars.nothing.iter().enumerate() {
+                for (i, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
+                    let x = i as f64 - 0.4 + (j as f64 + 0.46) * bar_w;
+                    let at = chart.backend_coord(&(x, $bottom));
+                    occupied.push(no_deliveries_label(area, at, &nothing_font)?);
+                }
+            }
+            place_value_labels(area, &labels, &label_font, (x_px, y_px.clone()), &occupied)?;
             let centres: Vec<i32> = (0..n)
                 .map(|i| chart.backend_coord(&(i as f64, $bottom)).0)
                 .collect();
@@ -1162,9 +1218,10 @@ fn place_value_labels<DB: DrawingBackend>(
     labels: &[(String, (i32, i32))],
     font: &TextStyle,
     (x_px, y_px): (Range<i32>, Range<i32>),
+    occupied: &[(i32, i32, i32, i32)],
 ) -> DrawResult<DB> {
     let (bx, by) = area.get_base_pixel();
-    let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
+    let mut placed: Vec<(i32, i32, i32, i32)> = occupied.to_vec();
     for (text, (x, y)) in labels {
         let Ok((w, h)) = area.estimate_text_size(text, font) else {
             continue;
@@ -1192,6 +1249,27 @@ fn place_value_labels<DB: DrawingBackend>(
         }
     }
     Ok(())
+}
+
+/// Draws "no deliveries" upright in a bar's slot, reading upwards from the axis at backend pixel
+/// `(x, bottom)`; returns its box in backend pixels (left, top, right, bottom).
+fn no_deliveries_label<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (x, bottom): (i32, i32),
+    font: &TextStyle,
+) -> Result<(i32, i32, i32, i32), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (bx, by) = area.get_base_pixel();
+    let (w, h) = area.estimate_text_size(NO_DELIVERIES, font)?;
+    // Rotated, the text is h wide and w tall: its left edge at x - h/2, its foot 6 px above the axis.
+    let (w, h) = (w as i32, h as i32);
+    let rect = (x - h / 2, bottom - 6 - w, x - h / 2 + h, bottom - 6);
+    // Under Rotate270 the anchor (the text's top-left before rotation) lands at the box's bottom-left.
+    area.draw(&Text::new(
+        NO_DELIVERIES.to_string(),
+        (rect.0 - bx, rect.3 - by),
+        font.clone().pos(Pos::new(HPos::Left, VPos::Top)),
+    ))?;
+    Ok(rect)
 }
 
 /// Group names under a bar panel's axis at the pixel `centres`, starting at pixel row `top`: wrapped
@@ -1366,6 +1444,16 @@ pub fn latency_percentiles<DB: DrawingBackend>(
                 y_range: Some(y_range.start..y_range.end * 1.6),
                 intervals,
                 keyed: false,
+                nothing: report
+                    .transports()
+                    .into_iter()
+                    .map(|t| {
+                        let silent = runs
+                            .iter()
+                            .any(|r| r.transport == t && r.metrics.delivered == 0);
+                        vec![silent; 3]
+                    })
+                    .collect(),
             },
         )?;
     }
@@ -1744,6 +1832,7 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             y_range: None,
             intervals: per_scenario_intervals(report, &["requests_per_second"], 1.0),
             keyed,
+            nothing: Vec::new(),
         },
     )?;
     bar_panel(
@@ -1766,6 +1855,16 @@ pub fn cost<DB: DrawingBackend>(report: &Report, body: &DrawingArea<DB, Shift>) 
             y_range: None,
             intervals: per_scenario_intervals(report, &["bytes_per_delivery"], 1.0),
             keyed,
+            nothing: per_scenario(report, |r| {
+                if r.metrics.bytes_per_delivery.is_none() {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .into_iter()
+            .map(|(_, v)| v.into_iter().map(|x| x == Some(1.0)).collect())
+            .collect(),
         },
     )
 }
@@ -1840,6 +1939,7 @@ pub fn resilience<DB: DrawingBackend>(
                 y_range: None,
                 intervals: per_scenario_intervals(report, &[metric], scale),
                 keyed,
+                nothing: Vec::new(),
             },
         )?;
     }
@@ -1944,6 +2044,52 @@ mod tests {
         }
         assert!(svg(Chart::LatencyCdf, &report).contains("no deliveries"));
         assert!(svg(Chart::Resilience, &report).contains("none in any run"));
+    }
+
+    /// The fixture with SSE in its last scenario delivering nothing: null latencies and bytes per
+    /// delivery, as the metrics give them.
+    fn report_with_a_silent_run() -> Report {
+        let mut report = fixture::report();
+        let last = report.plan.scenarios.last().unwrap().name.clone();
+        let run = report
+            .runs
+            .iter_mut()
+            .find(|r| r.scenario == last && r.transport == TransportKind::Sse)
+            .unwrap();
+        run.metrics.lost = run.metrics.expected;
+        run.metrics.delivered = 0;
+        run.metrics.latency_ms = Default::default();
+        run.metrics.bytes_per_delivery = None;
+        run.metrics.timeline.latency_cdf_ms.clear();
+        report
+    }
+
+    #[test]
+    fn a_run_that_delivered_nothing_is_labelled_not_drawn_as_a_zero_bar() {
+        let report = report_with_a_silent_run();
+        // One label per percentile group in the latency chart, one in the bytes-per-event panel of
+        // the cost chart (requests per second are measured, so that panel has a bar).
+        for (chart, labels) in [(Chart::LatencyPercentiles, 3), (Chart::Cost, 1)] {
+            let (boxes, _) = chart.text_layout(&report).unwrap();
+            let found: Vec<_> = boxes.iter().filter(|b| b.0 == NO_DELIVERIES).collect();
+            assert_eq!(found.len(), labels, "{}: {found:?}", chart.stem());
+            // Upright (taller than wide), standing on the plot's floor: inside the chart, not a caption.
+            for (_, (l, t, r, b)) in found {
+                assert!(b - t > 3 * (r - l), "{}: not upright", chart.stem());
+            }
+        }
+        // The SVG carries the same words (the page embeds it), and no label collides with another.
+        assert!(svg(Chart::LatencyPercentiles, &report).contains(NO_DELIVERIES));
+        assert_text_fits(&report, "the fixture with a silent run");
+    }
+
+    #[test]
+    fn crowded_fault_marks_merge_into_spans_and_lone_ones_stay_lines() {
+        // 1 px per second: marks 0..5 s apart merge, a mark 20 s on stands alone.
+        let times = [10.0, 14.0, 18.0, 20.0, 40.0, 60.0, 61.0];
+        let spans = fault_spans(&times, |t| t as i32, FAULT_MERGE_PX);
+        assert_eq!(spans, vec![(10.0, 20.0), (40.0, 40.0), (60.0, 61.0)]);
+        assert!(fault_spans(&[], |t| t as i32, FAULT_MERGE_PX).is_empty());
     }
 
     #[test]

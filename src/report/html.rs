@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use super::charts::{colour_hex, Chart};
 use super::insights::insights;
 use super::table::{
-    comparison_rows, matrix_legend, matrix_rows, requirements_text, FIRST_NUMERIC_COLUMN,
+    comparison_rows, matrix_legend, matrix_rows, requirements_sentence, FIRST_NUMERIC_COLUMN,
 };
 use super::{brief, label, reproduce_command, Exporter, Report, ReportFile};
 
@@ -223,20 +223,13 @@ pub fn verdict_html(report: &Report) -> String {
         let _ = writeln!(h, "<li>{}</li>", escape(reason));
     }
     h.push_str("</ul>\n");
-    let _ = writeln!(h, "<p>{}</p>", escape(&requirements_text(report)));
-    let assumed = &report.plan.requirements.assumed;
-    if !assumed.is_empty() {
-        h.push_str("<ul class=\"assumed\">\n");
-        for a in assumed {
-            let _ = writeln!(
-                h,
-                "<li>Assumed <code>{}</code>: {}</li>",
-                escape(a.key),
-                escape(&a.how)
-            );
-        }
-        h.push_str("</ul>\n");
-    }
+    // The matrix straight after the reasons and the requirements it checks; the assumptions, each with
+    // its value, below it: a reader sees the decision and its evidence before the fine print.
+    let _ = writeln!(
+        h,
+        "<p>{}</p>",
+        escape(&requirements_sentence(report, false))
+    );
     let (header, rows) = matrix_rows(report);
     h.push_str("<div class=\"scroll\"><table class=\"matrix\">\n<thead><tr>");
     for (i, column) in header.iter().enumerate() {
@@ -271,7 +264,12 @@ pub fn verdict_html(report: &Report) -> String {
                 } else {
                     "unsure"
                 };
-                let _ = write!(h, "<td class=\"{class}\">{}</td>", escape(cell));
+                // `✗ latency,lost` reads better on a page with a space after each comma.
+                let _ = write!(
+                    h,
+                    "<td class=\"{class}\">{}</td>",
+                    escape(&cell.replace(',', ", "))
+                );
             }
         }
         h.push_str("</tr>\n");
@@ -282,6 +280,20 @@ pub fn verdict_html(report: &Report) -> String {
         "<p class=\"assumed\">{}</p>",
         escape(&matrix_legend(report))
     );
+    let assumed = &report.plan.requirements.assumed;
+    if !assumed.is_empty() {
+        h.push_str("<p class=\"assumed\">Assumed (not in <code>[requirements]</code>):</p>\n");
+        h.push_str("<ul class=\"assumed\">\n");
+        for a in assumed {
+            let _ = writeln!(
+                h,
+                "<li><code>{}</code>: {}</li>",
+                escape(a.key),
+                escape(&a.how)
+            );
+        }
+        h.push_str("</ul>\n");
+    }
     h.push_str("</section>\n");
     h
 }
@@ -336,6 +348,28 @@ mod tests {
             page.contains("<td class=\"fail\">✗ lost</td>"),
             "SSE's loss in the matrix"
         );
+    }
+
+    #[test]
+    fn the_verdict_box_puts_the_matrix_before_the_assumptions_and_says_each_once() {
+        let mut report = fixture::report();
+        report.plan.requirements.assumed = vec![crate::scenario::Assumption {
+            key: "latency",
+            how: "1s, a typical budget".into(),
+        }];
+        let page = index_html(&report);
+        let at = |what: &str| {
+            page.find(what)
+                .unwrap_or_else(|| panic!("{what} in the page"))
+        };
+        // Verdict, requirements, matrix, assumptions, then the run's facts.
+        assert!(at("id=\"verdict\"") < at("Requirements: "));
+        assert!(at("Requirements: ") < at("class=\"matrix\""));
+        assert!(at("class=\"matrix\"") < at("Assumed (not in"));
+        assert!(at("Assumed (not in") < at("<code>latency</code>: 1s, a typical budget"));
+        assert!(at("</section>") < at("Simulated time"));
+        // The assumed key is listed with its value, not also named in the requirements sentence.
+        assert_eq!(page.matches("Assumed (not in").count(), 1);
     }
 
     #[test]

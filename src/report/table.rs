@@ -203,6 +203,12 @@ pub fn verdict_lines(report: &Report, width: usize, most: usize) -> Vec<String> 
 
 /// The requirements as evaluated, in one paragraph, with the assumed ones said.
 pub fn requirements_text(report: &Report) -> String {
+    requirements_sentence(report, true)
+}
+
+/// The requirements as evaluated; `name_assumed`: with the sentence naming the assumed keys (the
+/// report page leaves it out because it lists each assumption with its value just below).
+pub fn requirements_sentence(report: &Report, name_assumed: bool) -> String {
     let plan = &report.plan;
     let r = &plan.requirements;
     let mut parts = vec![format!(
@@ -244,7 +250,7 @@ pub fn requirements_text(report: &Report) -> String {
         }
     ));
     let mut text = format!("Requirements: {}.", parts.join("; "));
-    if !r.assumed.is_empty() {
+    if name_assumed && !r.assumed.is_empty() {
         let keys: Vec<&str> = r.assumed.iter().map(|a| a.key).collect();
         text.push_str(&format!(
             " Assumed (not in [requirements]): {}.",
@@ -422,6 +428,7 @@ pub fn terminal(report: &Report, width: usize, wide: bool) -> String {
         out.push_str(&comparison_table(report));
         out.push('\n');
     } else {
+        let mut shows_bytes = false;
         for (scenario, runs) in report.by_scenario() {
             if runs.is_empty() {
                 continue;
@@ -430,16 +437,21 @@ pub fn terminal(report: &Report, width: usize, wide: bool) -> String {
             out.push_str(&format!("{}\n", scenario.name));
             let (header, rows) = compact_rows(report, &runs);
             if let Some(table) = fit_table(&header, &rows, 1, width) {
+                shows_bytes |= table.contains("B/event");
                 out.push_str(&table);
             }
         }
-        for line in wrap(
+        // The key names only columns a table shows: a narrow terminal drops B/event first.
+        let key = format!(
             "delivered: share of owed deliveries that arrived; lost: deliveries that never did; \
-             B/event: bytes on the wire per delivered event; —: nothing measured. --wide shows every \
-             column.",
-            width,
-            "",
-        ) {
+             {}—: nothing measured. --wide shows every column.",
+            if shows_bytes {
+                "B/event: bytes on the wire per delivered event; "
+            } else {
+                ""
+            }
+        );
+        for line in wrap(&key, width, "") {
             out.push_str(&line);
             out.push('\n');
         }
@@ -604,6 +616,22 @@ mod tests {
             }
             assert!(text.contains("✗ lost"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_key_under_the_tables_names_only_columns_they_show() {
+        let report = fixture::report();
+        for width in [40, 60, 80, 100, 160] {
+            let text = terminal(&report, width, false);
+            let (tables, key) = text.split_at(text.find("delivered: share").unwrap());
+            assert_eq!(
+                tables.contains("B/event"),
+                key.contains("B/event"),
+                "{width} columns:\n{text}"
+            );
+        }
+        // A wide terminal shows the column and says what it is.
+        assert!(terminal(&report, 160, false).contains("B/event: bytes on the wire"));
     }
 
     #[test]

@@ -12,7 +12,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{axis_value, Sweep};
 use crate::report::charts::{
-    axis_font, bold, colour, desc_font, encode_png, legend, DrawResult, Extra, GRID, INK, WIDTH,
+    axis_font, bold, colour, desc_font, draw_marker, draw_styled_line, encode_png, legend,
+    line_look, DrawResult, Extra, GRID, INK, WIDTH,
 };
 use crate::report::fonts::{self, CrispText};
 use crate::report::insights::fmt_num;
@@ -98,7 +99,7 @@ pub fn draw<DB: DrawingBackend>(
     let body = root.titled(&title, bold(46).color(&INK))?;
     let (legend_area, body) = body.split_vertically(56);
     let transports = sweep.transports();
-    legend::<DB>(&legend_area, &transports, &[] as &[Extra])?;
+    legend::<DB>(&legend_area, &transports, &[Extra::Lines])?;
     let body = body.margin(0, 10, 10, 20);
 
     let axis = sweep.axis();
@@ -213,27 +214,50 @@ pub fn draw<DB: DrawingBackend>(
             mesh.y_labels((high - low) as usize + 1);
         }
         mesh.draw()?;
+        let mut drawn: Vec<(i32, i32)> = Vec::new();
         for line in lines {
+            // Each transport's own dash pattern and marker (as on the report's line charts), and
+            // lines drawn first wider: two identical lines both stay visible.
+            let look = line_look(line.transport);
             let style =
                 colour(line.transport).stroke_width(line_width(&transports, line.transport));
+            // Drawn on the panel rather than the plotting area, so that a marker on the axis (a zero)
+            // or at the ends of the grid is whole, not cut in half by the plot's edge.
+            let plot = &inner;
+            let (bx, by) = plot.get_base_pixel();
+            let pixel = |p: (f64, f64)| {
+                let (x, y) = chart.backend_coord(&p);
+                (x - bx, y - by)
+            };
             // A gap where a value is missing: draw each measured stretch separately.
-            let mut stretch: Vec<(f64, f64)> = Vec::new();
+            let mut stretch: Vec<(i32, i32)> = Vec::new();
+            let mut points: Vec<(i32, i32)> = Vec::new();
             for (x, y) in axis.xs.iter().zip(&line.values) {
                 match y.and_then(|y| scale.map(y)) {
-                    Some(y) => stretch.push((*x, y)),
+                    Some(y) => {
+                        stretch.push(pixel((*x, y)));
+                        points.push(pixel((*x, y)));
+                    }
                     _ => {
-                        chart.draw_series(LineSeries::new(stretch.drain(..), style))?;
+                        draw_styled_line(plot, std::mem::take(&mut stretch), style, look.dash)?;
                     }
                 }
             }
-            chart.draw_series(LineSeries::new(stretch.drain(..), style))?;
-            chart.draw_series(
-                axis.xs
-                    .iter()
-                    .zip(&line.values)
-                    .filter_map(|(x, y)| y.and_then(|y| scale.map(y)).map(|y| (*x, y)))
-                    .map(|p| Circle::new(p, 6, colour(line.transport).filled())),
-            )?;
+            draw_styled_line(plot, stretch, style, look.dash)?;
+            for (x, y) in points {
+                // A marker on top of another transport's (identical values) is dodged sideways, so
+                // that every transport's marker shows where the lines coincide.
+                let dx = [0, -12, 12, -24, 24]
+                    .into_iter()
+                    .find(|dx| {
+                        drawn.iter().all(|&(u, v): &(i32, i32)| {
+                            (u - x - dx).abs() >= 12 || (v - y).abs() >= 12
+                        })
+                    })
+                    .unwrap_or(0);
+                drawn.push((x + dx, y));
+                draw_marker(plot, (x + dx, y), look.marker, colour(line.transport))?;
+            }
             // 95 % intervals of repeated runs; a log axis cuts a bar at its floor.
             let floor = y_range.start;
             chart.draw_series(
