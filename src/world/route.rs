@@ -173,26 +173,50 @@ pub struct SwitchPlan {
     pub notify: bool,
 }
 
-/// Moves one client between its networks until the measured run ends: at exponentially distributed moments
-/// (mean `every`) every connection it has dies on the network it leaves — silently for the server, and
-/// for the client too unless it is notified — it has no network for `outage`, then it continues on the
-/// next network.
+/// When one client's network switches happen, from the start of the run: exponentially distributed
+/// gaps (mean `every`) between the end of one outage and the next switch, each switch on a tick boundary
+/// (simulated time has tick resolution anyway), none at or after `until` (the end of the measured run).
+/// Computed before the run so that the simulation can end a lookahead window at each switch: the switch
+/// changes a gateway's state from the client's host.
+pub fn switch_times(
+    rng: &mut ChaCha8Rng,
+    every: Duration,
+    outage: Duration,
+    tick: Duration,
+    until: Duration,
+) -> Vec<Duration> {
+    let tick_ns = tick.as_nanos().max(1);
+    let mut at = Duration::ZERO;
+    let mut times = Vec::new();
+    loop {
+        let gap = -every.as_secs_f64() * (1.0 - rng.gen::<f64>()).ln();
+        let due = (at + Duration::from_secs_f64(gap)).as_nanos();
+        let on_tick = due.div_ceil(tick_ns) * tick_ns;
+        at = Duration::from_nanos(u64::try_from(on_tick).unwrap_or(u64::MAX));
+        if at >= until {
+            return times;
+        }
+        times.push(at);
+        at += outage;
+    }
+}
+
+/// Moves one client between its networks at the given moments (from [`switch_times`]): every
+/// connection it has dies on the network it leaves — silently for the server, and for the client too
+/// unless it is notified — it has no network for `outage`, then it continues on the next network.
 pub async fn switch_networks(
     client: usize,
     route: Rc<Route>,
     gateways: Rc<Vec<Rc<Gateway>>>,
     recorder: SharedRecorder,
     plan: SwitchPlan,
-    mut rng: ChaCha8Rng,
+    times: Vec<Duration>,
 ) {
-    let SwitchPlan {
-        every,
-        outage,
-        notify,
-    } = plan;
-    loop {
-        let gap = -every.as_secs_f64() * (1.0 - rng.gen::<f64>()).ln();
-        tokio::time::sleep(Duration::from_secs_f64(gap)).await;
+    let SwitchPlan { outage, notify, .. } = plan;
+    // Spawned when the client host starts, at the start of the run.
+    let origin = tokio::time::Instant::now();
+    for at in times {
+        tokio::time::sleep_until(origin + at).await;
         if recorder.borrow().is_closed() {
             return;
         }

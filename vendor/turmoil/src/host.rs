@@ -185,6 +185,11 @@ impl HostTimer {
         self.elapsed + run_duration
     }
 
+    /// The simulated time at the start of the host's next run (rtsim patch).
+    pub(crate) fn sim_elapsed_between_runs(&self) -> Duration {
+        self.start_offset + self.elapsed
+    }
+
     /// Returns the total simulation virtual time. If the simulation ran for
     /// some time before this host was registered then sim_elapsed > elapsed.
     pub(crate) fn sim_elapsed(&self) -> Duration {
