@@ -279,15 +279,22 @@ impl World {
         message: Protocol,
     ) -> Result<()> {
         // The end of the tick the sender is in, as in tick-by-tick stepping
-        // (where the network clock is already at that end while hosts run).
+        // (where the network clock is already at that end while hosts run);
+        // between runs (software dropped by a crash) the network clock is at
+        // the host's time itself.
         let sent_at = match (self.stamp_by_sender, self.current) {
             (true, Some(addr)) => {
-                let elapsed = self.hosts[&addr].timer.sim_elapsed().as_nanos();
-                let tick = self.tick_duration.as_nanos();
-                let end = (elapsed / tick + 1) * tick;
-                Some(Duration::from_nanos(
-                    u64::try_from(end).expect("simulated time fits in u64 nanoseconds"),
-                ))
+                let timer = &self.hosts[&addr].timer;
+                let elapsed = timer.sim_elapsed();
+                if timer.is_running() {
+                    let tick = self.tick_duration.as_nanos();
+                    let end = (elapsed.as_nanos() / tick + 1) * tick;
+                    Some(Duration::from_nanos(
+                        u64::try_from(end).expect("simulated time fits in u64 nanoseconds"),
+                    ))
+                } else {
+                    Some(elapsed)
+                }
             }
             _ => None,
         };
