@@ -474,7 +474,6 @@ pub fn run(
                         gateways.clone(),
                         recorder.clone(),
                         route::SwitchPlan {
-                            every: switch.every,
                             outage: switch.outage,
                             notify: switch.notify,
                         },

@@ -167,7 +167,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Severable<S> {
 /// How a switch treats the client's side of its connections.
 #[derive(Clone, Copy)]
 pub struct SwitchPlan {
-    pub every: Duration,
     pub outage: Duration,
     /// The client is told: its connections fail at once (otherwise they die silently).
     pub notify: bool,
@@ -212,7 +211,7 @@ pub async fn switch_networks(
     plan: SwitchPlan,
     times: Vec<Duration>,
 ) {
-    let SwitchPlan { outage, notify, .. } = plan;
+    let SwitchPlan { outage, notify } = plan;
     // Spawned when the client host starts, at the start of the run.
     let origin = tokio::time::Instant::now();
     for at in times {

@@ -55,13 +55,13 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// How much logical time has elapsed since the simulation started.
     /// How many steps the simulation has taken: ticks, or lookahead windows
     /// with [`Builder::lookahead`](crate::Builder::lookahead) (rtsim patch).
     pub fn steps(&self) -> usize {
         self.steps
     }
 
+    /// How much logical time has elapsed since the simulation started.
     pub fn elapsed(&self) -> Duration {
         self.elapsed
     }
