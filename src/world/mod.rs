@@ -436,7 +436,6 @@ pub fn run(
         barriers.at_or_after(r.at);
         barriers.at_or_after(r.at + r.down);
     }
-    let mut barriers = barriers.sorted();
     for host in 0..hosts {
         let members: Vec<usize> = (host..clients).step_by(hosts).collect();
         let recorder = recorder.clone();
@@ -501,6 +500,11 @@ pub fn run(
         )),
         _ => None,
     };
+    // A rolling deploy's phases are taken by the run loop between steps, like a restart.
+    for at in deploy.iter().flat_map(balancer::Rollout::moments) {
+        barriers.at_or_after(at);
+    }
+    let mut barriers = barriers.sorted();
     let mut restarted = false;
     let mut next_report = Duration::ZERO;
     while sim.elapsed() < plan.duration {
@@ -684,4 +688,27 @@ fn replicas(
             std::future::pending::<turmoil::Result>().await
         }
     });
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn barriers_end_the_window_of_the_tick_or_the_boundary_at_or_after() {
+        let ms = Duration::from_millis;
+        let mut b = Barriers::new(ms(1));
+        // A switch inside tick [7, 8) ms and one on the boundary 12 ms end those ticks' windows.
+        b.end_tick_of(Duration::from_micros(7_400));
+        b.end_tick_of(ms(12));
+        // A restart at 20.3 ms is done by the run loop at the boundary 21 ms; its return at 25 ms.
+        b.at_or_after(Duration::from_micros(20_300));
+        b.at_or_after(ms(25));
+        b.at_or_after(ms(25));
+        let mut sorted = b.sorted();
+        assert_eq!(sorted.ends, vec![ms(8), ms(13), ms(21), ms(25)]);
+        assert_eq!(sorted.next_after(Duration::ZERO), ms(8));
+        assert_eq!(sorted.next_after(ms(8)), ms(13));
+        assert_eq!(sorted.next_after(ms(14)), ms(21));
+        assert_eq!(sorted.next_after(ms(25)), Duration::MAX);
+    }
 }

@@ -243,3 +243,37 @@ pub async fn switch_networks(
         route.offline.set(false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn switch_times_fall_on_ticks_apart_by_the_outage_and_stop_before_the_end() {
+        let tick = Duration::from_millis(1);
+        let outage = Duration::from_secs(2);
+        let until = Duration::from_secs(600);
+        let draw = |seed| {
+            switch_times(
+                &mut ChaCha8Rng::seed_from_u64(seed),
+                Duration::from_secs(30),
+                outage,
+                tick,
+                until,
+            )
+        };
+        let times = draw(3);
+        // About 600 s / (30 s + 2 s) switches.
+        assert!((8..40).contains(&times.len()), "{}", times.len());
+        for pair in times.windows(2) {
+            assert!(pair[1] >= pair[0] + outage, "{pair:?}");
+        }
+        for at in &times {
+            assert_eq!(at.as_nanos() % tick.as_nanos(), 0, "{at:?}");
+            assert!(*at < until);
+        }
+        assert_eq!(times, draw(3), "seeded: the same times again");
+        assert_ne!(times, draw(4));
+    }
+}
