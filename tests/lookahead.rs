@@ -23,6 +23,17 @@ fn run(
         assert!(text.contains(from), "{profile} has no `{from}`");
         text = text.replace(from, to);
     }
+    run_text(profile, &text, mode, dir, out)
+}
+
+/// [`run`] on a profile's text.
+fn run_text(
+    profile: &str,
+    text: &str,
+    mode: &str,
+    dir: &Path,
+    out: &str,
+) -> Vec<(String, Vec<u8>)> {
     assert!(
         !text.contains("[simulation]"),
         "{profile} has its own [simulation] table: append the key there instead"
@@ -117,6 +128,46 @@ fn windows_match_ticks_with_a_server_restart() {
 #[test]
 fn windows_match_ticks_behind_a_buffering_proxy() {
     assert_same("profiles/corporate-feed.toml", None, "la-corporate");
+}
+
+#[test]
+fn windows_match_ticks_with_a_rolling_deploy_and_a_fleet_restart() {
+    // No shipped profile has replicas: the deploy's phases are scheduled actions windows must stop at.
+    let text = r#"
+name = "deploy"
+duration = "40s"
+clients = 20
+transports = ["long-polling", "sse", "websocket"]
+[workload]
+events_per_second = 2.0
+[server]
+replicas = 3
+[[scenario]]
+name = "rolling-deploy"
+[scenario.deploy]
+at = "8s"
+every = "7s"
+drain = "3s"
+down = "2s"
+[[scenario]]
+name = "fleet-restart"
+[scenario.restart]
+at = "12s"
+down = "3s"
+"#;
+    let dir = temp_dir("la-deploy");
+    let auto = run_text("deploy", text, "auto", &dir, "auto");
+    let off = run_text("deploy", text, "off", &dir, "off");
+    assert!(
+        auto == off,
+        "a deploy's report differs between lookahead auto and off"
+    );
+    let runs = runs(&auto);
+    assert!(
+        total(&runs, "rolling-deploy", "reconnects") > 0,
+        "the deploy made no client reconnect"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
