@@ -6,7 +6,9 @@
 //! the bare-turmoil floor. Choose others with
 //! `cargo bench --bench throughput -- --clients 10000 --transports sse,websocket --minutes 10`, or
 //! `-- --jobs` to time a multi-run profile with `--jobs 1` and `--jobs 2`, or `-- --replicas 3` for
-//! three server replicas behind a round-robin balancer with a shared backplane.
+//! three server replicas behind a round-robin balancer with a shared backplane, or `-- --lookahead` to
+//! time each of a set of workloads with `[simulation] lookahead = "auto"` and `"off"` in one process
+//! (the ratio of the two is what to quote on a shared machine).
 //!
 //! Wall time on a shared machine is noisy (the SSE / bare ratio ranged 1.42–1.69 over seven runs of the
 //! same binary here); for a stable ratio count instructions instead, one process each:
@@ -30,6 +32,7 @@ fn main() {
     let mut jobs = false;
     // `--replicas N`: the same runs with N server replicas behind a round-robin balancer.
     let mut replicas = 1u32;
+    let mut lookahead = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -62,12 +65,16 @@ fn main() {
             "--no-bare" => bare = false,
             "--bare-only" => transports.clear(),
             "--jobs" => jobs = true,
+            "--lookahead" => lookahead = true,
             // cargo bench passes --bench; ignore flags meant for libtest.
             _ => {}
         }
     }
     if jobs {
         return time_jobs();
+    }
+    if lookahead {
+        return time_lookahead();
     }
     println!(
         "{:<14} {:>7}  {:>9}  {:>8}  {:>10}  {:>12}  {:>9}",
@@ -148,6 +155,63 @@ fn time_jobs() {
         "speed-up --jobs 2 over --jobs 1: {:.2}×",
         walls[0] / walls[1]
     );
+}
+
+/// `--lookahead`: each workload with lookahead windows and tick by tick, one after the other.
+fn time_lookahead() {
+    // (what, clients, simulated minutes, transport, extra profile text)
+    let cases: [(&str, u32, u32, &str, &str); 7] = [
+        (
+            "near-idle SSE",
+            1000,
+            10,
+            "sse",
+            // One event in the 10 minutes, no heartbeat: nothing but timers and ticks.
+            "[workload]\nevents_per_second = 0.002\narrival = \"uniform\"\n[sse]\nheartbeat = \"off\"\n",
+        ),
+        ("SSE 1 event/s", 1000, 10, "sse", ""),
+        ("WebSocket 1/s", 1000, 10, "websocket", ""),
+        ("long poll 1/s", 1000, 10, "long-polling", ""),
+        ("SSE 1 event/s", 10000, 2, "sse", ""),
+        ("WebSocket 1/s", 10000, 2, "websocket", ""),
+        ("long poll 1/s", 10000, 2, "long-polling", ""),
+    ];
+    println!(
+        "{:<14} {:>7}  {:>9}  {:>9}  {:>9}  {:>9}  {:>9}  {:>7}",
+        "what", "clients", "simulated", "auto wall", "auto", "off wall", "off", "auto/off"
+    );
+    for (what, clients, minutes, transport, extra) in cases {
+        let mut walls = Vec::new();
+        let mut delivered = Vec::new();
+        let mut simulated = Duration::ZERO;
+        for mode in ["auto", "off"] {
+            let profile = format!(
+                "name = \"bench\"\nduration = \"{minutes}m\"\nclients = {clients}\ntransports = [\"{transport}\"]\n{extra}[simulation]\nlookahead = \"{mode}\"\n"
+            );
+            let plan = Plan::from_text("bench.toml", &profile).expect("valid bench profile");
+            simulated = plan.duration;
+            let started = Instant::now();
+            let report =
+                rtsim::simulate::simulate(&plan, &mut |_, _, _| {}).expect("simulation runs");
+            walls.push(started.elapsed().as_secs_f64());
+            delivered.push(report.runs[0].metrics.delivered);
+        }
+        // The two modes must agree (tests/lookahead.rs checks whole reports); a bench that saw them
+        // differ would be timing two different simulations.
+        assert_eq!(delivered[0], delivered[1], "{what}: deliveries differ");
+        let sim = simulated.as_secs_f64();
+        println!(
+            "{:<14} {:>7}  {:>7.0} s  {:>7.2} s  {:>8.1}×  {:>7.2} s  {:>8.1}×  {:>6.1}×",
+            what,
+            clients,
+            sim,
+            walls[0],
+            sim / walls[0],
+            walls[1],
+            sim / walls[1],
+            walls[1] / walls[0]
+        );
+    }
 }
 
 /// The floor: one server host and one client host on the same turmoil settings as rtsim (1 ms tick,

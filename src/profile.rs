@@ -273,6 +273,18 @@ pub struct SimulationSection {
     /// Simulated machines the clients are spread over (many clients share one host: cost grows with
     /// hosts, not connections).
     pub client_hosts: i64,
+    /// `"auto"`: step the simulation in lookahead windows (hosts run on their own until the next
+    /// message can reach them); `"off"`: one tick at a time. Both give the same results.
+    pub lookahead: Lookahead,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lookahead {
+    /// Lookahead windows wherever the network's latencies allow them.
+    Auto,
+    /// Every host steps one tick at a time.
+    Off,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -652,6 +664,7 @@ impl Default for SimulationSection {
         Self {
             tick: millis(1),
             client_hosts: 1,
+            lookahead: Lookahead::Auto,
         }
     }
 }

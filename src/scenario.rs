@@ -291,6 +291,8 @@ impl Reconnect {
 pub struct Simulation {
     pub tick: Duration,
     pub client_hosts: u32,
+    /// Step in lookahead windows (`[simulation] lookahead = "auto"`) rather than tick by tick.
+    pub lookahead: bool,
 }
 
 /// One named network situation; every transport is run in each.
@@ -768,7 +770,11 @@ impl Plan {
                 radio_tail: p.radio.tail.0,
             },
             scenarios,
-            simulation: Simulation { tick, client_hosts },
+            simulation: Simulation {
+                tick,
+                client_hosts,
+                lookahead: p.simulation.lookahead == crate::profile::Lookahead::Auto,
+            },
             requirements: Requirements::resolve(p.requirements.as_ref(), w, &err)?,
             population: match p.population {
                 None => None,

@@ -355,6 +355,14 @@ impl Rollout {
         Self { plan, loads, hosts }
     }
 
+    /// Every moment a phase falls due (drain, stop, up, per replica): a lookahead window must end at
+    /// each, since [`Rollout::step`] acts between steps.
+    pub fn moments(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.plan
+            .iter()
+            .flat_map(|(times, _)| times.iter().copied())
+    }
+
     /// Takes every phase that is due by now.
     pub fn step(&mut self, sim: &mut turmoil::Sim<'_>, recorder: &SharedRecorder) {
         let now = sim.elapsed();

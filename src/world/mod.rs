@@ -124,6 +124,69 @@ mod streams {
     pub const CLIENT_BASE: u64 = 1 << 32;
 }
 
+/// Moments no lookahead window may jump past, as the ends of the windows that must stop there.
+struct Barriers {
+    tick: Duration,
+    ends: Vec<Duration>,
+}
+
+impl Barriers {
+    fn new(tick: Duration) -> Self {
+        Self {
+            tick,
+            ends: Vec::new(),
+        }
+    }
+
+    fn on_tick(&self, at: Duration, round_up: bool) -> Duration {
+        let tick = self.tick.as_nanos().max(1);
+        let ticks = if round_up {
+            at.as_nanos().div_ceil(tick)
+        } else {
+            at.as_nanos() / tick
+        };
+        Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX))
+    }
+
+    /// Something a host does at `at` (on a tick boundary or inside a tick): the window holding that
+    /// tick ends with it, so hosts stepping in lockstep have not yet run past it, as tick by tick.
+    fn end_tick_of(&mut self, at: Duration) {
+        let end = self.on_tick(at, false) + self.tick;
+        self.ends.push(end);
+    }
+
+    /// Something the run loop does between steps, at the first tick boundary at or after `at`.
+    fn at_or_after(&mut self, at: Duration) {
+        let end = self.on_tick(at, true);
+        self.ends.push(end);
+    }
+
+    fn sorted(mut self) -> SortedBarriers {
+        self.ends.sort_unstable();
+        self.ends.dedup();
+        SortedBarriers {
+            ends: self.ends,
+            next: 0,
+        }
+    }
+}
+
+/// [`Barriers`] in time order, consumed as the run passes them.
+struct SortedBarriers {
+    ends: Vec<Duration>,
+    next: usize,
+}
+
+impl SortedBarriers {
+    /// The first barrier after `now`, or `Duration::MAX`.
+    fn next_after(&mut self, now: Duration) -> Duration {
+        while self.ends.get(self.next).is_some_and(|&end| end <= now) {
+            self.next += 1;
+        }
+        self.ends.get(self.next).copied().unwrap_or(Duration::MAX)
+    }
+}
+
 /// When the server starts publishing: after every client has had time to arrive (clients join at
 /// seeded, uniform moments over `[workload] client_ramp`, as a real population does) and connect, so
 /// that every published event is owed to every client.
@@ -190,6 +253,9 @@ pub fn run(
         .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS))
         .simulation_duration(plan.duration + drain + Duration::from_secs(1))
         .tick_duration(plan.simulation.tick)
+        // Latencies drawn per sending host: the same whether hosts step tick by tick or in windows.
+        .host_rng_streams(true)
+        .lookahead(plan.simulation.lookahead)
         .min_message_latency(latency)
         .max_message_latency(latency + plan.network.jitter)
         .ephemeral_ports(1024..=65535)
@@ -339,6 +405,37 @@ pub fn run(
         .collect();
     let transport = transport_for(spec.transport);
     let switch = scenario.switch.clone();
+    // Moments something outside the network acts on the simulation: no lookahead window may jump past
+    // one (each ends the window of the tick it falls in).
+    let mut barriers = Barriers::new(plan.simulation.tick);
+    let switch_times: Rc<Vec<Vec<Duration>>> = Rc::new(
+        (0..clients)
+            .map(|id| match &switch {
+                Some(switch) => {
+                    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(
+                        spec.seed,
+                        streams::SWITCHES + ((id as u64) << 8),
+                    ));
+                    let times = route::switch_times(
+                        &mut rng,
+                        switch.every,
+                        switch.outage,
+                        plan.simulation.tick,
+                        plan.duration,
+                    );
+                    for &at in &times {
+                        barriers.end_tick_of(at);
+                    }
+                    times
+                }
+                None => Vec::new(),
+            })
+            .collect(),
+    );
+    if let Some(r) = &scenario.restart {
+        barriers.at_or_after(r.at);
+        barriers.at_or_after(r.at + r.down);
+    }
     for host in 0..hosts {
         let members: Vec<usize> = (host..clients).step_by(hosts).collect();
         let recorder = recorder.clone();
@@ -348,6 +445,7 @@ pub fn run(
         let first_hops = first_hops.clone();
         let gateways = gateways.clone();
         let switch = switch.clone();
+        let switch_times = switch_times.clone();
         let seed = spec.seed;
         sim.host(format!("clients-{host}"), move || {
             for &id in &members {
@@ -369,21 +467,16 @@ pub fn run(
                     transport.run_client(client).await;
                 });
                 if let Some(switch) = &switch {
-                    let rng = ChaCha8Rng::seed_from_u64(derive_seed(
-                        seed,
-                        streams::SWITCHES + ((id as u64) << 8),
-                    ));
                     tokio::task::spawn_local(route::switch_networks(
                         id,
                         route,
                         gateways.clone(),
                         recorder.clone(),
                         route::SwitchPlan {
-                            every: switch.every,
                             outage: switch.outage,
                             notify: switch.notify,
                         },
-                        rng,
+                        switch_times[id].clone(),
                     ));
                 }
             }
@@ -407,10 +500,17 @@ pub fn run(
         )),
         _ => None,
     };
+    // A rolling deploy's phases are taken by the run loop between steps, like a restart.
+    for at in deploy.iter().flat_map(balancer::Rollout::moments) {
+        barriers.at_or_after(at);
+    }
+    let mut barriers = barriers.sorted();
     let mut restarted = false;
     let mut next_report = Duration::ZERO;
     while sim.elapsed() < plan.duration {
-        sim.step().map_err(|e| fail(e.to_string()))?;
+        let until = barriers.next_after(sim.elapsed()).min(plan.duration);
+        sim.step_within(until - sim.elapsed())
+            .map_err(|e| fail(e.to_string()))?;
         if let Some(r) = &restart {
             // Behind a balancer the whole fleet restarts at once (a rolling deploy is not this).
             if !restarted && sim.elapsed() >= r.at {
@@ -450,7 +550,8 @@ pub fn run(
         r.all_delivered() && (!plan.workload.upstream_acks || r.upstream_settled())
     };
     while sim.elapsed() < deadline && !settled(&recorder.borrow()) {
-        sim.step().map_err(|e| fail(e.to_string()))?;
+        sim.step_within(deadline - sim.elapsed())
+            .map_err(|e| fail(e.to_string()))?;
     }
     // Events a middlebox still holds are stranded there, not lost: name the middlebox and the client.
     for proxy in &proxies {
@@ -587,4 +688,27 @@ fn replicas(
             std::future::pending::<turmoil::Result>().await
         }
     });
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn barriers_end_the_window_of_the_tick_or_the_boundary_at_or_after() {
+        let ms = Duration::from_millis;
+        let mut b = Barriers::new(ms(1));
+        // A switch inside tick [7, 8) ms and one on the boundary 12 ms end those ticks' windows.
+        b.end_tick_of(Duration::from_micros(7_400));
+        b.end_tick_of(ms(12));
+        // A restart at 20.3 ms is done by the run loop at the boundary 21 ms; its return at 25 ms.
+        b.at_or_after(Duration::from_micros(20_300));
+        b.at_or_after(ms(25));
+        b.at_or_after(ms(25));
+        let mut sorted = b.sorted();
+        assert_eq!(sorted.ends, vec![ms(8), ms(13), ms(21), ms(25)]);
+        assert_eq!(sorted.next_after(Duration::ZERO), ms(8));
+        assert_eq!(sorted.next_after(ms(8)), ms(13));
+        assert_eq!(sorted.next_after(ms(14)), ms(21));
+        assert_eq!(sorted.next_after(ms(25)), Duration::MAX);
+    }
 }

@@ -167,32 +167,55 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Severable<S> {
 /// How a switch treats the client's side of its connections.
 #[derive(Clone, Copy)]
 pub struct SwitchPlan {
-    pub every: Duration,
     pub outage: Duration,
     /// The client is told: its connections fail at once (otherwise they die silently).
     pub notify: bool,
 }
 
-/// Moves one client between its networks until the measured run ends: at exponentially distributed moments
-/// (mean `every`) every connection it has dies on the network it leaves — silently for the server, and
-/// for the client too unless it is notified — it has no network for `outage`, then it continues on the
-/// next network.
+/// When one client's network switches happen, from the start of the run: exponentially distributed
+/// gaps (mean `every`) between the end of one outage and the next switch, each switch on a tick boundary
+/// (simulated time has tick resolution anyway), none at or after `until` (the end of the measured run).
+/// Computed before the run so that the simulation can end a lookahead window at each switch: the switch
+/// changes a gateway's state from the client's host.
+pub fn switch_times(
+    rng: &mut ChaCha8Rng,
+    every: Duration,
+    outage: Duration,
+    tick: Duration,
+    until: Duration,
+) -> Vec<Duration> {
+    let tick_ns = tick.as_nanos().max(1);
+    let mut at = Duration::ZERO;
+    let mut times = Vec::new();
+    loop {
+        let gap = -every.as_secs_f64() * (1.0 - rng.gen::<f64>()).ln();
+        let due = (at + Duration::from_secs_f64(gap)).as_nanos();
+        let on_tick = due.div_ceil(tick_ns) * tick_ns;
+        at = Duration::from_nanos(u64::try_from(on_tick).unwrap_or(u64::MAX));
+        if at >= until {
+            return times;
+        }
+        times.push(at);
+        at += outage;
+    }
+}
+
+/// Moves one client between its networks at the given moments (from [`switch_times`]): every
+/// connection it has dies on the network it leaves — silently for the server, and for the client too
+/// unless it is notified — it has no network for `outage`, then it continues on the next network.
 pub async fn switch_networks(
     client: usize,
     route: Rc<Route>,
     gateways: Rc<Vec<Rc<Gateway>>>,
     recorder: SharedRecorder,
     plan: SwitchPlan,
-    mut rng: ChaCha8Rng,
+    times: Vec<Duration>,
 ) {
-    let SwitchPlan {
-        every,
-        outage,
-        notify,
-    } = plan;
-    loop {
-        let gap = -every.as_secs_f64() * (1.0 - rng.gen::<f64>()).ln();
-        tokio::time::sleep(Duration::from_secs_f64(gap)).await;
+    let SwitchPlan { outage, notify } = plan;
+    // Spawned when the client host starts, at the start of the run.
+    let origin = tokio::time::Instant::now();
+    for at in times {
+        tokio::time::sleep_until(origin + at).await;
         if recorder.borrow().is_closed() {
             return;
         }
@@ -218,5 +241,39 @@ pub async fn switch_networks(
         tokio::time::sleep(outage).await;
         route.current.set((leaving + 1) % route.hops.len());
         route.offline.set(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn switch_times_fall_on_ticks_apart_by_the_outage_and_stop_before_the_end() {
+        let tick = Duration::from_millis(1);
+        let outage = Duration::from_secs(2);
+        let until = Duration::from_secs(600);
+        let draw = |seed| {
+            switch_times(
+                &mut ChaCha8Rng::seed_from_u64(seed),
+                Duration::from_secs(30),
+                outage,
+                tick,
+                until,
+            )
+        };
+        let times = draw(3);
+        // About 600 s / (30 s + 2 s) switches.
+        assert!((8..40).contains(&times.len()), "{}", times.len());
+        for pair in times.windows(2) {
+            assert!(pair[1] >= pair[0] + outage, "{pair:?}");
+        }
+        for at in &times {
+            assert_eq!(at.as_nanos() % tick.as_nanos(), 0, "{at:?}");
+            assert!(*at < until);
+        }
+        assert_eq!(times, draw(3), "seeded: the same times again");
+        assert_ne!(times, draw(4));
     }
 }

@@ -100,6 +100,29 @@ impl Builder {
         self
     }
 
+    /// Step the simulation in lookahead windows (rtsim patch). Hosts whose
+    /// every link has a latency of at least one tick run a whole window at a
+    /// time: no message can reach them sooner than the smallest such latency,
+    /// nor sooner than the earliest message already in flight, so they run on
+    /// their own until then, their timers firing at their exact instants.
+    /// Hosts joined by a link of less than a tick keep stepping together one
+    /// tick at a time. Deliveries happen at the same ticks as without
+    /// lookahead. Not combined with `enable_random_order`.
+    pub fn lookahead(&mut self, value: bool) -> &mut Self {
+        self.config.lookahead = value;
+        self
+    }
+
+    /// Give every host its own random stream for the latencies of the
+    /// messages it sends (rtsim patch), seeded from the simulation's seed and
+    /// the host's address. Draws then do not depend on the order in which
+    /// hosts run within a step, so lookahead windows give the same latencies
+    /// as tick-by-tick stepping.
+    pub fn host_rng_streams(&mut self, value: bool) -> &mut Self {
+        self.config.host_rng_streams = value;
+        self
+    }
+
     /// Which kind of network should be simulated.
     pub fn ip_version(&mut self, value: IpVersion) -> &mut Self {
         self.ip_version = value;
@@ -196,6 +219,10 @@ impl Builder {
 
     /// Build a simulation with the settings from the builder.
     pub fn build<'a>(&self) -> Sim<'a> {
+        assert!(
+            !(self.config.lookahead && self.config.random_node_order),
+            "lookahead windows and random node order cannot be combined"
+        );
         if self.link.latency().max_message_latency < self.link.latency().min_message_latency {
             panic!("Maximum message latency must be greater than minimum.");
         }
@@ -205,12 +232,19 @@ impl Builder {
             None => SmallRng::from_os_rng(),
         };
 
-        let world = World::new(
+        let mut world = World::new(
             self.link.clone(),
             Box::new(rng),
             self.ip_version.iter(),
             self.config.tick,
         );
+        if self.config.host_rng_streams {
+            let seed = self
+                .rng_seed
+                .unwrap_or_else(|| rand::Rng::random(&mut SmallRng::from_os_rng()));
+            world.host_streams = Some(crate::world::HostStreams::new(seed));
+        }
+        world.stamp_by_sender = self.config.lookahead;
 
         Sim::new(self.config.clone(), world)
     }

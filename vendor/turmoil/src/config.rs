@@ -47,6 +47,14 @@ pub(crate) struct Config {
     /// simulation step
     pub(crate) random_node_order: bool,
 
+    /// Step in lookahead windows instead of one tick at a time (rtsim patch;
+    /// see `PATCHES.md`).
+    pub(crate) lookahead: bool,
+
+    /// Draw each message's latency from its sending host's own random stream
+    /// instead of the world's shared one (rtsim patch; see `PATCHES.md`).
+    pub(crate) host_rng_streams: bool,
+
     /// Filesystem configuration
     #[cfg(feature = "unstable-fs")]
     pub(crate) fs: FsConfig,
@@ -103,6 +111,8 @@ impl Default for Config {
             udp_capacity: 64,
             enable_tokio_io: false,
             random_node_order: false,
+            lookahead: false,
+            host_rng_streams: false,
             #[cfg(feature = "unstable-fs")]
             fs: FsConfig::default(),
         }

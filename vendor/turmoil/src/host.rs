@@ -165,7 +165,12 @@ impl HostTimer {
     }
 
     pub(crate) fn tick(&mut self, duration: Duration) {
-        self.elapsed += duration
+        self.elapsed += duration;
+        // Between runs the host's time is `elapsed` itself (rtsim patch): the
+        // instant of the last run's start would count that run twice — by a
+        // tick, or by a whole lookahead window — for code that asks between
+        // runs (software dropped by `Sim::crash`).
+        self.now = None;
     }
 
     /// Set a new `Instant` for each iteration of the simulation. `elapsed` is
@@ -181,8 +186,19 @@ impl HostTimer {
 
     /// Returns how long the host has been executing for in virtual time.
     pub(crate) fn elapsed(&self) -> Duration {
-        let run_duration = self.now.expect("host instant not set").elapsed();
+        let run_duration = self.now.map_or(Duration::ZERO, |now| now.elapsed());
         self.elapsed + run_duration
+    }
+
+    /// Whether the host's software is running now (rather than between two
+    /// runs, as when `Sim::crash` drops it) (rtsim patch).
+    pub(crate) fn is_running(&self) -> bool {
+        self.now.is_some()
+    }
+
+    /// The simulated time at the start of the host's next run (rtsim patch).
+    pub(crate) fn sim_elapsed_between_runs(&self) -> Duration {
+        self.start_offset + self.elapsed
     }
 
     /// Returns the total simulation virtual time. If the simulation ran for

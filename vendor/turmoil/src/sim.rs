@@ -55,6 +55,12 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// How many steps the simulation has taken: ticks, or lookahead windows
+    /// with [`Builder::lookahead`](crate::Builder::lookahead) (rtsim patch).
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
     /// How much logical time has elapsed since the simulation started.
     pub fn elapsed(&self) -> Duration {
         self.elapsed
@@ -404,13 +410,64 @@ impl<'a> Sim<'a> {
     /// Step the simulation.
     ///
     /// Runs each host in the simulation a fixed duration configured by
-    /// `tick_duration` in the builder.
+    /// `tick_duration` in the builder — or, with [`Builder::lookahead`], a
+    /// whole lookahead window (see [`Sim::step_within`]).
     ///
     /// The simulated network also steps, processing in flight messages, and
     /// delivering them to their destination if appropriate.
     ///
     /// Returns whether or not all clients have completed.
+    ///
+    /// [`Builder::lookahead`]: crate::Builder::lookahead
     pub fn step(&mut self) -> Result<bool> {
+        self.step_within(Duration::MAX)
+    }
+
+    /// Step the simulation by at most `max` (at least one tick).
+    ///
+    /// Without lookahead this is one tick, as [`Sim::step`]. With lookahead
+    /// (rtsim patch), it is the longest window that no message can cross: as
+    /// many ticks as the smallest latency of a link with a host outside the
+    /// lockstep group, and no further than the tick before the earliest
+    /// message in flight is delivered. Hosts outside the group run the
+    /// window at once; hosts joined by links of less than a tick step
+    /// together one tick at a time, as without lookahead. A caller that acts
+    /// on the simulation from outside (a crash, a bounce, shared state its
+    /// hosts read) passes the time until that action as `max`, so that no
+    /// window jumps past it.
+    pub fn step_within(&mut self, max: Duration) -> Result<bool> {
+        let ticks = if self.config.lookahead {
+            self.window_ticks(max)
+        } else {
+            1
+        };
+        if ticks <= 1 {
+            return self.step_one_tick();
+        }
+        self.step_window(ticks)
+    }
+
+    /// How many ticks the next lookahead window may span (at least one).
+    fn window_ticks(&self, max: Duration) -> u32 {
+        let tick = self.config.tick.as_nanos();
+        let bounds = self.world.borrow().topology.lookahead(self.config.tick);
+        let mut ticks = max.as_nanos() / tick;
+        if let Some(latency) = bounds.min_latency {
+            // A message sent in the window's first tick is stamped at that
+            // tick's end: it arrives no sooner than one tick plus the latency.
+            ticks = ticks.min(latency.as_nanos() / tick);
+        }
+        if let Some(due) = bounds.next_due {
+            // A message due at `due` is delivered at the start of the tick
+            // ending at or after it: the window ends at that tick's start.
+            let from_now = due.saturating_sub(self.elapsed).as_nanos();
+            ticks = ticks.min(from_now.div_ceil(tick).saturating_sub(1));
+        }
+        u32::try_from(ticks.max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// One tick for every host: turmoil's own stepping.
+    fn step_one_tick(&mut self) -> Result<bool> {
         tracing::trace!(target: TRACING_TARGET, "step {}", self.steps);
 
         let tick = self.config.tick;
@@ -434,36 +491,10 @@ impl<'a> Sim<'a> {
         }
 
         for (&addr, rt) in running {
-            let _span_guard = tracing::span!(Level::INFO, "node", name = &*rt.nodename,).entered();
-            {
-                let mut world = self.world.borrow_mut();
-                // We need to move deliverable messages off the network and
-                // into the dst host. This requires two mutable borrows.
-                let World {
-                    rng,
-                    topology,
-                    hosts,
-                    ..
-                } = world.deref_mut();
-                topology.deliver_messages(rng, hosts.get_mut(&addr).expect("missing host"));
-
-                // Set the current host (see method docs)
-                world.current = Some(addr);
-
-                world.current_host_mut().timer.now(rt.now());
-            }
-
-            let is_software_finished = World::enter(&self.world, || rt.tick(tick))?;
-
+            let is_software_finished = Self::run_host(&self.world, addr, rt, tick)?;
             if rt.is_client() {
                 is_finished = is_finished && is_software_finished;
             }
-
-            // Unset the current host
-            let mut world = self.world.borrow_mut();
-            world.current = None;
-
-            world.tick(addr, tick);
         }
 
         // Tick the nodes that are not actively running (i.e., crashed) to ensure their clock keeps up
@@ -475,7 +506,121 @@ impl<'a> Sim<'a> {
 
         self.elapsed += tick;
         self.steps += 1;
+        self.check_duration(is_finished)
+    }
 
+    /// A lookahead window of `ticks` ticks (rtsim patch).
+    fn step_window(&mut self, ticks: u32) -> Result<bool> {
+        tracing::trace!(target: TRACING_TARGET, "step {} (window of {ticks} ticks)", self.steps);
+
+        let tick = self.config.tick;
+        let window = tick * ticks;
+        let lockstep = self.world.borrow().topology.lookahead(tick).lockstep;
+        let mut is_finished = true;
+
+        self.world.borrow_mut().topology.tick_by(tick);
+
+        // Hosts joined by links of less than a tick step together, one tick
+        // at a time, exchanging messages between ticks as without lookahead.
+        // They go first, as turmoil runs hosts in the order they were
+        // registered and a simulation registers its inner hosts (servers,
+        // middleboxes) before its clients: state they share outside the
+        // network is then seen in the same order as without lookahead.
+        let lockstep_ticks = if lockstep.is_empty() { 0 } else { ticks };
+        for sub in 0..lockstep_ticks {
+            if sub > 0 {
+                self.world.borrow_mut().topology.tick_by(tick);
+            }
+            for (&addr, rt) in self.rts.iter_mut() {
+                if !lockstep.contains(&addr) {
+                    continue;
+                }
+                if rt.is_software_running() {
+                    let is_software_finished = Self::run_host(&self.world, addr, rt, tick)?;
+                    if rt.is_client() && sub + 1 == ticks {
+                        is_finished = is_finished && is_software_finished;
+                    }
+                } else {
+                    self.world.borrow_mut().tick(addr, tick);
+                }
+            }
+        }
+
+        // Hosts nothing can reach before the window ends run it at once.
+        for (&addr, rt) in self.rts.iter_mut() {
+            if lockstep.contains(&addr) {
+                continue;
+            }
+            if rt.is_software_running() {
+                let is_software_finished = Self::run_host(&self.world, addr, rt, window)?;
+                if rt.is_client() {
+                    is_finished = is_finished && is_software_finished;
+                }
+            } else {
+                self.world.borrow_mut().tick(addr, window);
+            }
+        }
+        if lockstep.is_empty() {
+            // Bring the network clock to the window's end (nothing falls due
+            // before it: the window was chosen so).
+            self.world.borrow_mut().topology.tick_by(window - tick);
+        }
+
+        self.elapsed += window;
+        self.steps += 1;
+        self.check_duration(is_finished)
+    }
+
+    /// Delivers the messages due at `addr`, then runs its software for
+    /// `duration`. Returns whether the software has finished.
+    fn run_host(
+        world: &RefCell<World>,
+        addr: IpAddr,
+        rt: &mut Rt<'a>,
+        duration: Duration,
+    ) -> Result<bool> {
+        let _span_guard = tracing::span!(Level::INFO, "node", name = &*rt.nodename,).entered();
+        {
+            let mut world = world.borrow_mut();
+            // We need to move deliverable messages off the network and
+            // into the dst host. This requires two mutable borrows.
+            let World {
+                rng,
+                topology,
+                hosts,
+                host_streams,
+                stamp_by_sender,
+                tick_duration,
+                ..
+            } = world.deref_mut();
+            let rng: &mut dyn rand::RngCore = match host_streams {
+                Some(streams) => streams.of(addr),
+                None => &mut **rng,
+            };
+            let host = hosts.get_mut(&addr).expect("missing host");
+            // Replies leave at the end of the host's first tick, as they do when
+            // the network clock is already there (tick-by-tick stepping).
+            let replies_at = stamp_by_sender
+                .then(|| host.timer.sim_elapsed_between_runs() + *tick_duration);
+            topology.deliver_messages(rng, host, replies_at);
+
+            // Set the current host (see method docs)
+            world.current = Some(addr);
+
+            world.current_host_mut().timer.now(rt.now());
+        }
+
+        let is_software_finished = World::enter(world, || rt.tick(duration))?;
+
+        // Unset the current host
+        let mut world = world.borrow_mut();
+        world.current = None;
+
+        world.tick(addr, duration);
+        Ok(is_software_finished)
+    }
+
+    fn check_duration(&self, is_finished: bool) -> Result<bool> {
         if self.elapsed > self.config.duration && !is_finished {
             return Err(format!(
                 "Ran for duration: {:?} steps: {} without completing",

@@ -3,7 +3,7 @@ use crate::host::Host;
 use crate::rt::Rt;
 use crate::{config, TRACING_TARGET};
 
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, Exp};
 use std::collections::VecDeque;
@@ -23,6 +23,22 @@ pub(crate) struct Topology {
     /// forward in the same way we do it elsewhere. We'd like to represent
     /// network state with async in the future.
     rt: Rt<'static>,
+
+    /// The network clock's instant at the start of the simulation: messages
+    /// stamped with their sender's simulated time are placed relative to it.
+    origin: Instant,
+}
+
+/// What bounds a lookahead window (rtsim patch; see `Sim::step_within`).
+pub(crate) struct Lookahead {
+    /// Hosts joined to another by a link of less than a tick: they step
+    /// together, one tick at a time.
+    pub(crate) lockstep: IndexSet<IpAddr>,
+    /// The smallest latency of a link that has an endpoint not in `lockstep`.
+    pub(crate) min_latency: Option<Duration>,
+    /// No message in flight on such a link is due before this, measured from
+    /// the start of the simulation.
+    pub(crate) next_due: Option<Duration>,
 }
 
 /// This type is used as the key in the [`Topology::links`] map. See [`new`]
@@ -188,10 +204,12 @@ enum State {
 
 impl Topology {
     pub(crate) fn new(config: config::Link) -> Topology {
+        let rt = Rt::no_software();
         Topology {
             config,
             links: IndexMap::new(),
-            rt: Rt::no_software(),
+            origin: rt.now(),
+            rt,
         }
     }
 
@@ -251,9 +269,11 @@ impl Topology {
         src: SocketAddr,
         dst: SocketAddr,
         message: Protocol,
+        sent_at: Option<Duration>,
     ) -> Result<()> {
+        let sent_at = sent_at.map(|at| self.origin + at);
         if let Some(link) = self.links.get_mut(&Pair::new(src.ip(), dst.ip())) {
-            link.enqueue_message(&self.config, rand, src, dst, message)
+            link.enqueue_message(&self.config, rand, src, dst, message, sent_at)
         } else {
             Err(Error::new(
                 ErrorKind::ConnectionRefused,
@@ -263,10 +283,20 @@ impl Topology {
     }
 
     // Move messages from any network links to the `dst` host.
-    pub(crate) fn deliver_messages(&mut self, rand: &mut dyn RngCore, dst: &mut Host) {
+    //
+    // `replies_at`, when given, is the simulated time at which `dst` sends
+    // the replies that refused messages provoke (rtsim patch: with lookahead,
+    // the network clock may be ahead of `dst`).
+    pub(crate) fn deliver_messages(
+        &mut self,
+        rand: &mut dyn RngCore,
+        dst: &mut Host,
+        replies_at: Option<Duration>,
+    ) {
+        let replies_at = replies_at.map(|at| self.origin + at);
         for (pair, link) in &mut self.links {
             if pair.0 == dst.addr || pair.1 == dst.addr {
-                link.deliver_messages(&self.config, rand, dst);
+                link.deliver_messages(&self.config, rand, dst, replies_at);
             }
         }
     }
@@ -301,6 +331,44 @@ impl Topology {
         let _ = self.rt.tick(duration);
         for link in self.links.values_mut() {
             link.tick(self.rt.now());
+        }
+    }
+
+    /// What bounds the next lookahead window: see [`Lookahead`].
+    pub(crate) fn lookahead(&self, tick: Duration) -> Lookahead {
+        let min_latency_of = |link: &Link| {
+            link.config
+                .latency
+                .as_ref()
+                .unwrap_or_else(|| self.config.latency())
+                .min_message_latency
+        };
+        let mut lockstep = IndexSet::new();
+        for (pair, link) in &self.links {
+            if min_latency_of(link) < tick {
+                lockstep.insert(pair.0);
+                lockstep.insert(pair.1);
+            }
+        }
+        let mut min_latency: Option<Duration> = None;
+        let mut next_due: Option<Instant> = None;
+        for (pair, link) in &self.links {
+            if lockstep.contains(&pair.0) && lockstep.contains(&pair.1) {
+                continue;
+            }
+            let latency = min_latency_of(link);
+            min_latency = Some(min_latency.map_or(latency, |m| m.min(latency)));
+            // Messages already moved to `deliverable` are taken by their host at
+            // the start of its next turn (a crashed host's when it is bounced),
+            // so only those still in `sent` bound the window.
+            if let Some(due) = link.next_due {
+                next_due = Some(next_due.map_or(due, |d| d.min(due)));
+            }
+        }
+        Lookahead {
+            lockstep,
+            min_latency,
+            next_due: next_due.map(|due| due.saturating_duration_since(self.origin)),
         }
     }
 
@@ -358,11 +426,12 @@ impl Link {
         src: SocketAddr,
         dst: SocketAddr,
         message: Protocol,
+        sent_at: Option<Instant>,
     ) -> Result<()> {
         tracing::trace!(target: TRACING_TARGET, ?src, ?dst, protocol = %message, "Send");
 
         self.rand_partition_or_repair(global_config, rand);
-        let result = self.enqueue(global_config, rand, src, dst, message);
+        let result = self.enqueue(global_config, rand, src, dst, message, sent_at);
         self.process_deliverables();
         result
     }
@@ -394,12 +463,13 @@ impl Link {
         src: SocketAddr,
         dst: SocketAddr,
         message: Protocol,
+        sent_at: Option<Instant>,
     ) -> Result<()> {
         let state = self.get_state_for_message(src.ip(), dst.ip());
         let status = match state {
             State::Healthy => {
                 let delay = self.delay(global_config.latency(), rand);
-                DeliveryStatus::DeliverAfter(self.now + delay)
+                DeliveryStatus::DeliverAfter(sent_at.unwrap_or(self.now) + delay)
             }
             // Only A->B is blocked, so B can send, so we can send if src is B
             State::Hold => {
@@ -478,6 +548,7 @@ impl Link {
         global_config: &config::Link,
         rand: &mut dyn RngCore,
         host: &mut Host,
+        replies_at: Option<Instant>,
     ) {
         let deliverable = self
             .deliverable
@@ -489,7 +560,7 @@ impl Link {
         for message in deliverable {
             let (src, dst) = (message.src, message.dst);
             if let Err(message) = host.receive_from_network(message) {
-                let _ = self.enqueue_message(global_config, rand, dst, src, message);
+                let _ = self.enqueue_message(global_config, rand, dst, src, message, replies_at);
             }
         }
     }

@@ -9,7 +9,8 @@ use crate::{
 };
 
 use indexmap::IndexMap;
-use rand::RngCore;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
 use scoped_tls::scoped_thread_local;
 use std::cell::RefCell;
 use std::io::Result;
@@ -37,6 +38,15 @@ pub(crate) struct World {
     /// deterministic, reuse the same seed.
     pub(crate) rng: Box<dyn RngCore>,
 
+    /// Each host's own random stream for the latencies of the messages it
+    /// sends, when the simulation asks for them (rtsim patch).
+    pub(crate) host_streams: Option<HostStreams>,
+
+    /// Messages are stamped with their sender's own clock, rounded up to the
+    /// end of its current tick, instead of the network's (rtsim patch: needed
+    /// once a host can run a whole lookahead window ahead of the network).
+    pub(crate) stamp_by_sender: bool,
+
     /// Run duration for each host on every step.
     // TODO: Remove this once we've cleaned up the loopback implementation hacks
     pub(crate) tick_duration: Duration,
@@ -59,6 +69,8 @@ impl World {
             multicast_groups: MulticastGroups::default(),
             current: None,
             rng,
+            host_streams: None,
+            stamp_by_sender: false,
             tick_duration,
         }
     }
@@ -266,8 +278,32 @@ impl World {
         dst: SocketAddr,
         message: Protocol,
     ) -> Result<()> {
+        // The end of the tick the sender is in, as in tick-by-tick stepping
+        // (where the network clock is already at that end while hosts run);
+        // between runs (software dropped by a crash) the network clock is at
+        // the host's time itself.
+        let sent_at = match (self.stamp_by_sender, self.current) {
+            (true, Some(addr)) => {
+                let timer = &self.hosts[&addr].timer;
+                let elapsed = timer.sim_elapsed();
+                if timer.is_running() {
+                    let tick = self.tick_duration.as_nanos();
+                    let end = (elapsed.as_nanos() / tick + 1) * tick;
+                    Some(Duration::from_nanos(
+                        u64::try_from(end).expect("simulated time fits in u64 nanoseconds"),
+                    ))
+                } else {
+                    Some(elapsed)
+                }
+            }
+            _ => None,
+        };
+        let rng: &mut dyn RngCore = match &mut self.host_streams {
+            Some(streams) => streams.of(src.ip()),
+            None => &mut *self.rng,
+        };
         self.topology
-            .enqueue_message(&mut self.rng, src, dst, message)
+            .enqueue_message(rng, src, dst, message, sent_at)
     }
 
     /// Tick the host at `addr` by `duration`.
@@ -277,5 +313,38 @@ impl World {
             .expect("missing host")
             .timer
             .tick(duration);
+    }
+}
+
+/// One random stream per host, seeded from the simulation's seed and the
+/// host's address, so that what a host draws does not depend on when other
+/// hosts run (rtsim patch).
+pub(crate) struct HostStreams {
+    seed: u64,
+    streams: IndexMap<IpAddr, SmallRng>,
+}
+
+impl HostStreams {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            streams: IndexMap::new(),
+        }
+    }
+
+    pub(crate) fn of(&mut self, addr: IpAddr) -> &mut SmallRng {
+        let seed = self.seed;
+        self.streams.entry(addr).or_insert_with(|| {
+            let bits = match addr {
+                IpAddr::V4(v4) => u128::from(u32::from(v4)),
+                IpAddr::V6(v6) => u128::from(v6),
+            };
+            // splitmix64 over the seed and the address: distinct, well-mixed streams.
+            let mut x = seed ^ (bits as u64) ^ ((bits >> 64) as u64).rotate_left(17);
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            SmallRng::seed_from_u64(x ^ (x >> 31))
+        })
     }
 }
