@@ -134,7 +134,8 @@ pub fn comparison_table(report: &Report) -> String {
 }
 
 /// With a `population` larger than the simulated clients: the server-side figures scaled to it, one
-/// row per run (scenario, transport, requests/s, bytes/s). `None` without a population.
+/// row per run (scenario, transport, requests/s, bytes/s, open connections where measured). `None`
+/// without a population.
 pub fn scaled_rows(report: &Report) -> Option<(Vec<&'static str>, Vec<Vec<String>>)> {
     report.plan.population?;
     let factor = crate::decision::verdict::scale(&report.plan);
@@ -145,6 +146,7 @@ pub fn scaled_rows(report: &Report) -> Option<(Vec<&'static str>, Vec<Vec<String
         "req/s (simulated)",
         "req/s (scaled)",
         "bytes/s (scaled)",
+        "open conns peak (scaled)",
     ];
     let rows = report
         .runs
@@ -158,6 +160,10 @@ pub fn scaled_rows(report: &Report) -> Option<(Vec<&'static str>, Vec<Vec<String
                 format!("{:.1}", m.requests_per_second),
                 format!("{:.0}", m.requests_per_second * factor),
                 format!("{bytes:.0}"),
+                // Measured at the server side behind a balancer only; never shown as zero.
+                m.open_connections_peak
+                    .map(|peak| format!("{:.0}", peak as f64 * factor))
+                    .unwrap_or_else(|| "—".to_string()),
             ]
         })
         .collect();
@@ -259,8 +265,8 @@ pub fn requirements_sentence(report: &Report, name_assumed: bool) -> String {
     }
     if let Some(population) = plan.population {
         text.push_str(&format!(
-            " Scaled: {} simulated clients stand for {population}; requests/s, bytes/s and open \
-             connections are scaled ×{} in the checks.",
+            " Scaled: {} simulated clients stand for {population}; requests/s is scaled ×{} in the \
+             checks (bytes/s and, behind a balancer, open connections in the scaled table).",
             plan.clients,
             super::insights::fmt_num(crate::decision::verdict::scale(plan))
         ));
@@ -594,6 +600,24 @@ pub fn wrap(text: &str, width: usize, indent: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::report::fixture;
+
+    #[test]
+    fn scaled_open_connections_are_shown_where_measured_and_a_dash_where_not() {
+        let mut report = fixture::report();
+        assert!(
+            scaled_rows(&report).is_none(),
+            "no population: no scaled table"
+        );
+        report.plan.population = Some(report.plan.clients as u64 * 10);
+        report.runs[0].metrics.open_connections_peak = Some(7);
+        let (header, rows) = scaled_rows(&report).unwrap();
+        let open = header
+            .iter()
+            .position(|h| h.starts_with("open conns"))
+            .unwrap();
+        assert_eq!(rows[0][open], "70");
+        assert!(rows[1..].iter().all(|row| row[open] == "—"), "{rows:?}");
+    }
 
     #[test]
     fn wrapping_keeps_words_whole_and_lines_short() {
