@@ -211,8 +211,9 @@ pub struct RunMetrics {
     /// newest event), each signalled to the client and counted by it.
     #[serde(default)]
     pub resume_resets: u64,
-    /// Open connections at the server side, most at any moment (all replicas together). Measured when
-    /// there is a load balancer; absent for one server without one.
+    /// Open connections at the server side, most at any moment (all replicas together): counted on
+    /// the balancer's connections to the replicas, or by a lone server on its own sockets (a WebSocket
+    /// session's after its upgrade too). Absent only for runs written before it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_connections_peak: Option<u64>,
     /// Open connections at the server side, time-weighted mean over the run (all replicas together).

@@ -601,6 +601,85 @@ fn per_second(count: u64, seconds: f64) -> f64 {
     }
 }
 
+/// Connections open at one place (a server, a replica, a whole fleet), followed over simulated time:
+/// the most at once and the time-weighted mean. Each open connection holds an [`OpenHandle`];
+/// dropping it — also when a crash drops the host's tasks — counts the connection closed.
+#[derive(Default)]
+pub struct OpenCount {
+    open: std::cell::Cell<u64>,
+    peak: std::cell::Cell<u64>,
+    /// Open connections × seconds, up to `changed`.
+    integral: std::cell::Cell<f64>,
+    changed: std::cell::Cell<Duration>,
+    connections: std::cell::Cell<u64>,
+}
+
+impl OpenCount {
+    fn advance(&self, now: Duration) {
+        let since = now.saturating_sub(self.changed.get());
+        self.integral
+            .set(self.integral.get() + self.open.get() as f64 * since.as_secs_f64());
+        self.changed.set(now.max(self.changed.get()));
+    }
+
+    /// A connection was accepted now; the handle counts it closed when dropped.
+    pub fn opened(self: &Rc<Self>, recorder: &SharedRecorder) -> OpenHandle {
+        self.advance(recorder.borrow().now());
+        self.open.set(self.open.get() + 1);
+        self.peak.set(self.peak.get().max(self.open.get()));
+        self.connections.set(self.connections.get() + 1);
+        OpenHandle {
+            count: self.clone(),
+            recorder: recorder.clone(),
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.get()
+    }
+
+    /// The most open at once so far.
+    pub fn peak(&self) -> u64 {
+        self.peak.get()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.get()
+    }
+
+    /// The time-weighted mean of open connections over `[0, end]`.
+    pub fn mean(&self, end: Duration) -> f64 {
+        self.advance(end);
+        let seconds = end.as_secs_f64();
+        if seconds > 0.0 {
+            round3(self.integral.get() / seconds)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Held for as long as one connection is open; see [`OpenCount`].
+pub struct OpenHandle {
+    count: Rc<OpenCount>,
+    recorder: SharedRecorder,
+}
+
+impl Drop for OpenHandle {
+    fn drop(&mut self) {
+        // The recorder may be borrowed when a crash drops tasks from inside the simulation loop; the
+        // last change is then the moment (the count still falls).
+        let now = match self.recorder.try_borrow() {
+            Ok(r) => r.now(),
+            Err(_) => self.count.changed.get(),
+        };
+        self.count.advance(now);
+        self.count.open.set(self.count.open.get().saturating_sub(1));
+    }
+}
+
 /// Rounds to three decimals so that reports stay readable and byte-stable.
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0

@@ -29,6 +29,8 @@ pub async fn serve_connection<I>(io: I, server: Rc<ServerCtx>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Open until hyper lets the connection go; an upgraded WebSocket session counts itself from there.
+    let _open = server.connection_opened();
     let service = service_fn(move |request| {
         let server = server.clone();
         async move { Ok::<_, Infallible>(route(request, server).await) }

@@ -288,3 +288,51 @@ nat = { idle_timeout = "30s" }
         assert!(ok(&wide).contains("radio s/client"));
     }
 }
+
+#[test]
+fn a_lone_server_counts_its_open_connections_and_the_population_scales_them() {
+    // 12 SSE and WebSocket clients hold one connection each once they have all arrived: the server
+    // counts 12 open at the peak (a WebSocket session after its upgrade too), fewer on average over
+    // the run because clients join over the ramp. 120 real clients scale the peak ×10.
+    let dir = temp_dir("open-connections");
+    let profile = dir.join("open.toml");
+    std::fs::write(
+        &profile,
+        r#"
+name = "open"
+duration = "40s"
+clients = 12
+population = 120
+transports = ["sse", "websocket"]
+[workload]
+events_per_second = 1.0
+client_ramp = "10s"
+[[scenario]]
+name = "baseline"
+"#,
+    )
+    .unwrap();
+    let out = dir.join("r");
+    ok(&rtsim(&[
+        "simulate",
+        profile.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]));
+    let s = summary(&out);
+    for run in s["runs"].as_array().unwrap() {
+        assert_eq!(run["open_connections_peak"], 12, "{run:#}");
+        let mean = run["open_connections_mean"].as_f64().unwrap();
+        assert!(mean > 9.0 && mean < 12.0, "mean {mean} in {run:#}");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let section = &report[report
+        .find("## Scaled to 120 clients")
+        .expect("a scaled section")..];
+    let scaled = section
+        .lines()
+        .find(|l| l.starts_with("| baseline | sse |"))
+        .unwrap_or_else(|| panic!("a scaled row for SSE in\n{report}"));
+    assert!(scaled.trim_end().ends_with("| 120 |"), "{scaled}");
+}

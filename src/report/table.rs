@@ -134,8 +134,8 @@ pub fn comparison_table(report: &Report) -> String {
 }
 
 /// With a `population` larger than the simulated clients: the server-side figures scaled to it, one
-/// row per run (scenario, transport, requests/s, bytes/s, open connections where measured). `None`
-/// without a population.
+/// row per run (scenario, transport, requests/s, bytes/s, peak open connections). `None` without a
+/// population.
 pub fn scaled_rows(report: &Report) -> Option<(Vec<&'static str>, Vec<Vec<String>>)> {
     report.plan.population?;
     let factor = crate::decision::verdict::scale(&report.plan);
@@ -160,7 +160,7 @@ pub fn scaled_rows(report: &Report) -> Option<(Vec<&'static str>, Vec<Vec<String
                 format!("{:.1}", m.requests_per_second),
                 format!("{:.0}", m.requests_per_second * factor),
                 format!("{bytes:.0}"),
-                // Measured at the server side behind a balancer only; never shown as zero.
+                // Absent only in results written before it was measured: never shown as zero.
                 m.open_connections_peak
                     .map(|peak| format!("{:.0}", peak as f64 * factor))
                     .unwrap_or_else(|| "—".to_string()),
@@ -266,7 +266,7 @@ pub fn requirements_sentence(report: &Report, name_assumed: bool) -> String {
     if let Some(population) = plan.population {
         text.push_str(&format!(
             " Scaled: {} simulated clients stand for {population}; requests/s is scaled ×{} in the \
-             checks (bytes/s and, behind a balancer, open connections in the scaled table).",
+             checks (bytes/s and open connections in the scaled table).",
             plan.clients,
             super::insights::fmt_num(crate::decision::verdict::scale(plan))
         ));

@@ -85,6 +85,9 @@ pub struct ServerCtx {
     /// Requests this server answered (the recorder counts them for the whole run; this is one
     /// replica's share behind a load balancer).
     pub requests: std::cell::Cell<u64>,
+    /// Where this server counts its open connections (one simulated server without a balancer; a
+    /// balancer counts its replicas' itself, and `rtsim serve` does not count).
+    pub open_connections: Option<Rc<crate::recorder::OpenCount>>,
 }
 
 /// What the server accepts from clients: body and message sizes, how long a body may take, and
@@ -230,7 +233,21 @@ impl ServerCtx {
             policy: Policy::simulation(),
             shutdown: Rc::new(Shutdown::default()),
             requests: std::cell::Cell::new(0),
+            open_connections: None,
         }
+    }
+
+    /// The same server, counting its open connections in `count`.
+    pub fn counting_connections(mut self, count: Rc<crate::recorder::OpenCount>) -> Self {
+        self.open_connections = Some(count);
+        self
+    }
+
+    /// Counts one connection open while the handle lives (nothing when this server does not count).
+    pub fn connection_opened(&self) -> Option<crate::recorder::OpenHandle> {
+        self.open_connections
+            .as_ref()
+            .map(|count| count.opened(&self.recorder))
     }
 
     /// The same server with other limits and origins (`rtsim serve`'s flags).

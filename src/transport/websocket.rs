@@ -72,6 +72,9 @@ impl Transport for WebSocket {
             tokio::task::spawn_local(async move {
                 let _guard = guard;
                 if let Ok(upgraded) = on_upgrade.await {
+                    // The connection's own count ended when hyper handed it over: the session's
+                    // starts here, so the socket is counted once for as long as it lives.
+                    let _open = session_server.connection_opened();
                     let socket = TokioIo::new(upgraded);
                     let config = server_config(&session_server);
                     let ws =

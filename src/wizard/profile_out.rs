@@ -248,8 +248,7 @@ pub fn header(a: &Answers, rec: &Recommendation, path: &Path) -> String {
         lines.push(format!(
             "  clients = {simulated}: your {} clients, capped so the simulation runs in minutes (its cost \
              grows with hosts × simulated steps; docs/references.md, the simulator); population = {} \
-             scales requests/s and bytes/s (and open connections, measured behind a balancer) to your count \
-             in the report.",
+             scales requests/s, bytes/s and open connections to your count in the report.",
             a.clients, a.clients
         ));
     } else {

@@ -28,7 +28,7 @@ use turmoil::net::{TcpListener, TcpStream};
 use crate::hub::{Event, Hub};
 use crate::metrics::ReplicaMetrics;
 use crate::profile::{Backplane, BalancePolicy};
-use crate::recorder::SharedRecorder;
+use crate::recorder::{OpenCount, OpenHandle, SharedRecorder};
 use crate::scenario::Balancer as BalancerSettings;
 use crate::transport::ServerCtx;
 
@@ -47,12 +47,8 @@ pub fn replica_host(k: usize) -> String {
 /// too (which the replica's HTTP server hands on and stops seeing).
 #[derive(Default)]
 pub struct ReplicaLoad {
-    open: Cell<u64>,
-    peak: Cell<u64>,
-    /// Open connections × seconds, up to `changed`.
-    integral: Cell<f64>,
-    changed: Cell<Duration>,
-    connections: Cell<u64>,
+    /// The balancer's open connections to this replica.
+    pub open: Rc<OpenCount>,
     /// Events published on this replica.
     pub published: Cell<u64>,
     /// Draining or stopped for a deploy: the balancer sends it no new connections.
@@ -62,33 +58,17 @@ pub struct ReplicaLoad {
 }
 
 impl ReplicaLoad {
-    fn advance(&self, now: Duration) {
-        let since = now.saturating_sub(self.changed.get());
-        self.integral
-            .set(self.integral.get() + self.open.get() as f64 * since.as_secs_f64());
-        self.changed.set(now.max(self.changed.get()));
-    }
-
-    /// A connection was accepted at `now`; the guard counts it closed when dropped (also when the
-    /// host crashes and its tasks are dropped).
-    pub fn opened(self: &Rc<Self>, recorder: &SharedRecorder) -> OpenGuard {
-        self.advance(recorder.borrow().now());
-        self.open.set(self.open.get() + 1);
-        self.peak.set(self.peak.get().max(self.open.get()));
-        self.connections.set(self.connections.get() + 1);
-        OpenGuard {
-            load: self.clone(),
-            recorder: recorder.clone(),
-        }
+    /// A connection was accepted now; the handle counts it closed when dropped (also when the host
+    /// crashes and its tasks are dropped).
+    pub fn opened(&self, recorder: &SharedRecorder) -> OpenHandle {
+        self.open.opened(recorder)
     }
 
     /// This replica's figures over `[0, end]`, with the open connections at `end`.
     pub fn metrics(&self, replica: usize, end: Duration) -> ReplicaMetrics {
-        self.advance(end);
-        let seconds = end.as_secs_f64();
         ReplicaMetrics {
             replica: replica as u32,
-            connections: self.connections.get(),
+            connections: self.open.connections(),
             requests: self
                 .contexts
                 .borrow()
@@ -96,37 +76,10 @@ impl ReplicaLoad {
                 .map(|c| c.requests.get())
                 .sum(),
             events_published: self.published.get(),
-            open_connections_peak: self.peak.get(),
-            open_connections_mean: if seconds > 0.0 {
-                round3(self.integral.get() / seconds)
-            } else {
-                0.0
-            },
-            open_connections_end: self.open.get(),
+            open_connections_mean: self.open.mean(end),
+            open_connections_peak: self.open.peak(),
+            open_connections_end: self.open.open(),
         }
-    }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-/// Held for as long as a replica serves one connection.
-pub struct OpenGuard {
-    load: Rc<ReplicaLoad>,
-    recorder: SharedRecorder,
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        // The recorder may be borrowed when a crash drops tasks from inside the simulation loop; the
-        // run's own clock then is the last change (the count still falls).
-        let now = match self.recorder.try_borrow() {
-            Ok(r) => r.now(),
-            Err(_) => self.load.changed.get(),
-        };
-        self.load.advance(now);
-        self.load.open.set(self.load.open.get().saturating_sub(1));
     }
 }
 
@@ -223,7 +176,7 @@ impl Balancer {
                 // Fewest open; among equals the first after the rotating start, so that ties spread.
                 (0..n)
                     .map(|i| (start + i) % n)
-                    .min_by_key(|&k| self.loads[k].open.get())
+                    .min_by_key(|&k| self.loads[k].open.open())
                     .unwrap_or(0)
             }
             BalancePolicy::Sticky => (address_hash(peer.ip()) % n as u64) as usize,

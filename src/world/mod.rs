@@ -350,6 +350,8 @@ pub fn run(
     // host's software so that a restart keeps the history (as a real deployment's store would).
     let hub = Hub::new(settings.history);
     let boots = Rc::new(std::cell::Cell::new(0u64));
+    // One server without a balancer counts its own open connections (a balancer counts its fleet's).
+    let server_open: Rc<crate::recorder::OpenCount> = Rc::default();
     if let Some(fleet) = &fleet {
         replicas(
             &mut sim,
@@ -366,15 +368,19 @@ pub fn run(
         let workload = workload.clone();
         let start = warmup(plan);
         let seed = spec.seed;
+        let open = server_open.clone();
         sim.host(SERVER_HOST, move || {
             let boot = boots.get();
             boots.set(boot + 1);
-            let server = Rc::new(ServerCtx::new(
-                hub.clone(),
-                settings.clone(),
-                recorder.clone(),
-                SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
-            ));
+            let server = Rc::new(
+                ServerCtx::new(
+                    hub.clone(),
+                    settings.clone(),
+                    recorder.clone(),
+                    SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
+                )
+                .counting_connections(open.clone()),
+            );
             let publisher = hub::publish(
                 hub.clone(),
                 recorder.clone(),
@@ -541,6 +547,9 @@ pub fn run(
     }
     // The replicas' load is taken at the end of the measured run (imbalance is "at the end").
     let fleet_figures = fleet.as_ref().map(|f| f.figures(sim.elapsed()));
+    let server_figures = fleet
+        .is_none()
+        .then(|| (server_open.peak(), server_open.mean(sim.elapsed())));
     // The measured run is over: no more events or scheduled faults. Let clients recover so that late
     // deliveries count as late, not lost.
     recorder.borrow_mut().close(plan.duration);
@@ -577,6 +586,10 @@ pub fn run(
     let mut metrics = recorder.borrow().finish(plan.duration);
     if let Some(figures) = fleet_figures {
         figures.fill(&mut metrics);
+    }
+    if let Some((peak, mean)) = server_figures {
+        metrics.open_connections_peak = Some(peak);
+        metrics.open_connections_mean = Some(mean);
     }
     Ok(metrics)
 }
