@@ -3,7 +3,7 @@
 //! Every figure asserted comes out of the simulation (summary.json), never out of a formula.
 
 mod common;
-use common::{files, rtsim, temp_dir};
+use common::{files, rtsim, summary, temp_dir};
 
 use serde_json::Value;
 use std::path::Path;
@@ -24,9 +24,7 @@ fn simulate(dir: &Path, name: &str, profile: &str) -> Vec<Value> {
         "rtsim failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    summary["runs"].as_array().unwrap().clone()
+    summary(&out)["runs"].as_array().unwrap().clone()
 }
 
 fn replicas_profile(backplane: &str, policy: &str, head: &str, extra: &str) -> String {

@@ -1,15 +1,9 @@
 //! End-to-end tests of `rtsim simulate`: the real binary on real files.
 
-use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::{rtsim, temp_dir};
-
-fn summary(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json written");
-    serde_json::from_str(&text).expect("summary.json is JSON")
-}
+use common::{rtsim, summary, temp_dir};
 
 #[test]
 fn shipped_profile_writes_a_summary_with_all_four_transports() {

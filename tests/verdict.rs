@@ -6,12 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
-use common::{rtsim, temp_dir};
-
-fn summary(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json written");
-    serde_json::from_str(&text).expect("summary.json is JSON")
-}
+use common::{rtsim, summary, temp_dir};
 
 fn ok(output: &Output) -> String {
     assert!(

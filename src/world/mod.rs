@@ -187,6 +187,16 @@ impl SortedBarriers {
     }
 }
 
+/// A server host's software: the application server on [`SERVER_PORT`], each accepted connection
+/// served on its own task until the host stops.
+pub(crate) async fn serve(server: Rc<ServerCtx>) -> turmoil::Result {
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
+    loop {
+        let (stream, _peer) = listener.accept().await?;
+        tokio::task::spawn_local(crate::server::serve_connection(stream, server.clone()));
+    }
+}
+
 /// When the server starts publishing: after every client has had time to arrive (clients join at
 /// seeded, uniform moments over `[workload] client_ramp`, as a real population does) and connect, so
 /// that every published event is owed to every client.
@@ -390,14 +400,7 @@ pub fn run(
             );
             async move {
                 tokio::task::spawn_local(publisher);
-                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
-                loop {
-                    let (stream, _peer) = listener.accept().await?;
-                    tokio::task::spawn_local(crate::server::serve_connection(
-                        stream,
-                        server.clone(),
-                    ));
-                }
+                serve(server).await
             }
         });
     }
@@ -663,16 +666,7 @@ fn replicas(
                 SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
             ));
             load.contexts.borrow_mut().push(server.clone());
-            async move {
-                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
-                loop {
-                    let (stream, _peer) = listener.accept().await?;
-                    tokio::task::spawn_local(crate::server::serve_connection(
-                        stream,
-                        server.clone(),
-                    ));
-                }
-            }
+            serve(server)
         });
     }
     let backplanes = Rc::new(balancer::Backplanes {

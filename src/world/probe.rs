@@ -74,14 +74,7 @@ pub fn trace_response(
             );
             async move {
                 tokio::task::spawn_local(publisher);
-                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
-                loop {
-                    let (stream, _) = listener.accept().await?;
-                    tokio::task::spawn_local(crate::server::serve_connection(
-                        stream,
-                        server.clone(),
-                    ));
-                }
+                super::serve(server).await
             }
         });
     }

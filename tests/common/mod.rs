@@ -23,6 +23,12 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A report folder's summary.json, parsed.
+pub fn summary(dir: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(dir.join("summary.json")).expect("summary.json written");
+    serde_json::from_str(&text).expect("summary.json is JSON")
+}
+
 /// Every file of a folder, recursively, as (relative path, bytes), sorted: for comparing whole report
 /// folders byte for byte.
 pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
