@@ -86,6 +86,10 @@ pub struct RequirementsSection {
     /// The server's request budget, requests per second (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests_per_second: Option<f64>,
+    /// The most open connections one server may hold: the busiest replica's peak (the lone server's
+    /// without a balancer), scaled to `population` (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_connections_per_server: Option<f64>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -79,6 +79,8 @@ pub struct Requirements {
     pub max_lost: f64,
     pub max_upstream_lost: f64,
     pub max_requests_per_second: Option<f64>,
+    /// The most open connections one server (replica) may hold at once.
+    pub max_open_connections_per_server: Option<f64>,
     /// Each key the profile did not give, with how its value was chosen.
     pub assumed: Vec<Assumption>,
 }
@@ -213,6 +215,16 @@ impl Requirements {
             }
             None => None,
         };
+        let max_open_connections_per_server = match given.max_open_connections_per_server {
+            Some(v) if v.is_finite() && v >= 1.0 => Some(v),
+            Some(v) => {
+                return Err(err(
+                    "requirements.max_open_connections_per_server",
+                    format!("must be at least 1 (got {v})"),
+                ))
+            }
+            None => None,
+        };
         Ok(Requirements {
             bidirectional,
             server_push,
@@ -221,6 +233,7 @@ impl Requirements {
             max_lost,
             max_upstream_lost,
             max_requests_per_second,
+            max_open_connections_per_server,
             assumed,
         })
     }

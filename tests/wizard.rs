@@ -123,12 +123,12 @@ fn shipped_example_gives_websocket_json_and_a_runnable_profile() {
     let names: Vec<&str> = plan.scenarios.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
-        [
-            "baseline",
-            "mobile-nat",
-            "network-switch",
-            "load-balancer-idle"
-        ]
+        ["baseline", "mobile-nat", "network-switch", "rolling-deploy"]
+    );
+    assert_eq!(plan.servers.replicas, 3, "the answered servers, simulated");
+    assert!(
+        plan.scenarios.iter().all(|s| s.balancer.is_some()),
+        "the round-robin balancer is in front of them everywhere"
     );
     assert_eq!(v["scenarios"], serde_json::json!(names));
     let summary = simulated(dir.path(), "chat.toml");
@@ -533,6 +533,10 @@ mod pty {
         t.answer("behind corporate proxies", &format!("y{ENTER}"));
         t.answer("through a CDN", ENTER); // default: no
         t.answer("Is there a load balancer", &format!("{UP}{ENTER}")); // round-robin → sticky
+        t.answer(
+            "How many application servers",
+            &format!("{BACKSPACE}2{ENTER}"),
+        );
         t.answer("How late may an update", ENTER);
         // Review: change the client count, then accept.
         t.answer(
@@ -583,9 +587,11 @@ mod pty {
                 "network-switch",
                 "corporate-proxy",
                 "proxy-blocks-websocket",
-                "load-balancer-idle"
+                "rolling-deploy"
             ]
         );
+        assert_eq!(plan.servers.replicas, 2, "the answered servers");
+        assert!(text.contains("#   servers = 2"), "{text}");
         assert!(plan.settings.sse_accel_buffering_off);
         assert_eq!(plan.workload.events_per_second, 20.0 / 60.0);
     }

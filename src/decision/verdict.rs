@@ -44,13 +44,16 @@ pub const MAX_LOST: &str = "max_lost";
 pub const MAX_UPSTREAM_LOST: &str = "max_upstream_lost";
 /// The server's request rate.
 pub const MAX_REQUESTS_PER_SECOND: &str = "max_requests_per_second";
+/// Open connections on the busiest server (replica), scaled to the population.
+pub const MAX_OPEN_CONNECTIONS_PER_SERVER: &str = "max_open_connections_per_server";
 
 /// One requirement held against one run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Check {
     pub scenario: String,
     pub transport: TransportKind,
-    /// The `[requirements]` key: `latency`, `max_lost`, `max_upstream_lost`, `max_requests_per_second`.
+    /// The `[requirements]` key: `latency`, `max_lost`, `max_upstream_lost`, `max_requests_per_second`,
+    /// `max_open_connections_per_server`.
     pub requirement: &'static str,
     /// What the run measured, in the limit's unit (ms for latency, a fraction for losses, requests/s);
     /// `None` when nothing was measured (no delivery, no message sent).
@@ -117,8 +120,24 @@ pub fn situation(plan: &Plan) -> Situation {
         s.mobile_share = s.mobile_share.max(one.mobile_share);
         s.corporate_proxies |= one.corporate_proxies;
         s.cdn |= one.cdn;
+        s.load_balancer = stricter_balancer(s.load_balancer, one.load_balancer);
     }
     s
+}
+
+/// Of two balancers, the one whose advice applies: round-robin (clients move between servers) over
+/// sticky over none.
+fn stricter_balancer(a: LoadBalancer, b: LoadBalancer) -> LoadBalancer {
+    let rank = |lb: LoadBalancer| match lb {
+        LoadBalancer::None => 0,
+        LoadBalancer::Sticky => 1,
+        LoadBalancer::RoundRobin => 2,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
 }
 
 fn base_situation(plan: &Plan) -> Situation {
@@ -150,6 +169,18 @@ fn scenario_situation(plan: &Plan, scenario: &Scenario) -> Situation {
         s.corporate_proxies = proxy.block_websocket || !proxy.honor_accel_buffering;
         s.cdn = proxy.buffer_bytes > 0 || proxy.read_timeout.is_some();
     }
+    // Only a balancer in front of several replicas can move a client between servers.
+    if let Some(balancer) = scenario
+        .balancer
+        .as_ref()
+        .filter(|_| plan.servers.replicas > 1)
+    {
+        s.load_balancer = match balancer.policy {
+            crate::profile::BalancePolicy::Sticky => LoadBalancer::Sticky,
+            crate::profile::BalancePolicy::RoundRobin
+            | crate::profile::BalancePolicy::LeastConnections => LoadBalancer::RoundRobin,
+        };
+    }
     s
 }
 
@@ -161,6 +192,9 @@ fn requirement_keys(plan: &Plan) -> Vec<&'static str> {
     }
     if plan.requirements.max_requests_per_second.is_some() {
         keys.push(MAX_REQUESTS_PER_SECOND);
+    }
+    if plan.requirements.max_open_connections_per_server.is_some() {
+        keys.push(MAX_OPEN_CONNECTIONS_PER_SERVER);
     }
     keys
 }
@@ -209,6 +243,12 @@ pub fn check(plan: &Plan, run: &Measured, requirement: &'static str) -> Check {
                 1.0 / m.upstream_sent.max(1) as f64,
             ),
         ),
+        MAX_OPEN_CONNECTIONS_PER_SERVER => (
+            busiest_server_peak(m).map(|peak| peak * scale(plan)),
+            r.max_open_connections_per_server.unwrap_or(f64::INFINITY),
+            // The busiest replica's peak has no interval of its own: the seeds' mean is judged.
+            None,
+        ),
         _ => (
             Some(m.requests_per_second * scale(plan)),
             r.max_requests_per_second.unwrap_or(f64::INFINITY),
@@ -239,6 +279,18 @@ pub fn check(plan: &Plan, run: &Measured, requirement: &'static str) -> Check {
         pass,
         margin: measured.map(|v| limit - v),
         interval: range.filter(|[lo, hi]| hi > lo),
+    }
+}
+
+/// The most open connections one server held: the busiest replica's peak behind a balancer, the lone
+/// server's peak otherwise; `None` when the run did not count them.
+pub fn busiest_server_peak(m: &RunMetrics) -> Option<f64> {
+    match &m.per_replica {
+        Some(replicas) if !replicas.is_empty() => replicas
+            .iter()
+            .map(|r| r.open_connections_peak as f64)
+            .reduce(f64::max),
+        _ => m.open_connections_peak.map(|p| p as f64),
     }
 }
 
@@ -457,6 +509,9 @@ fn requirement_list(plan: &Plan) -> String {
     if let Some(max) = r.max_requests_per_second {
         parts.push(format!("≤ {} requests/s", fmt_num(max)));
     }
+    if let Some(max) = r.max_open_connections_per_server {
+        parts.push(format!("≤ {} open connections per server", fmt_num(max)));
+    }
     parts.join(", ")
 }
 
@@ -500,6 +555,7 @@ fn relax(checks: &[Check], transport: TransportKind) -> String {
         MAX_LOST,
         MAX_UPSTREAM_LOST,
         MAX_REQUESTS_PER_SECOND,
+        MAX_OPEN_CONNECTIONS_PER_SERVER,
     ] {
         let worst = checks
             .iter()
@@ -578,8 +634,14 @@ pub fn mitigations_for(plan: &Plan, c: &Check) -> Vec<Mitigation> {
         return Vec::new();
     };
     let relevant: &[&str] = match c.requirement {
-        LATENCY => &["accel-buffering", "websocket-fallback", "polling-interval"],
+        LATENCY => &[
+            "accel-buffering",
+            "websocket-fallback",
+            "polling-interval",
+            "sticky-sessions",
+        ],
         MAX_LOST => &[
+            "sticky-sessions",
             "heartbeat",
             "long-poll-hold",
             "resume",
@@ -631,6 +693,7 @@ pub fn short_requirement(key: &str) -> &'static str {
         LATENCY => "latency",
         MAX_LOST => "lost",
         MAX_UPSTREAM_LOST => "up-lost",
+        MAX_OPEN_CONNECTIONS_PER_SERVER => "conns",
         _ => "req/s",
     }
 }
@@ -645,6 +708,7 @@ fn long_requirement(plan: &Plan, key: &str) -> String {
         LATENCY => format!("{} latency", latency_label(plan)),
         MAX_LOST => "share of owed deliveries lost".to_string(),
         MAX_UPSTREAM_LOST => "share of client messages lost".to_string(),
+        MAX_OPEN_CONNECTIONS_PER_SERVER => "busiest server's open connections".to_string(),
         _ => "request rate".to_string(),
     }
 }
@@ -657,6 +721,7 @@ pub fn fmt_value(key: &str, value: Option<f64>) -> String {
     match key {
         LATENCY => fmt_ms(v),
         MAX_LOST | MAX_UPSTREAM_LOST => fmt_fraction(v),
+        MAX_OPEN_CONNECTIONS_PER_SERVER => format!("{} connections", fmt_num(v)),
         _ => format!("{} req/s", fmt_num(v)),
     }
 }
@@ -947,6 +1012,70 @@ mod tests {
             .reasons
             .iter()
             .any(|r| r.starts_with("Inconclusive means")));
+    }
+
+    #[test]
+    fn open_connections_are_held_against_the_busiest_server_at_population_scale() {
+        let text = "name = \"t\"\nduration = \"60s\"\nclients = 10\npopulation = 100\n\
+                    [server]\nreplicas = 2\n[workload]\nevents_per_second = 2.0\n\
+                    [requirements]\nmax_open_connections_per_server = 60\n\
+                    [[scenario]]\nname = \"rr\"\n[[scenario]]\nname = \"sticky\"\n\
+                    [scenario.balancer]\npolicy = \"sticky\"\n";
+        let plan = Plan::from_text("t.toml", text).unwrap();
+        let replica = |k: u32, peak: u64| crate::metrics::ReplicaMetrics {
+            replica: k,
+            connections: peak,
+            requests: 0,
+            events_published: 0,
+            open_connections_peak: peak,
+            open_connections_mean: peak as f64,
+            open_connections_end: peak,
+        };
+        let mut balanced = metrics(Some(100.0), 0);
+        balanced.open_connections_peak = Some(10);
+        balanced.per_replica = Some(vec![replica(0, 5), replica(1, 5)]);
+        let mut skewed = balanced.clone();
+        skewed.per_replica = Some(vec![replica(0, 8), replica(1, 2)]);
+        let run = |scenario, m| Measured {
+            scenario,
+            transport: Sse,
+            metrics: m,
+            ci95: None,
+        };
+        let fair = check(
+            &plan,
+            &run("rr", &balanced),
+            MAX_OPEN_CONNECTIONS_PER_SERVER,
+        );
+        // 5 simulated connections on the busiest replica stand for 50 of the population's 100.
+        assert_eq!((fair.measured, fair.pass), (Some(50.0), Some(true)));
+        let busy = check(&plan, &run("rr", &skewed), MAX_OPEN_CONNECTIONS_PER_SERVER);
+        assert_eq!((busy.measured, busy.pass), (Some(80.0), Some(false)));
+        assert_eq!(
+            failure_sentence(&plan, &busy),
+            "In rr, SSE missed max_open_connections_per_server: busiest server's open connections \
+             80 connections, limit 60 connections."
+        );
+        let mut unmeasured = balanced.clone();
+        unmeasured.per_replica = None;
+        unmeasured.open_connections_peak = None;
+        let none = check(
+            &plan,
+            &run("rr", &unmeasured),
+            MAX_OPEN_CONNECTIONS_PER_SERVER,
+        );
+        assert_eq!((none.measured, none.pass), (None, None));
+        assert!(requirement_list(&plan).contains("≤ 60 open connections per server"));
+        // The balancer's policy reaches the situation the mitigation rules see.
+        assert_eq!(
+            scenario_situation(&plan, &plan.scenarios[0]).load_balancer,
+            LoadBalancer::RoundRobin
+        );
+        assert_eq!(
+            scenario_situation(&plan, &plan.scenarios[1]).load_balancer,
+            LoadBalancer::Sticky
+        );
+        assert_eq!(situation(&plan).load_balancer, LoadBalancer::RoundRobin);
     }
 
     #[test]

@@ -242,6 +242,12 @@ pub fn requirements_sentence(report: &Report, name_assumed: bool) -> String {
     if let Some(max) = r.max_requests_per_second {
         parts.push(format!("≤ {} requests/s", super::insights::fmt_num(max)));
     }
+    if let Some(max) = r.max_open_connections_per_server {
+        parts.push(format!(
+            "≤ {} open connections per server",
+            super::insights::fmt_num(max)
+        ));
+    }
     parts.push(format!(
         "{}, {}",
         if r.bidirectional {
@@ -328,6 +334,14 @@ pub fn matrix_legend(report: &Report) -> String {
     }
     if report.plan.requirements.max_requests_per_second.is_some() {
         names.push("req/s request budget".into());
+    }
+    if report
+        .plan
+        .requirements
+        .max_open_connections_per_server
+        .is_some()
+    {
+        names.push("conns open connections per server".into());
     }
     format!(
         "✓ meets every requirement · ✗ misses the one named ({}) · ? inconclusive",

@@ -21,6 +21,12 @@ pub const MAX_CLIENTS: i64 = 10_000_000;
 
 pub use crate::decision::LoadBalancer;
 
+/// Servers behind a load balancer when the answers do not say: the smallest fleet in which a rolling
+/// deploy always leaves two replicas up.
+pub const DEFAULT_SERVERS: i64 = 3;
+/// The most servers the wizard simulates (each is a simulated host).
+pub const MAX_SERVERS: i64 = 16;
+
 /// Everything the wizard asks. Keys are a contract with answers files: add keys, never rename one.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,6 +53,8 @@ pub struct Answers {
     pub cdn: bool,
     /// What spreads requests over the servers.
     pub load_balancer: LoadBalancer,
+    /// Application servers behind the load balancer (asked only when there is one).
+    pub servers: i64,
     /// Longest acceptable delay between a change and a client seeing it.
     pub latency_budget: HumanDuration,
 }
@@ -85,6 +93,7 @@ impl Default for Answers {
             corporate_proxies: false,
             cdn: false,
             load_balancer: LoadBalancer::RoundRobin,
+            servers: DEFAULT_SERVERS,
             latency_budget: HumanDuration(Duration::from_secs(1)),
         }
     }
@@ -118,6 +127,10 @@ pub struct Question {
 
 fn always(_: &Answers) -> bool {
     true
+}
+
+fn has_balancer(a: &Answers) -> bool {
+    a.load_balancer != LoadBalancer::None
 }
 
 /// Every question, in the order the prompts ask them: the decision tree first, then the workload and
@@ -202,6 +215,13 @@ pub const QUESTIONS: &[Question] = &[
         relevant: always,
     },
     Question {
+        key: "servers",
+        prompt: "How many application servers are behind it?",
+        help: "each one is simulated as a replica; the profile restarts them one at a time (a rolling deploy)",
+        kind: Kind::Text,
+        relevant: has_balancer,
+    },
+    Question {
         key: "latency_budget",
         prompt: "How late may an update reach a client (e.g. 500ms, 1s, 30s)?",
         help: "the longest acceptable delay from a change to a client seeing it",
@@ -251,6 +271,7 @@ impl Answers {
             "corporate_proxies" => yes_no(self.corporate_proxies).into(),
             "cdn" => yes_no(self.cdn).into(),
             "load_balancer" => self.load_balancer.name().into(),
+            "servers" => self.servers.to_string(),
             "latency_budget" => self.latency_budget.to_string(),
             _ => String::new(),
         }
@@ -288,6 +309,7 @@ impl Answers {
                     )
                     })?
             }
+            "servers" => self.servers = parse_integer(text, 2, MAX_SERVERS)?,
             "latency_budget" => {
                 let d = duration::parse(text)?;
                 if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {

@@ -27,6 +27,7 @@
 //! corporate_proxies = false     # clients behind corporate proxies
 //! cdn = false                   # traffic passes through a CDN
 //! load_balancer = "round-robin" # "none", "sticky" or "round-robin"
+//! servers = 3                   # behind the load balancer (1 to 16; asked only with one)
 //! latency_budget = "1s"
 //! ```
 //! With `--json` the output is `{"transport", "path", "runner_up", "mitigations", "notes", "scenarios",

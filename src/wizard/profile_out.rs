@@ -16,10 +16,10 @@ use crate::decision::mitigations::polling_interval_for;
 use crate::decision::{Recommendation, Setting};
 use crate::duration::{self, HumanDuration};
 use crate::profile::{
-    LongPollingSection, NatSection, NetworkSection, PollingSection, Profile, ProxyPreset,
-    ProxySection, RadioSection, ReconnectSection, RequirementsSection, ScenarioSection,
-    ServerSection, SimulationSection, Source, SseSection, SwitchSection, WebSocketSection,
-    WorkloadSection,
+    Backplane, BalancePolicy, BalancerSection, DeploySection, LongPollingSection, NatSection,
+    NetworkSection, PollingSection, Profile, ProxyPreset, ProxySection, RadioSection,
+    ReconnectSection, RequirementsSection, ScenarioSection, ServerSection, SimulationSection,
+    Source, SseSection, SwitchSection, WebSocketSection, WorkloadSection,
 };
 use crate::scenario::Plan;
 use crate::transport::TransportKind;
@@ -106,19 +106,81 @@ pub fn scenarios(a: &Answers) -> Vec<ScenarioSection> {
             ..ScenarioSection::default()
         });
     }
-    if a.load_balancer != LoadBalancer::None {
+    if a.load_balancer != LoadBalancer::None && a.servers >= 2 {
         out.push(ScenarioSection {
-            name: "load-balancer-idle".into(),
-            description: Some(
-                "A load balancer like AWS ALB closing connections idle for 60 s (docs/references.md: \
-                 proxy presets, aws-alb). Stickiness is not simulated (one server)."
-                    .into(),
-            ),
-            proxy: Some(ProxySection::like(ProxyPreset::AwsAlb)),
+            name: "rolling-deploy".into(),
+            description: Some(format!(
+                "A rolling deploy: from {} on, the {} servers restart one every {}, each draining for {} \
+                 first (no new connections, open ones closed gracefully), as a deregistration delay does \
+                 (docs/references.md: AWS ALB).",
+                duration::format(DEPLOY_AT),
+                a.servers,
+                duration::format(deploy_every(a.servers)),
+                duration::format(DEPLOY_DRAIN)
+            )),
+            deploy: Some(DeploySection {
+                at: HumanDuration(DEPLOY_AT),
+                every: HumanDuration(deploy_every(a.servers)),
+                drain: Some(HumanDuration(DEPLOY_DRAIN)),
+                down: None,
+            }),
             ..ScenarioSection::default()
         });
     }
+    // The balancer is in front of the servers in every scenario, as it is in production.
+    if let Some(balancer) = balancer_section(a) {
+        for scenario in &mut out {
+            scenario.balancer = Some(balancer.clone());
+        }
+    }
     out
+}
+
+/// When the rolling deploy starts: after the clients' ramp and a minute of steady state.
+pub const DEPLOY_AT: Duration = Duration::from_secs(60);
+/// Between two servers' restarts: each is back and refilled before the next one drains.
+pub const DEPLOY_EVERY: Duration = Duration::from_secs(30);
+/// The last server's restart ends at least this long before the run does, so its reconnects are seen.
+pub const DEPLOY_SETTLE: Duration = Duration::from_secs(60);
+
+/// The gap between two servers' restarts: [`DEPLOY_EVERY`], shortened for a large fleet so that every
+/// server restarts inside the run, [`DEPLOY_SETTLE`] before its end (whole seconds, at least 1 s: a
+/// shorter gap than the drain means servers drain together, as a rolling update with more than one
+/// unavailable does).
+pub fn deploy_every(servers: i64) -> Duration {
+    let room = SIMULATED_DURATION.saturating_sub(DEPLOY_AT + DEPLOY_SETTLE);
+    let fit = room.as_secs() / servers.max(1) as u64;
+    DEPLOY_EVERY.min(Duration::from_secs(fit.max(1)))
+}
+/// How long a server drains before it stops.
+pub const DEPLOY_DRAIN: Duration = Duration::from_secs(10);
+/// The balancer's idle timeout: AWS ALB's default.
+pub const BALANCER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `[scenario.balancer]` for the answered load balancer; `None` without one.
+fn balancer_section(a: &Answers) -> Option<BalancerSection> {
+    let policy = match a.load_balancer {
+        LoadBalancer::None => return None,
+        LoadBalancer::Sticky => BalancePolicy::Sticky,
+        LoadBalancer::RoundRobin => BalancePolicy::RoundRobin,
+    };
+    Some(BalancerSection {
+        policy: Some(policy),
+        idle_timeout: Some(HumanDuration(BALANCER_IDLE_TIMEOUT)),
+    })
+}
+
+/// `[server]` for the answers: one server, or the answered number behind the balancer sharing events
+/// over a backplane (the state-sharing the sticky-sessions advice names as the alternative).
+fn server_section(a: &Answers) -> ServerSection {
+    if a.load_balancer == LoadBalancer::None {
+        return ServerSection::default();
+    }
+    ServerSection {
+        replicas: Some(a.servers),
+        backplane: Some(Backplane::Shared),
+        ..ServerSection::default()
+    }
 }
 
 /// The mitigation settings applied to the profile: those of every transport (so that the comparison is
@@ -179,7 +241,7 @@ pub fn build_profile(a: &Answers, rec: &Recommendation) -> anyhow::Result<Profil
         sse: SseSection::default(),
         websocket: WebSocketSection::default(),
         reconnect: ReconnectSection::default(),
-        server: ServerSection::default(),
+        server: server_section(a),
         radio: RadioSection::default(),
         simulation: SimulationSection {
             client_hosts: simulated.min(4),
@@ -209,6 +271,7 @@ pub fn requirements(a: &Answers) -> RequirementsSection {
         max_lost: Some(0.0),
         max_upstream_lost: (a.upstream_per_minute > 0.0).then_some(0.0),
         max_requests_per_second: None,
+        max_open_connections_per_server: None,
     }
 }
 
@@ -272,8 +335,31 @@ pub fn header(a: &Answers, rec: &Recommendation, path: &Path) -> String {
         "  [requirements]: your answers (bidirectional, server push, latency budget at p95); nothing may \
          be lost. The report checks every scenario against them.".into(),
         "  network latency, radio tail and other unset keys: rtsim's defaults (see src/profile.rs).".into(),
-        "Mitigations applied (to every transport, so the comparison is fair):".into(),
     ]);
+    if a.load_balancer != LoadBalancer::None {
+        lines.push(format!(
+            "  [server] replicas = {}: your servers, behind a simulated {} load balancer (in every \
+             scenario) that closes connections idle for {}, AWS ALB's default (docs/references.md).",
+            a.servers,
+            a.load_balancer.name(),
+            duration::format(BALANCER_IDLE_TIMEOUT)
+        ));
+        lines.push(
+            "  backplane = \"shared\": every server hears every event (a pub/sub bus such as Redis); set \
+             \"none\" to see what clients miss without one."
+                .into(),
+        );
+        if a.servers >= 2 {
+            lines.push(format!(
+                "  rolling-deploy: the servers restart one at a time from {} on, every {}, each draining \
+                 {} first.",
+                duration::format(DEPLOY_AT),
+                duration::format(deploy_every(a.servers)),
+                duration::format(DEPLOY_DRAIN)
+            ));
+        }
+    }
+    lines.extend(["Mitigations applied (to every transport, so the comparison is fair):".into()]);
     let settings = applied_settings(a, rec.transport);
     if settings.is_empty() {
         lines.push("  none".into());
@@ -284,13 +370,6 @@ pub fn header(a: &Answers, rec: &Recommendation, path: &Path) -> String {
     lines.push("Sources of the recommended transport's mitigations:".into());
     for m in &rec.mitigations {
         lines.push(format!("  {}: {}", m.id, m.source));
-    }
-    if a.load_balancer == LoadBalancer::RoundRobin {
-        lines.push(
-            "A round-robin load balancer cannot be simulated (one server): its sticky-session advice is \
-             not tested here."
-                .into(),
-        );
     }
     lines.push(String::new());
     lines.push("Answers:".into());
@@ -375,7 +454,7 @@ mod tests {
                 "corporate-proxy",
                 "proxy-blocks-websocket",
                 "cdn",
-                "load-balancer-idle"
+                "rolling-deploy"
             ]
         );
         assert_eq!(
@@ -391,6 +470,62 @@ mod tests {
                 .unwrap()
                 .honor_accel_buffering
         );
+    }
+
+    #[test]
+    fn a_load_balancer_brings_replicas_a_balancer_everywhere_and_a_rolling_deploy() {
+        use crate::profile::BalancePolicy;
+        for (answer, policy) in [
+            (LoadBalancer::Sticky, BalancePolicy::Sticky),
+            (LoadBalancer::RoundRobin, BalancePolicy::RoundRobin),
+        ] {
+            let a = Answers {
+                mobile_share: 0.2,
+                load_balancer: answer,
+                servers: 4,
+                ..Answers::default()
+            };
+            let (text, plan) = plan_for(&a);
+            assert_eq!(plan.servers.replicas, 4);
+            assert_eq!(plan.servers.backplane, Backplane::Shared);
+            for scenario in &plan.scenarios {
+                let b = scenario.balancer.as_ref().expect("a balancer everywhere");
+                assert_eq!(b.policy, policy, "{}", scenario.name);
+                assert_eq!(b.idle_timeout, BALANCER_IDLE_TIMEOUT);
+            }
+            let deploy = plan
+                .scenarios
+                .iter()
+                .find(|s| s.name == "rolling-deploy")
+                .and_then(|s| s.deploy.as_ref())
+                .expect("a rolling-deploy scenario");
+            assert_eq!(
+                (deploy.at, deploy.every, deploy.drain),
+                (DEPLOY_AT, DEPLOY_EVERY, DEPLOY_DRAIN)
+            );
+            // Every replica has restarted, and come back, well inside the run.
+            assert!(deploy.at + deploy.every * 3 + deploy.drain + deploy.down < plan.duration);
+            assert!(!text.contains("cannot be simulated"), "{text}");
+            assert!(text.contains("replicas = 4"), "{text}");
+        }
+        // A large fleet's restarts are closer together, so that the last one is seen settling.
+        for servers in [2, 3, 6, 7, 12, 16] {
+            let every = deploy_every(servers);
+            let last_drained = DEPLOY_AT + every * (servers as u32 - 1) + DEPLOY_DRAIN;
+            assert!(
+                last_drained + DEPLOY_SETTLE <= SIMULATED_DURATION,
+                "{servers}: {every:?}"
+            );
+            assert!(every >= Duration::from_secs(1) && every <= DEPLOY_EVERY);
+        }
+        let alone = Answers {
+            load_balancer: LoadBalancer::None,
+            ..Answers::default()
+        };
+        let (text, plan) = plan_for(&alone);
+        assert_eq!(plan.servers.replicas, 1);
+        assert!(plan.scenarios.iter().all(|s| s.balancer.is_none()));
+        assert!(!text.contains("rolling-deploy"), "{text}");
     }
 
     #[test]
