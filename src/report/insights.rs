@@ -463,26 +463,7 @@ pub fn fmt_percent(part: u64, whole: u64) -> String {
     if whole == 0 {
         return "—".to_string();
     }
-    if part == 0 {
-        return "0%".to_string();
-    }
-    if part == whole {
-        return "100%".to_string();
-    }
-    let share = 100.0 * part as f64 / whole as f64;
-    // Enough decimals that neither the share nor its complement rounds away.
-    let mut decimals = 2;
-    while decimals < 8 {
-        let scale = 10f64.powi(decimals);
-        let rounded = (share * scale).round() / scale;
-        if rounded > 0.0 && rounded < 100.0 {
-            break;
-        }
-        decimals += 1;
-    }
-    let text = format!("{share:.*}", decimals as usize);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}%")
+    crate::decision::verdict::fmt_fraction(part as f64 / whole as f64)
 }
 
 /// A loss share for sentences: `fmt_percent` of the whole.
