@@ -111,8 +111,8 @@ pub fn scenarios(a: &Answers) -> Vec<ScenarioSection> {
             name: "rolling-deploy".into(),
             description: Some(format!(
                 "A rolling deploy: from {} on, the {} servers restart one every {}, each draining for {} \
-                 first (no new connections, open ones closed gracefully), as a deregistration delay does \
-                 (docs/references.md: AWS ALB).",
+                 first (no new connections, open ones closed gracefully), as a load balancer's \
+                 deregistration delay does (docs/references.md: AWS's default is 300 s).",
                 duration::format(DEPLOY_AT),
                 a.servers,
                 duration::format(deploy_every(a.servers)),
