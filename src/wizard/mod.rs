@@ -153,6 +153,20 @@ fn write_profile(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The screen's width: `COLUMNS` when set, else stdout's terminal; `None` for a pipe or a file.
+fn screen_columns() -> Option<usize> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+        .or_else(|| {
+            std::io::stdout()
+                .is_terminal()
+                .then(|| terminal_size::terminal_size().map(|(w, _)| w.0 as usize))
+                .flatten()
+        })
+}
+
 fn color_on_stdout() -> bool {
     tables::use_color(
         std::io::stdout().is_terminal(),
@@ -181,15 +195,19 @@ fn out(text: &str) -> anyhow::Result<()> {
 }
 
 fn print_recommendation(a: &Answers, rec: &Recommendation, color: bool) -> anyhow::Result<()> {
-    let mut text = format!("{}\n", tables::recommendation_text(rec));
-    text.push_str("The four transports (design brief):\n");
-    text.push_str(&format!(
+    let screen = tables::Screen {
+        columns: screen_columns(),
+        color,
+    };
+    let mut text = format!(
         "{}\n",
-        tables::comparison_table(rec.transport, color)
-    ));
-    if let Some(table) = tables::realities_table(a, rec.transport, color) {
+        tables::recommendation_text(rec, screen.text_width())
+    );
+    text.push_str("The four transports (design brief):\n");
+    text.push_str(&tables::comparison_text(rec.transport, screen));
+    if let Some(realities) = tables::realities_text(a, rec.transport, screen) {
         text.push_str("\nImplementation realities for your middleboxes:\n");
-        text.push_str(&format!("{table}\n"));
+        text.push_str(&realities);
     }
     out(&text)
 }

@@ -13,8 +13,24 @@ use super::answers::{Answers, LoadBalancer};
 use crate::decision::Recommendation;
 use crate::transport::TransportKind;
 
-/// Table width when stdout is not a terminal (pipes, files, CI logs).
+/// Table width when stdout is not a terminal (pipes, files, CI logs) and `COLUMNS` is not set.
 const DEFAULT_WIDTH: u16 = 110;
+
+/// Where the output goes: how wide it may be and whether it is coloured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Screen {
+    /// Columns: `COLUMNS` or the terminal's width; `None` for a pipe or a file (the defaults apply).
+    pub columns: Option<usize>,
+    /// Highlight the recommended transport with ANSI colour.
+    pub color: bool,
+}
+
+impl Screen {
+    /// Running text's width: the screen's, at most [`TEXT_WIDTH`], at least 40.
+    pub fn text_width(self) -> usize {
+        self.columns.map_or(TEXT_WIDTH, |c| c.clamp(40, TEXT_WIDTH))
+    }
+}
 
 /// Should output be coloured? Only on a terminal, and never when `NO_COLOR` is set to anything non-empty
 /// (<https://no-color.org>).
@@ -22,14 +38,15 @@ pub fn use_color(stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -
     stdout_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-fn new_table() -> Table {
+fn new_table(screen: Screen) -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL)
         .set_content_arrangement(ContentArrangement::Dynamic);
-    if table.width().is_none() {
-        table.set_width(DEFAULT_WIDTH);
-    }
+    let width = screen
+        .columns
+        .map_or(DEFAULT_WIDTH, |c| c.clamp(40, u16::MAX as usize) as u16);
+    table.set_width(width);
     table
 }
 
@@ -50,10 +67,91 @@ fn cell(text: &str, highlight: bool, color: bool) -> Cell {
     }
 }
 
+/// Below this many columns a six-column table breaks words apart, so the tables are printed as lists.
+pub const NARROW_BELOW: usize = 100;
+
+/// One row of a table printed as a list: its name, then each column's (label, text, is the chosen
+/// transport).
+type ListRow = (String, Vec<(String, String, bool)>);
+
+/// A table as a list for a narrow screen: each row's name, then one wrapped line per column under it,
+/// the chosen transport's lines marked (and coloured) as in the table.
+fn as_list(rows: &[ListRow], screen: Screen) -> String {
+    let width = screen.text_width();
+    let label_width = rows
+        .iter()
+        .flat_map(|(_, cells)| cells.iter().map(|(label, _, _)| label.chars().count()))
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (k, (name, cells)) in rows.iter().enumerate() {
+        if k > 0 {
+            out.push('\n');
+        }
+        out.push_str(name);
+        out.push('\n');
+        for (label, text, chosen) in cells {
+            let first = format!("  {label:<label_width$}  ");
+            let rest = " ".repeat(first.chars().count());
+            let lines = wrap(text, &first, &rest, width);
+            if *chosen && screen.color {
+                out.push_str(&format!("\u{1b}[1;32m{}\u{1b}[0m\n", lines.trim_end()));
+            } else {
+                out.push_str(&lines);
+            }
+        }
+    }
+    out
+}
+
+/// The comparison for this screen: the table, or on a narrow screen the same cells as a list.
+pub fn comparison_text(chosen: TransportKind, screen: Screen) -> String {
+    if screen.columns.is_some_and(|c| c < NARROW_BELOW) {
+        let columns = TransportKind::ALL.map(comparison_row);
+        let rows: Vec<ListRow> = ASPECTS
+            .iter()
+            .enumerate()
+            .map(|(i, aspect)| {
+                let cells = TransportKind::ALL
+                    .iter()
+                    .zip(&columns)
+                    .map(|(&t, column)| (marked(t, chosen), column[i].to_string(), t == chosen))
+                    .collect();
+                (aspect.to_string(), cells)
+            })
+            .collect();
+        return as_list(&rows, screen);
+    }
+    format!("{}\n", comparison_table(chosen, screen))
+}
+
+/// The implementation realities for this screen: the table, or on a narrow screen a list; `None`
+/// when the answers name no middlebox.
+pub fn realities_text(a: &Answers, chosen: TransportKind, screen: Screen) -> Option<String> {
+    if screen.columns.is_some_and(|c| c < NARROW_BELOW) {
+        let rows: Vec<ListRow> = realities_rows(a)
+            .iter()
+            .map(|row| {
+                let mut cells = vec![("What it does".to_string(), row[1].to_string(), false)];
+                cells.extend(
+                    TransportKind::ALL
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| (marked(t, chosen), row[i + 2].to_string(), t == chosen)),
+                );
+                (row[0].to_string(), cells)
+            })
+            .collect();
+        return (!rows.is_empty()).then(|| as_list(&rows, screen));
+    }
+    realities_table(a, chosen, screen).map(|t| format!("{t}\n"))
+}
+
 /// The design brief's comparison of the four transports: one row per aspect, one column per transport,
 /// the recommended column highlighted.
-pub fn comparison_table(chosen: TransportKind, color: bool) -> Table {
-    let mut table = new_table();
+pub fn comparison_table(chosen: TransportKind, screen: Screen) -> Table {
+    let color = screen.color;
+    let mut table = new_table(screen);
     let mut header = vec![Cell::new("")];
     header.extend(TransportKind::ALL.map(|t| cell(&marked(t, chosen), t == chosen, color)));
     table.set_header(header);
@@ -181,12 +279,13 @@ pub fn realities_rows(a: &Answers) -> Vec<[&'static str; 6]> {
 
 /// The "implementation realities" rows for the user's middleboxes, the recommended column highlighted;
 /// `None` when the answers name no middlebox.
-pub fn realities_table(a: &Answers, chosen: TransportKind, color: bool) -> Option<Table> {
+pub fn realities_table(a: &Answers, chosen: TransportKind, screen: Screen) -> Option<Table> {
+    let color = screen.color;
     let rows = realities_rows(a);
     if rows.is_empty() {
         return None;
     }
-    let mut table = new_table();
+    let mut table = new_table(screen);
     let mut header = vec![Cell::new("Middlebox"), Cell::new("What it does")];
     header.extend(TransportKind::ALL.map(|t| cell(&marked(t, chosen), t == chosen, color)));
     table.set_header(header);
@@ -201,14 +300,14 @@ pub fn realities_table(a: &Answers, chosen: TransportKind, color: bool) -> Optio
 }
 
 /// The recommendation in words: transport, path, runner-up, mitigations with reasons and sources, notes.
-pub fn recommendation_text(rec: &Recommendation) -> String {
+pub fn recommendation_text(rec: &Recommendation, width: usize) -> String {
     let mut out = format!(
         "Recommendation: {} ({})\n\nPath through the decision tree:\n",
         rec.transport.title(),
         rec.transport.name()
     );
     for line in &rec.path {
-        out.push_str(&wrap(line, "  ", "     ", TEXT_WIDTH));
+        out.push_str(&wrap(line, "  ", "     ", width));
     }
     out.push('\n');
     out.push_str(&wrap(
@@ -219,42 +318,37 @@ pub fn recommendation_text(rec: &Recommendation) -> String {
         ),
         "",
         "",
-        TEXT_WIDTH,
+        width,
     ));
     if rec.mitigations.is_empty() {
         out.push_str("\nNo mitigations needed in this environment.\n");
     } else {
         out.push_str("\nWhat this environment demands:\n");
         for (i, m) in rec.mitigations.iter().enumerate() {
-            out.push_str(&wrap(
-                &m.title,
-                &format!("  {}. ", i + 1),
-                "     ",
-                TEXT_WIDTH,
-            ));
+            out.push_str(&wrap(&m.title, &format!("  {}. ", i + 1), "     ", width));
             out.push_str(&wrap(
                 &format!("Why: {}", m.reason),
                 "     ",
                 "     ",
-                TEXT_WIDTH,
+                width,
             ));
             out.push_str(&wrap(
                 &format!("Source: {}", m.source),
                 "     ",
                 "     ",
-                TEXT_WIDTH,
+                width,
             ));
         }
     }
     for note in &rec.notes {
         out.push('\n');
-        out.push_str(&wrap(&format!("Note: {note}"), "", "", TEXT_WIDTH));
+        out.push_str(&wrap(&format!("Note: {note}"), "", "", width));
     }
     out
 }
 
 /// Width of running text in the recommendation.
-const TEXT_WIDTH: usize = 100;
+pub const TEXT_WIDTH: usize = 100;
 
 /// Word-wraps `text` to `width` columns: the first line starts with `first`, the others with `rest`;
 /// ends with a newline. A word longer than a line gets a line of its own.
@@ -314,6 +408,45 @@ mod tests {
         );
     }
 
+    /// Output to a pipe, without colour.
+    const PIPE: Screen = Screen {
+        columns: None,
+        color: false,
+    };
+
+    #[test]
+    fn the_screen_width_reaches_text_and_tables() {
+        let a = Answers {
+            mobile_share: 0.7,
+            corporate_proxies: true,
+            ..Answers::default()
+        };
+        let rec = recommend(&a.situation());
+        for columns in [80, 100] {
+            let screen = Screen {
+                columns: Some(columns),
+                color: false,
+            };
+            let text = recommendation_text(&rec, screen.text_width());
+            let tables = format!(
+                "{}{}",
+                comparison_text(rec.transport, screen),
+                realities_text(&a, rec.transport, screen).unwrap()
+            );
+            // Narrow screens get lists, whose cells are never broken mid-word.
+            assert_eq!(columns < NARROW_BELOW, !tables.contains('┆'), "{tables}");
+            assert!(tables.contains("▶ Server-Sent"), "{tables}");
+            for line in text.lines().chain(tables.lines()) {
+                assert!(
+                    line.chars().count() <= columns,
+                    "{columns} columns: {line:?} is {} wide",
+                    line.chars().count()
+                );
+            }
+        }
+        assert_eq!(PIPE.text_width(), TEXT_WIDTH);
+    }
+
     #[test]
     fn color_only_on_a_terminal_without_no_color() {
         assert!(use_color(true, None));
@@ -324,7 +457,7 @@ mod tests {
 
     #[test]
     fn comparison_marks_the_recommendation_without_colour() {
-        let text = comparison_table(TransportKind::Sse, false)
+        let text = comparison_table(TransportKind::Sse, PIPE)
             .set_width(200)
             .to_string();
         assert!(text.contains("▶ Server-Sent Events"), "{text}");
@@ -343,7 +476,13 @@ mod tests {
 
     #[test]
     fn colour_highlights_with_escape_codes() {
-        let mut table = comparison_table(TransportKind::Websocket, true);
+        let mut table = comparison_table(
+            TransportKind::Websocket,
+            Screen {
+                color: true,
+                ..PIPE
+            },
+        );
         table.enforce_styling();
         assert!(table.to_string().contains('\u{1b}'));
     }
@@ -355,7 +494,7 @@ mod tests {
             load_balancer: LoadBalancer::None,
             ..Answers::default()
         };
-        assert!(realities_table(&none, TransportKind::Sse, false).is_none());
+        assert!(realities_table(&none, TransportKind::Sse, PIPE).is_none());
         let all = Answers {
             mobile_share: 0.5,
             corporate_proxies: true,
@@ -373,7 +512,7 @@ mod tests {
                 "Load balancer (round-robin)"
             ]
         );
-        let mut table = realities_table(&all, TransportKind::Websocket, false).unwrap();
+        let mut table = realities_table(&all, TransportKind::Websocket, PIPE).unwrap();
         let text = table.set_width(200).to_string();
         assert!(text.contains("▶ WebSocket"), "{text}");
     }
@@ -384,7 +523,7 @@ mod tests {
             mobile_share: 0.7,
             ..Answers::default()
         };
-        let text = recommendation_text(&recommend(&a.situation()));
+        let text = recommendation_text(&recommend(&a.situation()), TEXT_WIDTH);
         assert!(
             text.starts_with("Recommendation: Server-Sent Events (sse)"),
             "{text}"
