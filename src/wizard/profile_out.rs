@@ -157,6 +157,21 @@ pub const DEPLOY_DRAIN: Duration = Duration::from_secs(10);
 /// The balancer's idle timeout: AWS ALB's default.
 pub const BALANCER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Simulated client machines: 4 (cost grows with hosts), or for a sticky balancer, which keeps each
+/// client *address* on one server, [`STICKY_HOSTS_PER_SERVER`] per server (at most 64, the profile's
+/// limit), so that the addresses spread over the servers as many real clients' would.
+pub fn client_hosts(a: &Answers, simulated: i64) -> i64 {
+    let hosts = if a.load_balancer == LoadBalancer::Sticky {
+        (a.servers * STICKY_HOSTS_PER_SERVER).clamp(4, 64)
+    } else {
+        4
+    };
+    simulated.min(hosts)
+}
+
+/// Client hosts per server behind a sticky balancer.
+pub const STICKY_HOSTS_PER_SERVER: i64 = 4;
+
 /// `[scenario.balancer]` for the answered load balancer; `None` without one.
 fn balancer_section(a: &Answers) -> Option<BalancerSection> {
     let policy = match a.load_balancer {
@@ -244,7 +259,7 @@ pub fn build_profile(a: &Answers, rec: &Recommendation) -> anyhow::Result<Profil
         server: server_section(a),
         radio: RadioSection::default(),
         simulation: SimulationSection {
-            client_hosts: simulated.min(4),
+            client_hosts: client_hosts(a, simulated),
             ..SimulationSection::default()
         },
         scenario: scenarios(a),
@@ -307,6 +322,14 @@ pub fn header(a: &Answers, rec: &Recommendation, path: &Path) -> String {
         "Where the numbers come from:".into(),
     ];
     let simulated = a.clients.min(SIMULATED_CLIENTS_CAP);
+    if a.load_balancer == LoadBalancer::Sticky && client_hosts(a, simulated) > 4 {
+        lines.push(format!(
+            "  [simulation] client_hosts = {}: a sticky balancer keeps each client address on one server, \
+             so the clients are spread over {STICKY_HOSTS_PER_SERVER} simulated machines per server (one \
+             machine's clients share an address, as behind one NAT).",
+            client_hosts(a, simulated)
+        ));
+    }
     if simulated < a.clients {
         lines.push(format!(
             "  clients = {simulated}: your {} clients, capped so the simulation runs in minutes (its cost \
@@ -507,6 +530,13 @@ mod tests {
             assert!(deploy.at + deploy.every * 3 + deploy.drain + deploy.down < plan.duration);
             assert!(!text.contains("cannot be simulated"), "{text}");
             assert!(text.contains("replicas = 4"), "{text}");
+            // Sticky keeps an address on one server: enough client addresses to spread.
+            let hosts = if answer == LoadBalancer::Sticky {
+                16
+            } else {
+                4
+            };
+            assert_eq!(plan.simulation.client_hosts, hosts);
         }
         // A large fleet's restarts are closer together, so that the last one is seen settling.
         for servers in [2, 3, 6, 7, 12, 16] {
