@@ -121,6 +121,8 @@ mod streams {
     pub const PUBLISHER: u64 = 2;
     pub const ARRIVALS: u64 = 3;
     pub const SWITCHES: u64 = 4;
+    /// engine.io session ids: per server host and boot, `+ (host << 16) + (boot << 8)`.
+    pub const SESSIONS: u64 = 5;
     pub const CLIENT_BASE: u64 = 1 << 32;
 }
 
@@ -228,7 +230,17 @@ pub fn recovery_horizon(
                 .ws_ping_interval
                 .map(|p| p + s.ws_ping_timeout)
                 .unwrap_or_default();
-            silence.max(s.request_timeout) + long_poll
+            // The fallback's engine.io poll is held up to a ping interval, its silence check adds
+            // the ping timeout.
+            let fallback = match s.ws_fallback {
+                crate::profile::Fallback::LongPolling => s
+                    .ws_ping_interval
+                    .unwrap_or(crate::transport::engine_io::DEFAULT_PING_INTERVAL)
+                    .saturating_add(s.ws_ping_timeout + s.request_timeout)
+                    .max(long_poll),
+                _ => long_poll,
+            };
+            silence.max(s.request_timeout) + fallback
         }
     };
     let outage = scenario
@@ -389,7 +401,8 @@ pub fn run(
                     recorder.clone(),
                     SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
                 )
-                .counting_connections(open.clone()),
+                .counting_connections(open.clone())
+                .with_session_seed(derive_seed(seed, streams::SESSIONS + (boot << 8))),
             );
             let publisher = hub::publish(
                 hub.clone(),
@@ -659,12 +672,17 @@ fn replicas(
         let recorder = recorder.clone();
         let settings = settings.clone();
         sim.host(host.as_str(), move || {
-            let server = Rc::new(ServerCtx::new(
-                hub.clone(),
-                settings.clone(),
-                recorder.clone(),
-                SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
-            ));
+            let boot = load.contexts.borrow().len() as u64;
+            let sessions = streams::SESSIONS + ((k as u64 + 1) << 16) + (boot << 8);
+            let server = Rc::new(
+                ServerCtx::new(
+                    hub.clone(),
+                    settings.clone(),
+                    recorder.clone(),
+                    SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
+                )
+                .with_session_seed(derive_seed(seed, sessions)),
+            );
             load.contexts.borrow_mut().push(server.clone());
             serve(server)
         });
