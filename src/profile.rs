@@ -305,6 +305,21 @@ pub struct ScenarioSection {
     pub balancer: Option<BalancerSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<DeploySection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_out: Option<ScaleOutSection>,
+}
+
+/// `[scenario.scale_out]`: replicas added while the run goes on (needs a balancer: `[server]
+/// replicas` of 2 or more, or a `[scenario.balancer]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleOutSection {
+    /// When the new replicas start; the balancer sends new connections to them from then on.
+    pub at: HumanDuration,
+    /// How many replicas are added (1 or more; with the others at most 32 in all). Each starts with
+    /// an empty history and hears the backplane's events from `at` on, as a Redis pub/sub subscriber
+    /// does (it gets no earlier history).
+    pub add: i64,
 }
 
 /// `[scenario.deploy]`: a rolling deploy, the replicas restarted one at a time.

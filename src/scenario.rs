@@ -308,6 +308,15 @@ pub struct Scenario {
     pub balancer: Option<Balancer>,
     /// A rolling deploy over the replicas.
     pub deploy: Option<Deploy>,
+    /// Replicas added while running.
+    pub scale_out: Option<ScaleOut>,
+}
+
+/// `[scenario.scale_out]`, validated: `add` replicas start at `at` (within the measured run).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScaleOut {
+    pub at: Duration,
+    pub add: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -388,6 +397,9 @@ impl Scenario {
         }
         if self.deploy.is_some() {
             faults.push("deploy");
+        }
+        if self.scale_out.is_some() {
+            faults.push("scale-out");
         }
         faults
     }
@@ -707,6 +719,37 @@ impl Plan {
                 }),
                 None => None,
             };
+            let scale_out = match &s.scale_out {
+                Some(_) if balancer.is_none() => {
+                    return Err(err(
+                        &key("scale_out"),
+                        "a scale-out needs a balancer: `[server] replicas` of 2 or more, or a \
+                         `[scenario.balancer]`"
+                            .into(),
+                    ))
+                }
+                Some(x) => {
+                    let room = MAX_REPLICAS - servers.replicas;
+                    let add = u32::try_from(x.add)
+                        .ok()
+                        .filter(|a| (1..=room).contains(a))
+                        .ok_or_else(|| {
+                            err(
+                                &key("scale_out.add"),
+                                format!(
+                                    "must be between 1 and {room} (at most {MAX_REPLICAS} replicas \
+                                     in all), got {}",
+                                    x.add
+                                ),
+                            )
+                        })?;
+                    Some(ScaleOut {
+                        at: within_run(&key("scale_out.at"), x.at.0)?,
+                        add,
+                    })
+                }
+                None => None,
+            };
             scenarios.push(Scenario {
                 name: s.name.clone(),
                 description: s.description.clone().unwrap_or_default(),
@@ -716,6 +759,7 @@ impl Plan {
                 restart,
                 balancer,
                 deploy,
+                scale_out,
             });
         }
         if scenarios.is_empty() {

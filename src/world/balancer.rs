@@ -83,9 +83,10 @@ impl ReplicaLoad {
     }
 }
 
-/// The replicas' hubs and the way events reach them.
+/// The replicas' hubs and the way events reach them. A scale-out adds hubs while the run goes on
+/// ([`Backplanes::join`]); events are published round the replicas running at the time.
 pub struct Backplanes {
-    pub hubs: Vec<Rc<Hub>>,
+    pub hubs: RefCell<Vec<Rc<Hub>>>,
     pub loads: Vec<Rc<ReplicaLoad>>,
     pub backplane: Backplane,
     pub latency: Duration,
@@ -99,13 +100,14 @@ impl Backplanes {
         event: Event,
         queue: &tokio::sync::mpsc::UnboundedSender<(Instant, Event)>,
     ) {
-        let origin = ((event.id.saturating_sub(1)) % self.hubs.len() as u64) as usize;
+        let hubs = self.hubs.borrow();
+        let origin = ((event.id.saturating_sub(1)) % hubs.len() as u64) as usize;
         let load = &self.loads[origin];
         load.published.set(load.published.get() + 1);
         match self.backplane {
-            Backplane::None => self.hubs[origin].push(event),
+            Backplane::None => hubs[origin].push(event),
             Backplane::Shared if self.latency.is_zero() => {
-                for hub in &self.hubs {
+                for hub in hubs.iter() {
                     hub.push(event.clone());
                 }
             }
@@ -123,10 +125,27 @@ impl Backplanes {
     ) {
         while let Some((due, event)) = queue.recv().await {
             tokio::time::sleep_until(due).await;
-            for hub in &self.hubs {
+            for hub in self.hubs.borrow().iter() {
                 hub.push(event.clone());
             }
         }
+    }
+
+    /// A scale-out: a new replica's hub joins with an empty history. It hears the events published
+    /// from now on, as a new Redis pub/sub subscriber does — none from before; its ids start after
+    /// the newest event any replica holds, so a client resuming from an older cursor there is told
+    /// it missed events (a reset) rather than silently given none.
+    pub fn join(&self, history: usize) -> Rc<Hub> {
+        let base = self
+            .hubs
+            .borrow()
+            .iter()
+            .map(|h| h.latest())
+            .max()
+            .unwrap_or(0);
+        let hub = Hub::with_base(history, base);
+        self.hubs.borrow_mut().push(hub.clone());
+        hub
     }
 }
 
@@ -140,6 +159,8 @@ pub struct Balancer {
     loads: Vec<Rc<ReplicaLoad>>,
     total: Rc<ReplicaLoad>,
     next: Cell<usize>,
+    /// Replicas running and in the target group: the first `active` backends (a scale-out raises it).
+    active: Cell<usize>,
 }
 
 impl Balancer {
@@ -150,6 +171,7 @@ impl Balancer {
         loads: Vec<Rc<ReplicaLoad>>,
         total: Rc<ReplicaLoad>,
     ) -> Self {
+        let backends_len = backends.len();
         Self {
             settings,
             backends,
@@ -157,13 +179,19 @@ impl Balancer {
             loads,
             total,
             next: Cell::new(0),
+            active: Cell::new(backends_len),
         }
+    }
+
+    /// A scale-out: the first `n` backends take connections from now on.
+    pub fn scale_to(&self, n: usize) {
+        self.active.set(n.min(self.backends.len()));
     }
 
     /// The replicas to try for a connection from `peer`, the policy's choice first, then the rest in
     /// order (a refused connect moves on to the next).
     fn candidates(&self, peer: SocketAddr) -> Vec<usize> {
-        let n = self.backends.len();
+        let n = self.active.get().max(1);
         let first = match self.settings.policy {
             BalancePolicy::RoundRobin => {
                 let k = self.next.get() % n;

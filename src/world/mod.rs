@@ -300,14 +300,18 @@ pub fn run(
     // Replicas behind a load balancer: the balancer is the first middlebox in front of them.
     let mut server_hosts = vec![SERVER_HOST.to_string()];
     let mut fleet = None;
+    // With a scale-out the balancer knows the added replicas from the start but sends them nothing
+    // until they run.
+    let mut scale_out = None;
     if let Some(settings) = &scenario.balancer {
         let replicas = plan.servers.replicas as usize;
+        let added = scenario.scale_out.as_ref().map_or(0, |s| s.add as usize);
         server_hosts = (0..replicas).map(balancer::replica_host).collect();
-        let backends = server_hosts
-            .iter()
-            .map(|h| (h.clone(), SERVER_PORT))
+        let backends = (0..replicas + added)
+            .map(|k| (balancer::replica_host(k), SERVER_PORT))
             .collect();
-        let loads: Vec<Rc<balancer::ReplicaLoad>> = (0..replicas).map(|_| Rc::default()).collect();
+        let loads: Vec<Rc<balancer::ReplicaLoad>> =
+            (0..replicas + added).map(|_| Rc::default()).collect();
         let total: Rc<balancer::ReplicaLoad> = Rc::default();
         let running = Rc::new(balancer::Balancer::new(
             settings.clone(),
@@ -316,6 +320,10 @@ pub fn run(
             loads.clone(),
             total.clone(),
         ));
+        running.scale_to(replicas);
+        if let Some(s) = &scenario.scale_out {
+            scale_out = Some((s.clone(), running.clone()));
+        }
         fleet = Some(Fleet { loads, total });
         sim.host(balancer::BALANCER_HOST, move || {
             running.clone().run(SERVER_PORT)
@@ -374,8 +382,9 @@ pub fn run(
     let boots = Rc::new(std::cell::Cell::new(0u64));
     // One server without a balancer counts its own open connections (a balancer counts its fleet's).
     let server_open: Rc<crate::recorder::OpenCount> = Rc::default();
+    let mut backplanes = None;
     if let Some(fleet) = &fleet {
-        replicas(
+        backplanes = Some(replicas(
             &mut sim,
             plan,
             spec.seed,
@@ -383,7 +392,7 @@ pub fn run(
             &recorder,
             &settings,
             &workload,
-        );
+        ));
     } else {
         let recorder = recorder.clone();
         let settings = settings.clone();
@@ -507,6 +516,7 @@ pub fn run(
     }
 
     // Links inside the data centre carry no extra latency: the profile's latency is the clients' path.
+    let data_centre = inner_hosts.clone();
     for (i, a) in inner_hosts.iter().enumerate() {
         for b in &inner_hosts[i + 1..] {
             sim.set_link_latency(a.as_str(), b.as_str(), Duration::ZERO);
@@ -525,6 +535,10 @@ pub fn run(
     // A rolling deploy's phases are taken by the run loop between steps, like a restart.
     for at in deploy.iter().flat_map(balancer::Rollout::moments) {
         barriers.at_or_after(at);
+    }
+    // A scale-out is taken by the run loop between steps too.
+    if let Some((s, _)) = &scale_out {
+        barriers.at_or_after(s.at);
     }
     let mut barriers = barriers.sorted();
     let mut restarted = false;
@@ -555,6 +569,35 @@ pub fn run(
         }
         if let Some(rollout) = &mut deploy {
             rollout.step(&mut sim, &recorder);
+        }
+        if let (Some((s, running)), Some(fleet), Some(bus)) = (&scale_out, &fleet, &backplanes) {
+            if sim.elapsed() >= s.at {
+                let first = server_hosts.len();
+                let mut linked = data_centre.clone();
+                for k in first..first + s.add as usize {
+                    let host = balancer::replica_host(k);
+                    let hub = bus.join(settings.history);
+                    start_replica(
+                        &mut sim,
+                        (k, &host),
+                        (hub, fleet.loads[k].clone()),
+                        &recorder,
+                        &settings,
+                        spec.seed,
+                    );
+                    for other in &linked {
+                        sim.set_link_latency(host.as_str(), other.as_str(), Duration::ZERO);
+                    }
+                    linked.push(host.clone());
+                    server_hosts.push(host);
+                }
+                running.scale_to(first + s.add as usize);
+                recorder.borrow_mut().mark_fault_at(
+                    sim.elapsed(),
+                    format!("scale-out: +{} replicas", s.add),
+                );
+                scale_out = None;
+            }
         }
         if sim.elapsed() >= next_report {
             progress(sim.elapsed());
@@ -663,32 +706,21 @@ fn replicas(
     recorder: &crate::recorder::SharedRecorder,
     settings: &Rc<crate::scenario::TransportSettings>,
     workload: &Rc<crate::scenario::Workload>,
-) {
+) -> Rc<balancer::Backplanes> {
     let loads = &fleet.loads;
     let hubs: Vec<Rc<Hub>> = hosts.iter().map(|_| Hub::new(settings.history)).collect();
     for (k, host) in hosts.iter().enumerate() {
-        let hub = hubs[k].clone();
-        let load = loads[k].clone();
-        let recorder = recorder.clone();
-        let settings = settings.clone();
-        sim.host(host.as_str(), move || {
-            let boot = load.contexts.borrow().len() as u64;
-            let sessions = streams::SESSIONS + ((k as u64 + 1) << 16) + (boot << 8);
-            let server = Rc::new(
-                ServerCtx::new(
-                    hub.clone(),
-                    settings.clone(),
-                    recorder.clone(),
-                    SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
-                )
-                .with_session_seed(derive_seed(seed, sessions)),
-            );
-            load.contexts.borrow_mut().push(server.clone());
-            serve(server)
-        });
+        start_replica(
+            sim,
+            (k, host),
+            (hubs[k].clone(), loads[k].clone()),
+            recorder,
+            settings,
+            seed,
+        );
     }
     let backplanes = Rc::new(balancer::Backplanes {
-        hubs,
+        hubs: RefCell::new(hubs),
         loads: loads.clone(),
         backplane: plan.servers.backplane,
         latency: plan.servers.backplane_latency,
@@ -696,6 +728,7 @@ fn replicas(
     let recorder = recorder.clone();
     let workload = workload.clone();
     let start = warmup(plan);
+    let bus = backplanes.clone();
     sim.host(balancer::EVENTS_HOST, move || {
         let backplanes = backplanes.clone();
         let (queue, bus) = tokio::sync::mpsc::unbounded_channel();
@@ -712,6 +745,36 @@ fn replicas(
             publisher.await;
             std::future::pending::<turmoil::Result>().await
         }
+    });
+    bus
+}
+
+/// Starts replica `k`'s host: the application server over its own hub, counted in its load, with
+/// engine.io session ids of its own per boot.
+fn start_replica(
+    sim: &mut turmoil::Sim<'_>,
+    (k, host): (usize, &str),
+    (hub, load): (Rc<Hub>, Rc<balancer::ReplicaLoad>),
+    recorder: &crate::recorder::SharedRecorder,
+    settings: &Rc<crate::scenario::TransportSettings>,
+    seed: u64,
+) {
+    let recorder = recorder.clone();
+    let settings = settings.clone();
+    sim.host(host, move || {
+        let boot = load.contexts.borrow().len() as u64;
+        let sessions = streams::SESSIONS + ((k as u64 + 1) << 16) + (boot << 8);
+        let server = Rc::new(
+            ServerCtx::new(
+                hub.clone(),
+                settings.clone(),
+                recorder.clone(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
+            )
+            .with_session_seed(derive_seed(seed, sessions)),
+        );
+        load.contexts.borrow_mut().push(server.clone());
+        serve(server)
     });
 }
 #[cfg(test)]
