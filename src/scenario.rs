@@ -948,6 +948,64 @@ mod tests {
     }
 
     #[test]
+    fn scale_out_keys_are_validated_and_located() {
+        let ok = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.scale_out]\n\
+             at = \"30s\"\nadd = 2\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.scenarios[0].scale_out,
+            Some(ScaleOut {
+                at: Duration::from_secs(30),
+                add: 2
+            })
+        );
+        assert!(ok.scenarios[0].faults().contains(&"scale-out"));
+        // One server and no balancer: nothing to add replicas behind.
+        let e = plan(&format!(
+            "{BASE}[[scenario]]\nname = \"a\"\n[scenario.scale_out]\nat = \"30s\"\nadd = 1\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("scenario[0].scale_out"));
+        assert!(e.message.contains("balancer"), "{e}");
+        // A balancer in front of one server is enough.
+        let one = plan(&format!(
+            "{BASE}[[scenario]]\nname = \"a\"\n[scenario.balancer]\n[scenario.scale_out]\n\
+             at = \"30s\"\nadd = 1\n"
+        ))
+        .unwrap();
+        assert_eq!(one.scenarios[0].scale_out.as_ref().map(|s| s.add), Some(1));
+        for add in ["0", "-1", "31"] {
+            let e = plan(&format!(
+                "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n\
+                 [scenario.scale_out]\nat = \"30s\"\nadd = {add}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(
+                (e.line, e.key.as_deref()),
+                (Some(10), Some("scenario[0].scale_out.add")),
+                "add = {add}: {e}"
+            );
+        }
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.scale_out]\n\
+             at = \"1m\"\nadd = 1\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(9), Some("scenario[0].scale_out.at"))
+        );
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.scale_out]\n\
+             at = \"10s\"\nadd = 1\nremove = 1\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("remove"), "{e}");
+    }
+
+    #[test]
     fn replicas_and_balancer_keys_are_validated_and_located() {
         let plan_ok = plan(BASE).unwrap();
         assert_eq!(plan_ok.servers, Servers::default());
