@@ -155,7 +155,11 @@ pub struct SseSection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fallback {
+    /// The client retries the upgrade with its backoff.
     None,
+    /// The client switches to engine.io's polling transport (Socket.IO's fallback): sessions opened
+    /// by a handshake, held on the server that answered it — behind a balancer they need sticky
+    /// sessions (`src/transport/engine_io.rs`).
     LongPolling,
 }
 
@@ -167,7 +171,9 @@ pub struct WebSocketSection {
     /// Without a ping or message for `ping_interval + ping_timeout` the client declares the connection
     /// dead; the server drops a client whose pong is this late.
     pub ping_timeout: HumanDuration,
-    /// What a client does when the upgrade is refused (Socket.IO and SignalR fall back).
+    /// What a client does when the upgrade is refused (Socket.IO and SignalR fall back). The
+    /// fallback's sessions ping at `ping_interval` (engine.io's 25 s when off) and expire when a pong
+    /// is `ping_timeout` late.
     pub fallback: Fallback,
     /// A reconnecting client asks the server to replay from its last event id.
     pub resume: bool,

@@ -85,12 +85,24 @@ fn engine_io_sessions_open_poll_send_and_refuse_unknown_ids() {
             &polling("&sid=AAAAAAAAAAAAAAAAAAAA"),
         ]);
         assert_eq!(status, 400, "{method}");
-        assert_eq!(body, r#"{"code":1,"message":"Session ID unknown"}"#, "{method}");
+        assert_eq!(
+            body, r#"{"code":1,"message":"Session ID unknown"}"#,
+            "{method}"
+        );
     }
     let (status, body) = curl_status(&[&server.url("/socket.io/?EIO=3&transport=polling")]);
-    assert_eq!((status, body.as_str()), (400, r#"{"code":5,"message":"Unsupported protocol version"}"#));
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            400,
+            r#"{"code":5,"message":"Unsupported protocol version"}"#
+        )
+    );
     let (status, body) = curl_status(&[&server.url("/socket.io/?EIO=4&transport=flash")]);
-    assert_eq!((status, body.as_str()), (400, r#"{"code":0,"message":"Transport unknown"}"#));
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"code":0,"message":"Transport unknown"}"#)
+    );
 
     // A session whose pongs stop is closed after the ping timeout: its id is refused from then on.
     let (_, body) = curl_status(&[&polling("")]);
@@ -98,7 +110,10 @@ fn engine_io_sessions_open_poll_send_and_refuse_unknown_ids() {
     let quiet = open["sid"].as_str().unwrap().to_string();
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let (status, body) = curl_status(&[&polling(&format!("&sid={quiet}"))]);
-    assert_eq!((status, body.as_str()), (400, r#"{"code":1,"message":"Session ID unknown"}"#));
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
+    );
 }
 
 const CLIENT: &str = concat!(

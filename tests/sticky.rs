@@ -85,7 +85,11 @@ fn the_websocket_fallback_fails_under_round_robin_and_works_with_sticky_sessions
     let runs = simulate(&dir, "fallback", FALLBACK);
 
     let spread = run(&runs, "round-robin", "websocket");
-    assert_eq!(u(spread, "fallbacks"), 20, "every client falls back: {spread}");
+    assert_eq!(
+        u(spread, "fallbacks"),
+        20,
+        "every client falls back: {spread}"
+    );
     // The poll holds the session on one replica; the pong (or a message) goes out on a second
     // connection, which round-robin sends to another replica: 400 "Session ID unknown".
     assert!(u(spread, "session_refusals") >= 10, "{spread}");
@@ -113,7 +117,10 @@ fn the_websocket_fallback_fails_under_round_robin_and_works_with_sticky_sessions
         assert_eq!(u(r, "lost"), 0, "{r}");
         assert_eq!(u(r, "reconnects"), 0, "{r}");
         assert_eq!(u(r, "delivered"), u(r, "expected"), "{r}");
-        assert!(r["session_refusals"].is_null(), "no fallback, no sessions: {r}");
+        assert!(
+            r["session_refusals"].is_null(),
+            "no fallback, no sessions: {r}"
+        );
         let replicas_used = r["per_replica"]
             .as_array()
             .unwrap()
@@ -194,14 +201,12 @@ fn after_a_scale_out_long_lived_connections_stay_on_the_old_replicas() {
 #[test]
 fn scale_out_and_sticky_fallback_reproduce_byte_for_byte() {
     let dir = temp_dir("sticky-determinism");
-    let profile = scale_out_profile(
-        "[scenario.proxy]\nblock_websocket = true\nbuffer_bytes = 0\n",
-    )
-    .replace("policy = \"round-robin\"", "policy = \"sticky\"")
-    .replace(
-        "[websocket]\nping_interval = \"3s\"",
-        "[websocket]\nping_interval = \"3s\"\nfallback = \"long-polling\"",
-    );
+    let profile = scale_out_profile("[scenario.proxy]\nblock_websocket = true\nbuffer_bytes = 0\n")
+        .replace("policy = \"round-robin\"", "policy = \"sticky\"")
+        .replace(
+            "[websocket]\nping_interval = \"3s\"",
+            "[websocket]\nping_interval = \"3s\"\nfallback = \"long-polling\"",
+        );
     let first = simulate(&dir, "a", &profile);
     assert!(first
         .iter()

@@ -645,7 +645,10 @@ mod tests {
         assert_eq!(one.sid.len(), 20);
         assert_ne!(one.sid, two.sid);
         assert_ne!(one.sid, other.sid, "two servers never share an id");
-        assert!(a.get(&other.sid).is_none(), "a session is known only where it was opened");
+        assert!(
+            a.get(&other.sid).is_none(),
+            "a session is known only where it was opened"
+        );
         assert_eq!(a.len(), 2);
         a.close(&one.sid);
         assert!(one.is_closed());

@@ -24,8 +24,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use super::http::{self, ResponseBody};
 use super::engine_io;
+use super::http::{self, ResponseBody};
 use super::{ClientCtx, ConnectionGuard, Reset, ServerCtx, Transport, TransportKind};
 use crate::net::Purpose;
 use crate::profile::Fallback;

@@ -13,6 +13,10 @@
 //! history gets it `backplane_latency` later — the publishing replica too, as a replica subscribed to
 //! its own channel hears it, so that every history holds the events in publication order.
 //!
+//! A scale-out (`[scenario.scale_out]`) adds replicas while running: the balancer knows them from the
+//! start and takes them into its rotation when they start ([`Balancer::scale_to`]); their hubs join
+//! the backplane then, with no earlier history ([`Backplanes::join`]).
+//!
 //! This module wires hosts and counts connections; it never decides what a transport does with a
 //! missing event (the transports and the recorder measure that).
 

@@ -8,7 +8,8 @@
 //! mile and the internet); links between middleboxes and the server are a data centre's (no latency
 //! beyond the 1-tick hop). With `[server] replicas` (or a `[scenario.balancer]`) the server is
 //! `server-0` … `server-<n-1>` behind a load balancer, the innermost middlebox, and an `events` host
-//! publishes round them (see `world/balancer.rs`).
+//! publishes round them (see `world/balancer.rs`). A `[scenario.scale_out]` starts more replica hosts
+//! while the run goes on (between steps, at a lookahead barrier) and widens the balancer to them.
 //!
 //! This is the only module that knows about turmoil. It wires hosts and links, starts the transports'
 //! halves on them, steps simulated time to the end and hands back what the recorder saw.
@@ -592,10 +593,9 @@ pub fn run(
                     server_hosts.push(host);
                 }
                 running.scale_to(first + s.add as usize);
-                recorder.borrow_mut().mark_fault_at(
-                    sim.elapsed(),
-                    format!("scale-out: +{} replicas", s.add),
-                );
+                recorder
+                    .borrow_mut()
+                    .mark_fault_at(sim.elapsed(), format!("scale-out: +{} replicas", s.add));
                 scale_out = None;
             }
         }
