@@ -322,10 +322,24 @@ pub struct ScenarioSection {
 pub struct ScaleOutSection {
     /// When the new replicas start; the balancer sends new connections to them from then on.
     pub at: HumanDuration,
-    /// How many replicas are added (1 or more; with the others at most 32 in all). Each starts with
-    /// an empty history and hears the backplane's events from `at` on, as a Redis pub/sub subscriber
-    /// does (it gets no earlier history).
+    /// How many replicas are added (1 or more; with the others at most 32 in all).
     pub add: i64,
+    /// What a new replica's history starts with; `"none"` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<ScaleOutHistory>,
+}
+
+/// A new replica's history at a scale-out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScaleOutHistory {
+    /// Empty: it hears the backplane's events from `at` on, as a new Redis pub/sub subscriber does
+    /// (pub/sub keeps nothing for later subscribers).
+    #[default]
+    None,
+    /// The events the backplane still holds are replayed into it first, as a Redis Streams reader
+    /// can read from any id (needs `backplane = "shared"`).
+    Backplane,
 }
 
 /// `[scenario.deploy]`: a rolling deploy, the replicas restarted one at a time.

@@ -317,6 +317,8 @@ pub struct Scenario {
 pub struct ScaleOut {
     pub at: Duration,
     pub add: u32,
+    /// What the new replicas' histories start with.
+    pub history: crate::profile::ScaleOutHistory,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -743,9 +745,21 @@ impl Plan {
                                 ),
                             )
                         })?;
+                    let history = x.history.unwrap_or_default();
+                    if history == crate::profile::ScaleOutHistory::Backplane
+                        && servers.backplane != crate::profile::Backplane::Shared
+                    {
+                        return Err(err(
+                            &key("scale_out.history"),
+                            "\"backplane\" replays the shared backplane: it needs \
+                             `[server] backplane = \"shared\"`"
+                                .into(),
+                        ));
+                    }
                     Some(ScaleOut {
                         at: within_run(&key("scale_out.at"), x.at.0)?,
                         add,
+                        history,
                     })
                 }
                 None => None,
@@ -958,7 +972,8 @@ mod tests {
             ok.scenarios[0].scale_out,
             Some(ScaleOut {
                 at: Duration::from_secs(30),
-                add: 2
+                add: 2,
+                history: crate::profile::ScaleOutHistory::None,
             })
         );
         assert!(ok.scenarios[0].faults().contains(&"scale-out"));
@@ -1003,6 +1018,21 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.message.contains("remove"), "{e}");
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\nbackplane = \"none\"\n[[scenario]]\nname = \"a\"\n\
+             [scenario.scale_out]\nat = \"10s\"\nadd = 1\nhistory = \"backplane\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(12), Some("scenario[0].scale_out.history"))
+        );
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.scale_out]\n\
+             at = \"10s\"\nadd = 1\nhistory = \"redis\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("scenario[0].scale_out.history"));
     }
 
     #[test]

@@ -196,6 +196,24 @@ fn after_a_scale_out_long_lived_connections_stay_on_the_old_replicas() {
             }
         }
     }
+
+    // The new replicas' histories start empty (a pub/sub backplane keeps nothing for a new
+    // subscriber): a poller whose next poll reaches one with an older cursor is told of the gap and
+    // misses what was published in between. Replaying the backplane (a Redis Streams reader) into
+    // them first closes the gap.
+    let polling = |runs: &[Value]| runs.iter().find(|r| r["transport"] == "polling").cloned();
+    let empty = polling(&runs).unwrap();
+    assert!(u(&empty, "resume_resets") > 0, "{empty}");
+    assert!(u(&empty, "lost") > 0, "{empty}");
+    let replayed = simulate(
+        &dir,
+        "replayed",
+        &scale_out_profile("history = \"backplane\"\n"),
+    );
+    let replayed = polling(&replayed).unwrap();
+    assert_eq!(u(&replayed, "resume_resets"), 0, "{replayed}");
+    assert_eq!(u(&replayed, "lost"), 0, "{replayed}");
+    assert!(replayed["imbalance"].as_f64().unwrap() < 1.3, "{replayed}");
 }
 
 #[test]

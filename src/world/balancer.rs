@@ -135,19 +135,28 @@ impl Backplanes {
         }
     }
 
-    /// A scale-out: a new replica's hub joins with an empty history. It hears the events published
-    /// from now on, as a new Redis pub/sub subscriber does — none from before; its ids start after
-    /// the newest event any replica holds, so a client resuming from an older cursor there is told
-    /// it missed events (a reset) rather than silently given none.
-    pub fn join(&self, history: usize) -> Rc<Hub> {
-        let base = self
-            .hubs
-            .borrow()
-            .iter()
-            .map(|h| h.latest())
-            .max()
-            .unwrap_or(0);
-        let hub = Hub::with_base(history, base);
+    /// A scale-out: a new replica's hub joins the backplane and hears the events published from now
+    /// on. With `replay` (a Redis Streams-like backplane, read from the oldest entry it holds) it
+    /// first gets what the other replicas hold, so it serves the same cursors they do. Without (a
+    /// Redis pub/sub subscriber: nothing from before) it starts empty after the newest event any
+    /// replica holds, so a client resuming there from an older cursor is told it missed events (a
+    /// reset) rather than silently given none.
+    pub fn join(&self, capacity: usize, replay: bool) -> Rc<Hub> {
+        let hubs = self.hubs.borrow();
+        let hub = match hubs.first() {
+            Some(first) if replay => {
+                let hub = Hub::new(capacity);
+                for event in first.since(0).events {
+                    hub.push(event);
+                }
+                hub
+            }
+            _ => Hub::with_base(
+                capacity,
+                hubs.iter().map(|h| h.latest()).max().unwrap_or(0),
+            ),
+        };
+        drop(hubs);
         self.hubs.borrow_mut().push(hub.clone());
         hub
     }

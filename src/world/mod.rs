@@ -577,7 +577,8 @@ pub fn run(
                 let mut linked = data_centre.clone();
                 for k in first..first + s.add as usize {
                     let host = balancer::replica_host(k);
-                    let hub = bus.join(settings.history);
+                    let replay = s.history == crate::profile::ScaleOutHistory::Backplane;
+                    let hub = bus.join(settings.history, replay);
                     start_replica(
                         &mut sim,
                         (k, &host),
