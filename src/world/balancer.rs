@@ -151,10 +151,7 @@ impl Backplanes {
                 }
                 hub
             }
-            _ => Hub::with_base(
-                capacity,
-                hubs.iter().map(|h| h.latest()).max().unwrap_or(0),
-            ),
+            _ => Hub::with_base(capacity, hubs.iter().map(|h| h.latest()).max().unwrap_or(0)),
         };
         drop(hubs);
         self.hubs.borrow_mut().push(hub.clone());
