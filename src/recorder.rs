@@ -429,9 +429,12 @@ impl Recorder {
         self.mark_fault_at(now, "upgrade refused");
     }
 
-    /// A fallback (engine.io) request was refused: the server did not know its session.
+    /// A fallback (engine.io) request was refused: the server did not know its session. Counted
+    /// over the measured run, as reconnects are.
     pub fn session_refused(&mut self) {
-        self.session_refusals += 1;
+        if self.measuring(self.now()) {
+            self.session_refusals += 1;
+        }
     }
 
     /// A WebSocket client gave up on the upgrade and fell back to another transport.
