@@ -13,7 +13,8 @@
 //! - [`hub`]: the server's event publisher and bounded history; [`server`]: the HTTP/1.1 endpoint that
 //!   routes requests to transports; [`net`]: connections as transports see them, with byte counting.
 //! - [`transport`]: the four transports behind one trait, each a client half and a server half speaking
-//!   the real wire protocol (HTTP/1.1, `text/event-stream`, RFC 6455).
+//!   the real wire protocol (HTTP/1.1, `text/event-stream`, RFC 6455; the WebSocket fallback speaks
+//!   engine.io's polling sessions).
 //! - [`recorder`]: what happened, stamped with simulated time; [`metrics`]: the numbers made from it.
 //! - [`decision`]: the brief's tree, the mitigation rules and the verdict — every run checked against
 //!   the profile's `[requirements]`, one decision out; shared by the report and the wizard.

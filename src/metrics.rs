@@ -230,6 +230,11 @@ pub struct RunMetrics {
     /// Each replica's own figures, in replica order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_replica: Option<Vec<ReplicaMetrics>>,
+    /// Requests of the WebSocket fallback's engine.io sessions refused with `400 {"code":1,"message":
+    /// "Session ID unknown"}` (the session lives on another replica, or died with a restarted server),
+    /// as the clients saw them during the measured run. Present when any client fell back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_refusals: Option<u64>,
     /// Time series, exported separately (CSV, charts).
     #[serde(skip)]
     pub timeline: Timeline,

@@ -159,7 +159,11 @@ pub struct SseSection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fallback {
+    /// The client retries the upgrade with its backoff.
     None,
+    /// The client switches to engine.io's polling transport (Socket.IO's fallback): sessions opened
+    /// by a handshake, held on the server that answered it — behind a balancer they need sticky
+    /// sessions (`src/transport/engine_io.rs`).
     LongPolling,
 }
 
@@ -171,7 +175,9 @@ pub struct WebSocketSection {
     /// Without a ping or message for `ping_interval + ping_timeout` the client declares the connection
     /// dead; the server drops a client whose pong is this late.
     pub ping_timeout: HumanDuration,
-    /// What a client does when the upgrade is refused (Socket.IO and SignalR fall back).
+    /// What a client does when the upgrade is refused (Socket.IO and SignalR fall back). The
+    /// fallback's sessions ping at `ping_interval` (engine.io's 25 s when off) and expire when a pong
+    /// is `ping_timeout` late.
     pub fallback: Fallback,
     /// A reconnecting client asks the server to replay from its last event id.
     pub resume: bool,
@@ -309,6 +315,35 @@ pub struct ScenarioSection {
     pub balancer: Option<BalancerSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<DeploySection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_out: Option<ScaleOutSection>,
+}
+
+/// `[scenario.scale_out]`: replicas added while the run goes on (needs a balancer: `[server]
+/// replicas` of 2 or more, or a `[scenario.balancer]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleOutSection {
+    /// When the new replicas start; the balancer sends new connections to them from then on.
+    pub at: HumanDuration,
+    /// How many replicas are added (1 or more; with the others at most 32 in all).
+    pub add: i64,
+    /// What a new replica's history starts with; `"none"` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<ScaleOutHistory>,
+}
+
+/// A new replica's history at a scale-out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScaleOutHistory {
+    /// Empty: it hears the backplane's events from `at` on, as a new Redis pub/sub subscriber does
+    /// (pub/sub keeps nothing for later subscribers).
+    #[default]
+    None,
+    /// The events the backplane still holds are replayed into it first, as a Redis Streams reader
+    /// can read from any id (needs `backplane = "shared"`).
+    Backplane,
 }
 
 /// `[scenario.deploy]`: a rolling deploy, the replicas restarted one at a time.

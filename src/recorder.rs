@@ -92,6 +92,7 @@ pub struct Recorder {
     reconnects: u64,
     fallbacks: u64,
     refused_upgrades: u64,
+    session_refusals: u64,
     bytes_down: u64,
     bytes_up: u64,
     upstream_sent: u64,
@@ -141,6 +142,7 @@ impl Recorder {
             reconnects: 0,
             fallbacks: 0,
             refused_upgrades: 0,
+            session_refusals: 0,
             bytes_down: 0,
             bytes_up: 0,
             upstream_sent: 0,
@@ -427,6 +429,14 @@ impl Recorder {
         self.mark_fault_at(now, "upgrade refused");
     }
 
+    /// A fallback (engine.io) request was refused: the server did not know its session. Counted
+    /// over the measured run, as reconnects are.
+    pub fn session_refused(&mut self) {
+        if self.measuring(self.now()) {
+            self.session_refusals += 1;
+        }
+    }
+
     /// A WebSocket client gave up on the upgrade and fell back to another transport.
     pub fn fallback(&mut self) {
         self.fallbacks += 1;
@@ -578,6 +588,7 @@ impl Recorder {
             open_connections_mean: None,
             imbalance: None,
             per_replica: None,
+            session_refusals: (self.fallbacks > 0).then_some(self.session_refusals),
             timeline,
         }
     }

@@ -321,6 +321,17 @@ pub struct Scenario {
     pub balancer: Option<Balancer>,
     /// A rolling deploy over the replicas.
     pub deploy: Option<Deploy>,
+    /// Replicas added while running.
+    pub scale_out: Option<ScaleOut>,
+}
+
+/// `[scenario.scale_out]`, validated: `add` replicas start at `at` (within the measured run).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScaleOut {
+    pub at: Duration,
+    pub add: u32,
+    /// What the new replicas' histories start with.
+    pub history: crate::profile::ScaleOutHistory,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -401,6 +412,9 @@ impl Scenario {
         }
         if self.deploy.is_some() {
             faults.push("deploy");
+        }
+        if self.scale_out.is_some() {
+            faults.push("scale-out");
         }
         faults
     }
@@ -720,6 +734,49 @@ impl Plan {
                 }),
                 None => None,
             };
+            let scale_out = match &s.scale_out {
+                Some(_) if balancer.is_none() => {
+                    return Err(err(
+                        &key("scale_out"),
+                        "a scale-out needs a balancer: `[server] replicas` of 2 or more, or a \
+                         `[scenario.balancer]`"
+                            .into(),
+                    ))
+                }
+                Some(x) => {
+                    let room = MAX_REPLICAS - servers.replicas;
+                    let add = u32::try_from(x.add)
+                        .ok()
+                        .filter(|a| (1..=room).contains(a))
+                        .ok_or_else(|| {
+                            err(
+                                &key("scale_out.add"),
+                                format!(
+                                    "must be between 1 and {room} (at most {MAX_REPLICAS} replicas \
+                                     in all), got {}",
+                                    x.add
+                                ),
+                            )
+                        })?;
+                    let history = x.history.unwrap_or_default();
+                    if history == crate::profile::ScaleOutHistory::Backplane
+                        && servers.backplane != crate::profile::Backplane::Shared
+                    {
+                        return Err(err(
+                            &key("scale_out.history"),
+                            "\"backplane\" replays the shared backplane: it needs \
+                             `[server] backplane = \"shared\"`"
+                                .into(),
+                        ));
+                    }
+                    Some(ScaleOut {
+                        at: within_run(&key("scale_out.at"), x.at.0)?,
+                        add,
+                        history,
+                    })
+                }
+                None => None,
+            };
             scenarios.push(Scenario {
                 name: s.name.clone(),
                 description: s.description.clone().unwrap_or_default(),
@@ -729,6 +786,7 @@ impl Plan {
                 restart,
                 balancer,
                 deploy,
+                scale_out,
             });
         }
         if scenarios.is_empty() {
@@ -914,6 +972,80 @@ mod tests {
             (e.line, e.key.as_deref()),
             (Some(7), Some("scenario[1].name"))
         );
+    }
+
+    #[test]
+    fn scale_out_keys_are_validated_and_located() {
+        let ok = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.scale_out]\n\
+             at = \"30s\"\nadd = 2\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.scenarios[0].scale_out,
+            Some(ScaleOut {
+                at: Duration::from_secs(30),
+                add: 2,
+                history: crate::profile::ScaleOutHistory::None,
+            })
+        );
+        assert!(ok.scenarios[0].faults().contains(&"scale-out"));
+        // One server and no balancer: nothing to add replicas behind.
+        let e = plan(&format!(
+            "{BASE}[[scenario]]\nname = \"a\"\n[scenario.scale_out]\nat = \"30s\"\nadd = 1\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("scenario[0].scale_out"));
+        assert!(e.message.contains("balancer"), "{e}");
+        // A balancer in front of one server is enough.
+        let one = plan(&format!(
+            "{BASE}[[scenario]]\nname = \"a\"\n[scenario.balancer]\n[scenario.scale_out]\n\
+             at = \"30s\"\nadd = 1\n"
+        ))
+        .unwrap();
+        assert_eq!(one.scenarios[0].scale_out.as_ref().map(|s| s.add), Some(1));
+        for add in ["0", "-1", "31"] {
+            let e = plan(&format!(
+                "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n\
+                 [scenario.scale_out]\nat = \"30s\"\nadd = {add}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(
+                (e.line, e.key.as_deref()),
+                (Some(10), Some("scenario[0].scale_out.add")),
+                "add = {add}: {e}"
+            );
+        }
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.scale_out]\n\
+             at = \"1m\"\nadd = 1\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(9), Some("scenario[0].scale_out.at"))
+        );
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.scale_out]\n\
+             at = \"10s\"\nadd = 1\nremove = 1\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("remove"), "{e}");
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\nbackplane = \"none\"\n[[scenario]]\nname = \"a\"\n\
+             [scenario.scale_out]\nat = \"10s\"\nadd = 1\nhistory = \"backplane\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(12), Some("scenario[0].scale_out.history"))
+        );
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.scale_out]\n\
+             at = \"10s\"\nadd = 1\nhistory = \"redis\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("scenario[0].scale_out.history"));
     }
 
     #[test]

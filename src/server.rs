@@ -67,6 +67,9 @@ pub async fn route(request: Request<Incoming>, server: Rc<ServerCtx>) -> Respons
     };
     let response = if path == MESSAGES_PATH {
         http::receive_upstream(request, server).await
+    } else if path == crate::transport::engine_io::PATH {
+        // The WebSocket transport's long-polling fallback (engine.io sessions).
+        crate::transport::engine_io::serve(request, server).await
     } else {
         let owner = TransportKind::ALL
             .into_iter()
@@ -85,6 +88,9 @@ pub async fn route(request: Request<Incoming>, server: Rc<ServerCtx>) -> Respons
 pub fn allowed_methods(path: &str) -> Option<&'static str> {
     if path == MESSAGES_PATH {
         return Some("POST, OPTIONS");
+    }
+    if path == crate::transport::engine_io::PATH {
+        return Some("GET, POST, OPTIONS");
     }
     let transport = TransportKind::ALL
         .into_iter()

@@ -181,3 +181,46 @@ fn windowed_runs_are_deterministic() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn windows_match_ticks_with_a_scale_out_and_the_websocket_fallback() {
+    // The scale-out is a scheduled action windows must stop at; the fallback's engine.io sessions
+    // (pings, held polls, refusals under round-robin) run through a proxy and the balancer.
+    let text = r#"
+name = "scale-out"
+duration = "40s"
+clients = 20
+transports = ["polling", "sse", "websocket"]
+[workload]
+events_per_second = 2.0
+[websocket]
+fallback = "long-polling"
+ping_interval = "5s"
+ping_timeout = "3s"
+[server]
+replicas = 2
+[[scenario]]
+name = "scale-out"
+[scenario.proxy]
+block_websocket = true
+buffer_bytes = 0
+[scenario.balancer]
+policy = "round-robin"
+[scenario.scale_out]
+at = "15s"
+add = 2
+"#;
+    let dir = temp_dir("la-scale-out");
+    let auto = run_text("scale-out", text, "auto", &dir, "auto");
+    let off = run_text("scale-out", text, "off", &dir, "off");
+    assert!(
+        auto == off,
+        "a scale-out's report differs between lookahead auto and off"
+    );
+    let runs = runs(&auto);
+    assert!(
+        total(&runs, "scale-out", "session_refusals") > 0,
+        "round-robin refused no fallback session"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

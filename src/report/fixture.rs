@@ -135,6 +135,7 @@ pub fn metrics(
         open_connections_mean: None,
         imbalance: None,
         per_replica: None,
+        session_refusals: None,
         timeline: Timeline {
             buckets,
             event_delay_ms,

@@ -202,7 +202,10 @@ impl Live {
                 recorder,
                 epoch,
             )
-            .with_policy(config.policy.clone()),
+            .with_policy(config.policy.clone())
+            // engine.io session ids from the epoch-based id base: a restarted server never
+            // reissues an id a browser still holds.
+            .with_session_seed(config.id_base),
         );
         Rc::new(Self {
             page: page::render(&config),

@@ -149,8 +149,8 @@ impl HttpConnection {
         !self.sender.is_closed()
     }
 
-    /// Sends a request with the headers a browser's `fetch` would send.
-    pub async fn send(
+    /// Sends a request with the headers a browser's `fetch` would send; any status is an answer.
+    pub async fn send_any(
         &mut self,
         method: Method,
         path_and_query: &str,
@@ -185,10 +185,46 @@ impl HttpConnection {
         let response = tokio::time::timeout(patience, exchange)
             .await
             .map_err(|_| RequestError::Timeout)??;
+        Ok(response)
+    }
+
+    /// [`HttpConnection::send_any`], with an error status as [`RequestError::Status`].
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        extra_headers: &[(&str, &str)],
+        body: Option<(Bytes, &'static str)>,
+        patience: Duration,
+    ) -> Result<Response<Incoming>, RequestError> {
+        let response = self
+            .send_any(method, path_and_query, extra_headers, body, patience)
+            .await?;
         if !response.status().is_success() && response.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(RequestError::Status(response.status()));
         }
         Ok(response)
+    }
+
+    /// A request whose answer, whatever its status, is read whole within `patience` (engine.io's
+    /// refusals carry their reason in a JSON body).
+    pub async fn exchange(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<(Bytes, &'static str)>,
+        patience: Duration,
+    ) -> Result<(StatusCode, Bytes), RequestError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let response = self
+            .send_any(method, path_and_query, &[], body, patience)
+            .await?;
+        let status = response.status();
+        let body = tokio::time::timeout_at(deadline, response.into_body().collect())
+            .await
+            .map_err(|_| RequestError::Timeout)?
+            .map_err(RequestError::Http)?;
+        Ok((status, body.to_bytes()))
     }
 
     /// A GET whose whole body is read within `patience`, with the cursor of the server's reset

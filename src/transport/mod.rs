@@ -26,6 +26,7 @@ use crate::net::{BoxIo, Connector, CountingStream, Purpose};
 use crate::recorder::SharedRecorder;
 use crate::scenario::{TransportSettings, Workload};
 
+pub mod engine_io;
 pub mod event_stream;
 pub mod http;
 mod kind;
@@ -88,6 +89,8 @@ pub struct ServerCtx {
     /// Where this server counts its open connections (one simulated server without a balancer; a
     /// balancer counts its replicas' itself, and `rtsim serve` does not count).
     pub open_connections: Option<Rc<crate::recorder::OpenCount>>,
+    /// The WebSocket fallback's engine.io sessions this server holds (they die with it).
+    pub sessions: RefCell<engine_io::SessionTable>,
 }
 
 /// What the server accepts from clients: body and message sizes, how long a body may take, and
@@ -234,12 +237,20 @@ impl ServerCtx {
             shutdown: Rc::new(Shutdown::default()),
             requests: std::cell::Cell::new(0),
             open_connections: None,
+            sessions: RefCell::new(engine_io::SessionTable::default()),
         }
     }
 
     /// The same server, counting its open connections in `count`.
     pub fn counting_connections(mut self, count: Rc<crate::recorder::OpenCount>) -> Self {
         self.open_connections = Some(count);
+        self
+    }
+
+    /// The same server issuing engine.io session ids from `seed`: every server (replica, boot) of
+    /// a run gets its own, so no two issue the same id.
+    pub fn with_session_seed(self, seed: u64) -> Self {
+        *self.sessions.borrow_mut() = engine_io::SessionTable::new(seed);
         self
     }
 

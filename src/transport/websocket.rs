@@ -5,7 +5,7 @@
 //! frame (`{"type":"welcome","last_event_id":N}`) telling the client where it starts. A reconnecting client with `resume`
 //! asks for `?last_event_id=<id>` and the server replays from its history. When the upgrade is refused
 //! (a restrictive proxy), a client with `fallback = "long-polling"` switches to long polling, as
-//! Socket.IO and SignalR do.
+//! Socket.IO and SignalR do: engine.io's polling sessions (see [`super::engine_io`]).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -24,8 +24,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use super::engine_io;
 use super::http::{self, ResponseBody};
-use super::long_polling::run_long_poll_client;
 use super::{ClientCtx, ConnectionGuard, Reset, ServerCtx, Transport, TransportKind};
 use crate::net::Purpose;
 use crate::profile::Fallback;
@@ -372,8 +372,8 @@ async fn run_websocket_client(client: Rc<ClientCtx>) {
             Session::Failed => {}
             Session::Refused if client.settings.ws_fallback == Fallback::LongPolling => {
                 client.recorder.borrow_mut().fallback();
-                tokio::task::spawn_local(http::upstream_loop(client.clone()));
-                run_long_poll_client(&client).await;
+                // Socket.IO's fallback: engine.io polling sessions, upstream messages included.
+                engine_io::run_client(&client, last_id, resumable).await;
                 return;
             }
             Session::Refused => {}

@@ -13,6 +13,10 @@
 //! history gets it `backplane_latency` later — the publishing replica too, as a replica subscribed to
 //! its own channel hears it, so that every history holds the events in publication order.
 //!
+//! A scale-out (`[scenario.scale_out]`) adds replicas while running: the balancer knows them from the
+//! start and takes them into its rotation when they start ([`Balancer::scale_to`]); their hubs join
+//! the backplane then, with no earlier history ([`Backplanes::join`]).
+//!
 //! This module wires hosts and counts connections; it never decides what a transport does with a
 //! missing event (the transports and the recorder measure that).
 
@@ -83,9 +87,10 @@ impl ReplicaLoad {
     }
 }
 
-/// The replicas' hubs and the way events reach them.
+/// The replicas' hubs and the way events reach them. A scale-out adds hubs while the run goes on
+/// ([`Backplanes::join`]); events are published round the replicas running at the time.
 pub struct Backplanes {
-    pub hubs: Vec<Rc<Hub>>,
+    pub hubs: RefCell<Vec<Rc<Hub>>>,
     pub loads: Vec<Rc<ReplicaLoad>>,
     pub backplane: Backplane,
     pub latency: Duration,
@@ -99,13 +104,14 @@ impl Backplanes {
         event: Event,
         queue: &tokio::sync::mpsc::UnboundedSender<(Instant, Event)>,
     ) {
-        let origin = ((event.id.saturating_sub(1)) % self.hubs.len() as u64) as usize;
+        let hubs = self.hubs.borrow();
+        let origin = ((event.id.saturating_sub(1)) % hubs.len() as u64) as usize;
         let load = &self.loads[origin];
         load.published.set(load.published.get() + 1);
         match self.backplane {
-            Backplane::None => self.hubs[origin].push(event),
+            Backplane::None => hubs[origin].push(event),
             Backplane::Shared if self.latency.is_zero() => {
-                for hub in &self.hubs {
+                for hub in hubs.iter() {
                     hub.push(event.clone());
                 }
             }
@@ -123,10 +129,33 @@ impl Backplanes {
     ) {
         while let Some((due, event)) = queue.recv().await {
             tokio::time::sleep_until(due).await;
-            for hub in &self.hubs {
+            for hub in self.hubs.borrow().iter() {
                 hub.push(event.clone());
             }
         }
+    }
+
+    /// A scale-out: a new replica's hub joins the backplane and hears the events published from now
+    /// on. With `replay` (a Redis Streams-like backplane, read from the oldest entry it holds) it
+    /// first gets what the other replicas hold, so it serves the same cursors they do. Without (a
+    /// Redis pub/sub subscriber: nothing from before) it starts empty after the newest event any
+    /// replica holds, so a client resuming there from an older cursor is told it missed events (a
+    /// reset) rather than silently given none.
+    pub fn join(&self, capacity: usize, replay: bool) -> Rc<Hub> {
+        let hubs = self.hubs.borrow();
+        let hub = match hubs.first() {
+            Some(first) if replay => {
+                let hub = Hub::new(capacity);
+                for event in first.since(0).events {
+                    hub.push(event);
+                }
+                hub
+            }
+            _ => Hub::with_base(capacity, hubs.iter().map(|h| h.latest()).max().unwrap_or(0)),
+        };
+        drop(hubs);
+        self.hubs.borrow_mut().push(hub.clone());
+        hub
     }
 }
 
@@ -140,6 +169,8 @@ pub struct Balancer {
     loads: Vec<Rc<ReplicaLoad>>,
     total: Rc<ReplicaLoad>,
     next: Cell<usize>,
+    /// Replicas running and in the target group: the first `active` backends (a scale-out raises it).
+    active: Cell<usize>,
 }
 
 impl Balancer {
@@ -150,6 +181,7 @@ impl Balancer {
         loads: Vec<Rc<ReplicaLoad>>,
         total: Rc<ReplicaLoad>,
     ) -> Self {
+        let backends_len = backends.len();
         Self {
             settings,
             backends,
@@ -157,13 +189,19 @@ impl Balancer {
             loads,
             total,
             next: Cell::new(0),
+            active: Cell::new(backends_len),
         }
+    }
+
+    /// A scale-out: the first `n` backends take connections from now on.
+    pub fn scale_to(&self, n: usize) {
+        self.active.set(n.min(self.backends.len()));
     }
 
     /// The replicas to try for a connection from `peer`, the policy's choice first, then the rest in
     /// order (a refused connect moves on to the next).
     fn candidates(&self, peer: SocketAddr) -> Vec<usize> {
-        let n = self.backends.len();
+        let n = self.active.get().max(1);
         let first = match self.settings.policy {
             BalancePolicy::RoundRobin => {
                 let k = self.next.get() % n;

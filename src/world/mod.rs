@@ -8,7 +8,8 @@
 //! mile and the internet); links between middleboxes and the server are a data centre's (no latency
 //! beyond the 1-tick hop). With `[server] replicas` (or a `[scenario.balancer]`) the server is
 //! `server-0` … `server-<n-1>` behind a load balancer, the innermost middlebox, and an `events` host
-//! publishes round them (see `world/balancer.rs`).
+//! publishes round them (see `world/balancer.rs`). A `[scenario.scale_out]` starts more replica hosts
+//! while the run goes on (between steps, at a lookahead barrier) and widens the balancer to them.
 //!
 //! This is the only module that knows about turmoil. It wires hosts and links, starts the transports'
 //! halves on them, steps simulated time to the end and hands back what the recorder saw.
@@ -121,6 +122,8 @@ mod streams {
     pub const PUBLISHER: u64 = 2;
     pub const ARRIVALS: u64 = 3;
     pub const SWITCHES: u64 = 4;
+    /// engine.io session ids: per server host and boot, `+ (host << 16) + (boot << 8)`.
+    pub const SESSIONS: u64 = 5;
     pub const CLIENT_BASE: u64 = 1 << 32;
 }
 
@@ -228,7 +231,17 @@ pub fn recovery_horizon(
                 .ws_ping_interval
                 .map(|p| p + s.ws_ping_timeout)
                 .unwrap_or_default();
-            silence.max(s.request_timeout) + long_poll
+            // The fallback's engine.io poll is held up to a ping interval, its silence check adds
+            // the ping timeout.
+            let fallback = match s.ws_fallback {
+                crate::profile::Fallback::LongPolling => s
+                    .ws_ping_interval
+                    .unwrap_or(crate::transport::engine_io::DEFAULT_PING_INTERVAL)
+                    .saturating_add(s.ws_ping_timeout + s.request_timeout)
+                    .max(long_poll),
+                _ => long_poll,
+            };
+            silence.max(s.request_timeout) + fallback
         }
     };
     let outage = scenario
@@ -288,14 +301,18 @@ pub fn run(
     // Replicas behind a load balancer: the balancer is the first middlebox in front of them.
     let mut server_hosts = vec![SERVER_HOST.to_string()];
     let mut fleet = None;
+    // With a scale-out the balancer knows the added replicas from the start but sends them nothing
+    // until they run.
+    let mut scale_out = None;
     if let Some(settings) = &scenario.balancer {
         let replicas = plan.servers.replicas as usize;
+        let added = scenario.scale_out.as_ref().map_or(0, |s| s.add as usize);
         server_hosts = (0..replicas).map(balancer::replica_host).collect();
-        let backends = server_hosts
-            .iter()
-            .map(|h| (h.clone(), SERVER_PORT))
+        let backends = (0..replicas + added)
+            .map(|k| (balancer::replica_host(k), SERVER_PORT))
             .collect();
-        let loads: Vec<Rc<balancer::ReplicaLoad>> = (0..replicas).map(|_| Rc::default()).collect();
+        let loads: Vec<Rc<balancer::ReplicaLoad>> =
+            (0..replicas + added).map(|_| Rc::default()).collect();
         let total: Rc<balancer::ReplicaLoad> = Rc::default();
         let running = Rc::new(balancer::Balancer::new(
             settings.clone(),
@@ -304,6 +321,10 @@ pub fn run(
             loads.clone(),
             total.clone(),
         ));
+        running.scale_to(replicas);
+        if let Some(s) = &scenario.scale_out {
+            scale_out = Some((s.clone(), running.clone()));
+        }
         fleet = Some(Fleet { loads, total });
         sim.host(balancer::BALANCER_HOST, move || {
             running.clone().run(SERVER_PORT)
@@ -362,8 +383,9 @@ pub fn run(
     let boots = Rc::new(std::cell::Cell::new(0u64));
     // One server without a balancer counts its own open connections (a balancer counts its fleet's).
     let server_open: Rc<crate::recorder::OpenCount> = Rc::default();
+    let mut backplanes = None;
     if let Some(fleet) = &fleet {
-        replicas(
+        backplanes = Some(replicas(
             &mut sim,
             plan,
             spec.seed,
@@ -371,7 +393,7 @@ pub fn run(
             &recorder,
             &settings,
             &workload,
-        );
+        ));
     } else {
         let recorder = recorder.clone();
         let settings = settings.clone();
@@ -389,7 +411,8 @@ pub fn run(
                     recorder.clone(),
                     SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
                 )
-                .counting_connections(open.clone()),
+                .counting_connections(open.clone())
+                .with_session_seed(derive_seed(seed, streams::SESSIONS + (boot << 8))),
             );
             let publisher = hub::publish(
                 hub.clone(),
@@ -494,6 +517,7 @@ pub fn run(
     }
 
     // Links inside the data centre carry no extra latency: the profile's latency is the clients' path.
+    let data_centre = inner_hosts.clone();
     for (i, a) in inner_hosts.iter().enumerate() {
         for b in &inner_hosts[i + 1..] {
             sim.set_link_latency(a.as_str(), b.as_str(), Duration::ZERO);
@@ -512,6 +536,10 @@ pub fn run(
     // A rolling deploy's phases are taken by the run loop between steps, like a restart.
     for at in deploy.iter().flat_map(balancer::Rollout::moments) {
         barriers.at_or_after(at);
+    }
+    // A scale-out is taken by the run loop between steps too.
+    if let Some((s, _)) = &scale_out {
+        barriers.at_or_after(s.at);
     }
     let mut barriers = barriers.sorted();
     let mut restarted = false;
@@ -542,6 +570,35 @@ pub fn run(
         }
         if let Some(rollout) = &mut deploy {
             rollout.step(&mut sim, &recorder);
+        }
+        if let (Some((s, running)), Some(fleet), Some(bus)) = (&scale_out, &fleet, &backplanes) {
+            if sim.elapsed() >= s.at {
+                let first = server_hosts.len();
+                let mut linked = data_centre.clone();
+                for k in first..first + s.add as usize {
+                    let host = balancer::replica_host(k);
+                    let replay = s.history == crate::profile::ScaleOutHistory::Backplane;
+                    let hub = bus.join(settings.history, replay);
+                    start_replica(
+                        &mut sim,
+                        (k, &host),
+                        (hub, fleet.loads[k].clone()),
+                        &recorder,
+                        &settings,
+                        spec.seed,
+                    );
+                    for other in &linked {
+                        sim.set_link_latency(host.as_str(), other.as_str(), Duration::ZERO);
+                    }
+                    linked.push(host.clone());
+                    server_hosts.push(host);
+                }
+                running.scale_to(first + s.add as usize);
+                recorder
+                    .borrow_mut()
+                    .mark_fault_at(sim.elapsed(), format!("scale-out: +{} replicas", s.add));
+                scale_out = None;
+            }
         }
         if sim.elapsed() >= next_report {
             progress(sim.elapsed());
@@ -650,27 +707,21 @@ fn replicas(
     recorder: &crate::recorder::SharedRecorder,
     settings: &Rc<crate::scenario::TransportSettings>,
     workload: &Rc<crate::scenario::Workload>,
-) {
+) -> Rc<balancer::Backplanes> {
     let loads = &fleet.loads;
     let hubs: Vec<Rc<Hub>> = hosts.iter().map(|_| Hub::new(settings.history)).collect();
     for (k, host) in hosts.iter().enumerate() {
-        let hub = hubs[k].clone();
-        let load = loads[k].clone();
-        let recorder = recorder.clone();
-        let settings = settings.clone();
-        sim.host(host.as_str(), move || {
-            let server = Rc::new(ServerCtx::new(
-                hub.clone(),
-                settings.clone(),
-                recorder.clone(),
-                SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
-            ));
-            load.contexts.borrow_mut().push(server.clone());
-            serve(server)
-        });
+        start_replica(
+            sim,
+            (k, host),
+            (hubs[k].clone(), loads[k].clone()),
+            recorder,
+            settings,
+            seed,
+        );
     }
     let backplanes = Rc::new(balancer::Backplanes {
-        hubs,
+        hubs: RefCell::new(hubs),
         loads: loads.clone(),
         backplane: plan.servers.backplane,
         latency: plan.servers.backplane_latency,
@@ -678,6 +729,7 @@ fn replicas(
     let recorder = recorder.clone();
     let workload = workload.clone();
     let start = warmup(plan);
+    let bus = backplanes.clone();
     sim.host(balancer::EVENTS_HOST, move || {
         let backplanes = backplanes.clone();
         let (queue, bus) = tokio::sync::mpsc::unbounded_channel();
@@ -694,6 +746,36 @@ fn replicas(
             publisher.await;
             std::future::pending::<turmoil::Result>().await
         }
+    });
+    bus
+}
+
+/// Starts replica `k`'s host: the application server over its own hub, counted in its load, with
+/// engine.io session ids of its own per boot.
+fn start_replica(
+    sim: &mut turmoil::Sim<'_>,
+    (k, host): (usize, &str),
+    (hub, load): (Rc<Hub>, Rc<balancer::ReplicaLoad>),
+    recorder: &crate::recorder::SharedRecorder,
+    settings: &Rc<crate::scenario::TransportSettings>,
+    seed: u64,
+) {
+    let recorder = recorder.clone();
+    let settings = settings.clone();
+    sim.host(host, move || {
+        let boot = load.contexts.borrow().len() as u64;
+        let sessions = streams::SESSIONS + ((k as u64 + 1) << 16) + (boot << 8);
+        let server = Rc::new(
+            ServerCtx::new(
+                hub.clone(),
+                settings.clone(),
+                recorder.clone(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECONDS),
+            )
+            .with_session_seed(derive_seed(seed, sessions)),
+        );
+        load.contexts.borrow_mut().push(server.clone());
+        serve(server)
     });
 }
 #[cfg(test)]
