@@ -135,6 +135,9 @@ pub fn metrics(
         open_connections_mean: None,
         imbalance: None,
         per_replica: None,
+        restarts: None,
+        deploy_peak_reconnects_per_second: None,
+        served_again_s: None,
         timeline: Timeline {
             buckets,
             event_delay_ms,
@@ -144,6 +147,7 @@ pub fn metrics(
                 .map(|&(at, what)| (at, what.to_string()))
                 .collect(),
             latency_cdf_ms,
+            open_connections: Vec::new(),
         },
         ..RunMetrics::default()
     }

@@ -62,7 +62,9 @@ impl Transport for LongPolling {
                     }
                 })
                 .await;
-                if woken == Ok(true) {
+                // Woken by an event, or by a drain: a drained poll is answered with what is
+                // pending (`[]` if nothing), and its connection closes after it.
+                if woken.is_ok() {
                     news = encoded(&server);
                 }
             }

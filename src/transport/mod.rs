@@ -190,10 +190,18 @@ impl ShutdownWatch {
         if self.shutdown.is_triggered() {
             return std::task::Poll::Ready(());
         }
-        self.shutdown
-            .waiting
-            .borrow_mut()
-            .insert(self.id, cx.waker().clone());
+        let mut waiting = self.shutdown.waiting.borrow_mut();
+        match waiting.entry(self.id) {
+            // Polled again by the same task (every poll of a connection): keep the waker it has.
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                if !e.get().will_wake(cx.waker()) {
+                    e.insert(cx.waker().clone());
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(cx.waker().clone());
+            }
+        }
         std::task::Poll::Pending
     }
 

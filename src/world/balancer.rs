@@ -308,6 +308,27 @@ impl Rollout {
         Self { plan, loads, hosts }
     }
 
+    /// Each replica's restart as the recorder watches it (drain, stop, up).
+    pub fn restart_plans(&self) -> Vec<crate::recorder::RestartPlan> {
+        self.plan
+            .iter()
+            .enumerate()
+            .map(|(k, (times, _))| crate::recorder::RestartPlan {
+                replica: Some(k as u32),
+                cause: "deploy",
+                drain_at: times[0],
+                stop_at: times[1],
+                up_at: times[2],
+            })
+            .collect()
+    }
+
+    /// True while the deploy holds replica `k` down (stopped, not yet back): a `[scenario.restart]`
+    /// must not bring it back early.
+    pub fn holds_down(&self, k: usize) -> bool {
+        self.plan.get(k).is_some_and(|(_, done)| *done == 2)
+    }
+
     /// Every moment a phase falls due (drain, stop, up, per replica): a lookahead window must end at
     /// each, since [`Rollout::step`] acts between steps.
     pub fn moments(&self) -> impl Iterator<Item = Duration> + '_ {
@@ -322,6 +343,16 @@ impl Rollout {
         for (k, (times, done)) in self.plan.iter_mut().enumerate() {
             while *done < 3 && times[*done] <= now {
                 let host = self.hosts[k].as_str();
+                // The connections it holds as it drains, and those still open (cut) as it stops.
+                if *done < 2 {
+                    let open = self.loads[k].open.open();
+                    recorder.borrow_mut().restart_open(
+                        (Some(k as u32), "deploy"),
+                        now,
+                        *done == 1,
+                        open,
+                    );
+                }
                 match *done {
                     0 => {
                         self.loads[k].draining.set(true);

@@ -188,13 +188,24 @@ impl SortedBarriers {
 }
 
 /// A server host's software: the application server on [`SERVER_PORT`], each accepted connection
-/// served on its own task until the host stops.
+/// served on its own task until the host stops. When the server's shutdown is triggered (a deploy's
+/// drain) it closes its listening socket first, as a server stopping gracefully does (new connects
+/// are refused and the balancer moves on), and keeps serving what it has until the host stops.
 pub(crate) async fn serve(server: Rc<ServerCtx>) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
+    let mut stopping = server.shutdown.watch();
     loop {
-        let (stream, _peer) = listener.accept().await?;
+        let accepted = tokio::select! {
+            // Fixed branch order: tokio's random order is unseeded.
+            biased;
+            () = stopping.triggered() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, _peer) = accepted?;
         tokio::task::spawn_local(crate::server::serve_connection(stream, server.clone()));
     }
+    drop(listener);
+    std::future::pending().await
 }
 
 /// When the server starts publishing: after every client has had time to arrive (clients join at
@@ -513,6 +524,23 @@ pub fn run(
     for at in deploy.iter().flat_map(balancer::Rollout::moments) {
         barriers.at_or_after(at);
     }
+    // Each replica restart's own figures: the recorder watches a window round each.
+    let mut restart_plans: Vec<crate::recorder::RestartPlan> = deploy
+        .iter()
+        .flat_map(balancer::Rollout::restart_plans)
+        .collect();
+    if let Some(r) = &restart {
+        restart_plans.push(crate::recorder::RestartPlan {
+            replica: None,
+            cause: "restart",
+            drain_at: r.at,
+            stop_at: r.at,
+            up_at: r.at + r.down,
+        });
+    }
+    if !restart_plans.is_empty() {
+        recorder.borrow_mut().watch_restarts(restart_plans);
+    }
     let mut barriers = barriers.sorted();
     let mut restarted = false;
     let mut next_report = Duration::ZERO;
@@ -523,6 +551,18 @@ pub fn run(
         if let Some(r) = &restart {
             // Behind a balancer the whole fleet restarts at once (a rolling deploy is not this).
             if !restarted && sim.elapsed() >= r.at {
+                let open = match &fleet {
+                    Some(f) => f.total.open.open(),
+                    None => server_open.open(),
+                };
+                for stopping in [false, true] {
+                    recorder.borrow_mut().restart_open(
+                        (None, "restart"),
+                        sim.elapsed(),
+                        stopping,
+                        open,
+                    );
+                }
                 for host in &server_hosts {
                     sim.crash(host.as_str());
                 }
@@ -531,8 +571,11 @@ pub fn run(
                     .mark_fault_at(sim.elapsed(), "server restart");
                 restarted = true;
             }
-            for host in &server_hosts {
+            for (k, host) in server_hosts.iter().enumerate() {
+                // A replica a rolling deploy holds down stays down until the deploy brings it back.
+                let held = deploy.as_ref().is_some_and(|d| d.holds_down(k));
                 if restarted
+                    && !held
                     && sim.elapsed() >= r.at + r.down
                     && !sim.is_host_running(host.as_str())
                 {
@@ -589,6 +632,13 @@ pub fn run(
     let mut metrics = recorder.borrow().finish(plan.duration);
     if let Some(figures) = fleet_figures {
         figures.fill(&mut metrics);
+    }
+    if let Some(fleet) = &fleet {
+        metrics.timeline.open_connections = fleet
+            .loads
+            .iter()
+            .map(|l| l.open.series(plan.duration))
+            .collect();
     }
     if let Some((peak, mean)) = server_figures {
         metrics.open_connections_peak = Some(peak);
