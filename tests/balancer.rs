@@ -286,7 +286,10 @@ fn a_drain_closes_every_connection_before_the_stop_and_a_hard_stop_cuts_them() {
                 assert!(w["served_again_s"].as_f64().is_some(), "{w}");
                 // Every client the replica held had to go elsewhere.
                 assert!(u(w, "open_at_drain") > 0, "{w}");
-                assert!(u(w, "reconnect_attempts") >= u(w, "open_at_drain") / 2, "{w}");
+                assert!(
+                    u(w, "reconnect_attempts") >= u(w, "open_at_drain") / 2,
+                    "{w}"
+                );
             }
         }
         for (w_hard, w_drained) in restarts(stopped).iter().zip(restarts(graceful)) {

@@ -176,7 +176,7 @@ pub fn report_md(report: &Report) -> String {
     }
 
     md.push_str("## Charts\n\n");
-    for chart in Chart::ALL {
+    for chart in Chart::for_report(report) {
         let _ = writeln!(
             md,
             "![{}](charts/{}.png)\n\n*{}*\n",
