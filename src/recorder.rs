@@ -845,13 +845,16 @@ impl OpenCount {
         self.changed.set(now.max(from));
     }
 
-    /// Open connections in each second of `[0, end)`: the time-weighted mean over that second.
+    /// Open connections in each second of `[0, end)`: the time-weighted mean over that second. A
+    /// last, partial second is left out once the count has changed after `end` (its sum would hold
+    /// time past `end`).
     pub fn series(&self, end: Duration) -> Vec<f64> {
+        let later = self.changed.get() > end;
         self.advance(end);
         let seconds = self.per_second.borrow();
         let whole = end.as_secs() as usize;
         let partial = end.as_secs_f64() - whole as f64;
-        let count = whole + usize::from(partial > 0.0);
+        let count = whole + usize::from(partial > 0.0 && !later);
         (0..count)
             .map(|i| {
                 let sum = seconds.get(i).copied().unwrap_or(0.0);
@@ -983,6 +986,98 @@ mod tests {
             "{:?}",
             m.latency_ms
         );
+    }
+
+    #[test]
+    fn open_connections_are_sampled_per_second_where_the_count_changes() {
+        let clock = Rc::new(ManualClock(Cell::new(Duration::ZERO)));
+        let recorder = Recorder::new(clock.clone(), 1, Duration::from_secs(10)).shared();
+        let count: Rc<OpenCount> = Rc::default();
+        at(&clock, 500);
+        let a = count.opened(&recorder);
+        at(&clock, 1250);
+        let b = count.opened(&recorder);
+        at(&clock, 2000);
+        drop(a);
+        // A partial last second is the mean over the part that was run.
+        at(&clock, 2500);
+        assert_eq!(
+            count.series(Duration::from_millis(2500)),
+            vec![0.5, 1.75, 1.0]
+        );
+        // Second 0: open half of it; second 1: one, then two from 1.25 s; second 2: one.
+        assert_eq!(count.series(Duration::from_secs(3)), vec![0.5, 1.75, 1.0]);
+        // Asked again for an earlier end: the partial second would hold time past it, so it goes.
+        assert_eq!(count.series(Duration::from_millis(2500)), vec![0.5, 1.75]);
+        drop(b);
+        assert_eq!(count.peak(), 2);
+    }
+
+    #[test]
+    fn restart_windows_count_what_happened_round_each_restart() {
+        let clock = Rc::new(ManualClock(Cell::new(Duration::ZERO)));
+        let mut r = Recorder::new(clock.clone(), 2, Duration::from_secs(10));
+        let s = Duration::from_secs;
+        r.watch_restarts(vec![
+            RestartPlan {
+                replica: Some(1),
+                cause: "deploy",
+                drain_at: s(20),
+                stop_at: s(22),
+                up_at: s(24),
+            },
+            RestartPlan {
+                replica: Some(0),
+                cause: "deploy",
+                drain_at: s(10),
+                stop_at: s(12),
+                up_at: s(14),
+            },
+        ]);
+        let addr: SocketAddr = "10.0.0.2:4000".parse().unwrap();
+        r.connection_opened(0, addr, Purpose::Session);
+        r.connection_opened(1, addr, Purpose::Session);
+        at(&clock, 9_000);
+        let early = r.published();
+        at(&clock, 11_000);
+        let first = r.published();
+        // Client 0 reconnects twice in the first window, client 1 once in the second.
+        r.connect_attempt(0, Purpose::Session);
+        at(&clock, 11_500);
+        r.reconnect(0);
+        r.connect_attempt(0, Purpose::Session);
+        assert!(r.delivered(0, first));
+        assert!(r.delivered(0, early));
+        at(&clock, 12_000);
+        assert!(!r.delivered(0, first), "a duplicate in the first window");
+        at(&clock, 16_000);
+        assert!(r.delivered(1, first));
+        at(&clock, 21_000);
+        r.connect_attempt(1, Purpose::Session);
+        let second = r.published();
+        at(&clock, 21_100);
+        assert!(r.delivered(0, second));
+        r.close(s(40));
+        let m = r.finish(s(40));
+        let w = m.restarts.as_ref().unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].replica, w[1].replica), (Some(0), Some(1)));
+        // The first window ends where the second begins (14 + 5 s would overlap it).
+        assert_eq!((w[0].window_end_s, w[1].window_end_s), (19.0, 29.0));
+        assert_eq!((w[0].reconnect_attempts, w[0].reconnects), (2, 1));
+        assert_eq!(w[0].peak_reconnects_per_second, 2);
+        assert_eq!((w[0].duplicates, w[0].lost), (1, 0));
+        assert_eq!(w[0].max_latency_ms, Some(5000.0));
+        // Served again: client 0 at 11.5 s, client 1 at 16 s, after the drain at 10 s.
+        assert_eq!((w[0].served_again_s, w[0].unserved), (Some(6.0), 0));
+        assert_eq!(w[1].reconnect_attempts, 1);
+        // Event `second` never reached client 1: lost, in the second window, and it was never served.
+        assert_eq!(
+            (w[1].lost, w[1].unserved, w[1].served_again_s),
+            (1, 1, None)
+        );
+        assert_eq!(m.served_again_s, Some(None));
+        assert_eq!(m.deploy_peak_reconnects_per_second, Some(2));
     }
 
     #[test]

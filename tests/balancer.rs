@@ -202,6 +202,14 @@ fn replicas_balancer_and_restart_reproduce_byte_for_byte() {
     ]);
     assert!(output.status.success());
     assert!(first.iter().all(|r| r["per_replica"].is_array()));
+    // The restart and each replica's deploy phase, each with its own window, in time order.
+    for run in &first {
+        let causes: Vec<&str> = restarts(run)
+            .iter()
+            .map(|w| w["cause"].as_str().unwrap())
+            .collect();
+        assert_eq!(causes, ["restart", "deploy", "deploy", "deploy"], "{run}");
+    }
     let a = files(&dir.join("a"));
     assert!(!a.is_empty());
     assert_eq!(a, files(&out));

@@ -137,6 +137,9 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
             // it while idle, as a draining one does): the GET goes again at once on a new
             // connection, once, as a browser resends it; a second failure is a real one.
             Err(error) if reused && !resent && error.is_closed_before_answer() => {
+                // Without a working session from now (a resend that works ends it at once); not a
+                // reconnect after a lost session, which only a failed resend is.
+                client.recorder.borrow_mut().session_down(client.id);
                 connection = None;
                 resent = true;
                 next_poll = Instant::now();

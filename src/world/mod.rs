@@ -593,6 +593,13 @@ pub fn run(
     }
     // The replicas' load is taken at the end of the measured run (imbalance is "at the end").
     let fleet_figures = fleet.as_ref().map(|f| f.figures(sim.elapsed()));
+    // Each replica's open connections per second, for the chart (taken before clients recover).
+    let fleet_series: Option<Vec<Vec<f64>>> = fleet.as_ref().map(|f| {
+        f.loads
+            .iter()
+            .map(|l| l.open.series(plan.duration))
+            .collect()
+    });
     let server_figures = fleet
         .is_none()
         .then(|| (server_open.peak(), server_open.mean(sim.elapsed())));
@@ -633,12 +640,8 @@ pub fn run(
     if let Some(figures) = fleet_figures {
         figures.fill(&mut metrics);
     }
-    if let Some(fleet) = &fleet {
-        metrics.timeline.open_connections = fleet
-            .loads
-            .iter()
-            .map(|l| l.open.series(plan.duration))
-            .collect();
+    if let Some(series) = fleet_series {
+        metrics.timeline.open_connections = series;
     }
     if let Some((peak, mean)) = server_figures {
         metrics.open_connections_peak = Some(peak);
