@@ -33,11 +33,17 @@ where
     // Open until hyper lets the connection go; an upgraded WebSocket session counts itself from there.
     let _open = server.connection_opened();
     let server_shutdown = server.shutdown.clone();
-    let service = service_fn(move |request| {
+    // Numbered, so that its watchers (its own and its requests') share one moment in a spread drain.
+    let index = server.connections_numbered.get();
+    server.connections_numbered.set(index + 1);
+    let service = service_fn(move |mut request: Request<Incoming>| {
         let server = server.clone();
+        request
+            .extensions_mut()
+            .insert(crate::transport::ConnectionIndex(index));
         async move { Ok::<_, Infallible>(route(request, server).await) }
     });
-    let mut stopping = server_shutdown.watch();
+    let mut stopping = server_shutdown.watch_connection(Some(index));
     let mut builder = http1::Builder::new();
     // hyper's own Date header reads the wall clock; responses carry a simulated date instead.
     builder.auto_date_header(false);

@@ -263,7 +263,8 @@ fn restarts(run: &Value) -> &Vec<Value> {
 }
 
 #[test]
-fn a_drain_closes_every_connection_before_the_stop_and_a_hard_stop_cuts_them() {
+fn a_drain_closes_every_connection_before_the_stop_a_hard_stop_cuts_them_and_a_spread_drain_spreads_the_reconnects(
+) {
     let dir = temp_dir("drain");
     // Deploy moments half-way between events, so that the drain does not fall where every long
     // poll has just been answered.
@@ -278,6 +279,11 @@ fn a_drain_closes_every_connection_before_the_stop_and_a_hard_stop_cuts_them() {
     };
     let hard = simulate(&dir, "hard", &profile("0s"));
     let drained = simulate(&dir, "drained", &profile("4s"));
+    let spread = simulate(
+        &dir,
+        "spread",
+        &profile("4s").replace("drain = \"4s\"", "drain = \"4s\"\nclose_spread = \"3s\""),
+    );
     for (stopped, graceful) in hard.iter().zip(&drained) {
         let transport = stopped["transport"].as_str().unwrap();
         for (name, run) in [("hard", stopped), ("drained", graceful)] {
@@ -311,6 +317,27 @@ fn a_drain_closes_every_connection_before_the_stop_and_a_hard_stop_cuts_them() {
             // ended, held long polls answered with `Connection: close`, idle keep-alive closed.
             assert_eq!(u(w_drained, "open_at_stop"), 0, "{transport}: {w_drained}");
         }
+        // Closes spread over 3 s of the drain (HAProxy's close-spread-time): the clients of a
+        // replica reconnect over those seconds, not all in one, and still nothing is cut or lost.
+        let spread_run = spread
+            .iter()
+            .find(|r| r["transport"] == graceful["transport"])
+            .unwrap();
+        assert_eq!(u(spread_run, "lost"), 0, "{transport}: {spread_run}");
+        for (w_drained, w_spread) in restarts(graceful).iter().zip(restarts(spread_run)) {
+            assert_eq!(u(w_spread, "open_at_stop"), 0, "{transport}: {w_spread}");
+            assert_eq!(u(w_spread, "unserved"), 0, "{transport}: {w_spread}");
+            assert!(
+                u(w_spread, "peak_reconnects_per_second")
+                    < u(w_drained, "peak_reconnects_per_second"),
+                "{transport}: spread {w_spread} vs at once {w_drained}"
+            );
+        }
+        assert!(
+            u(spread_run, "deploy_peak_reconnects_per_second")
+                < u(graceful, "deploy_peak_reconnects_per_second"),
+            "{transport}"
+        );
         // What the drain changes for the clients is measured, not asserted: print it for the record.
         let figures = |run: &Value| {
             restarts(run)
@@ -325,9 +352,10 @@ fn a_drain_closes_every_connection_before_the_stop_and_a_hard_stop_cuts_them() {
                 .join(", ")
         };
         eprintln!(
-            "{transport}: hard stop [{}], drain 4s [{}]",
+            "{transport}: hard stop [{}], drain 4s [{}], drain 4s spread 3s [{}]",
             figures(stopped),
-            figures(graceful)
+            figures(graceful),
+            figures(spread_run)
         );
     }
 }

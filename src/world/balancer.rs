@@ -288,6 +288,8 @@ async fn relay(client: TcpStream, server: TcpStream, idle: Duration) -> bool {
 pub struct Rollout {
     /// Per replica: (drain at, stop at, up at) and how far it got (0 to 3 phases done).
     plan: Vec<([Duration; 3], usize)>,
+    /// Over how long a draining replica's connection closes are spread.
+    close_spread: Duration,
     loads: Vec<Rc<ReplicaLoad>>,
     hosts: Vec<String>,
 }
@@ -305,7 +307,12 @@ impl Rollout {
                 ([drain_at, stop_at, stop_at + deploy.down], 0)
             })
             .collect();
-        Self { plan, loads, hosts }
+        Self {
+            plan,
+            loads,
+            hosts,
+            close_spread: deploy.close_spread,
+        }
     }
 
     /// Each replica's restart as the recorder watches it (drain, stop, up).
@@ -359,7 +366,7 @@ impl Rollout {
                         if times[1] > times[0] {
                             // Graceful: streams end, WebSocket sessions close with 1001.
                             if let Some(server) = self.loads[k].contexts.borrow().last() {
-                                server.shutdown.trigger();
+                                server.shutdown.trigger_spread(self.close_spread);
                             }
                             recorder
                                 .borrow_mut()
