@@ -68,6 +68,10 @@ pub struct Timeline {
     /// The delivery latency distribution: (latency in ms, share of deliveries at or below it, 0–1),
     /// ascending; see [`cdf_points`].
     pub latency_cdf_ms: Vec<(f64, f64)>,
+    /// Behind a load balancer: per replica, its open connections in each simulated second (the
+    /// time-weighted mean over that second). Empty for one server and in older shard files.
+    #[serde(default)]
+    pub open_connections: Vec<Vec<f64>>,
 }
 
 /// How one event's delivery delay spread across the clients that received it, milliseconds.
@@ -235,6 +239,22 @@ pub struct RunMetrics {
     /// as the clients saw them during the measured run. Present when any client fell back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_refusals: Option<u64>,
+    /// Each replica restart (a rolling deploy's phase or a `[scenario.restart]`), in time order,
+    /// with what happened around it; absent when the scenario restarts nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<Vec<RestartMetrics>>,
+    /// Most session reconnect attempts in any one simulated second from the deploy's first drain to
+    /// the end of its last restart's window; absent without a `[scenario.deploy]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_peak_reconnects_per_second: Option<u64>,
+    /// The longest any restart's `served_again_s` (see [`RestartMetrics`]); `null` when some client
+    /// was not served again after some restart; absent when the scenario restarts nothing.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub served_again_s: Option<Option<f64>>,
     /// Time series, exported separately (CSV, charts).
     #[serde(skip)]
     pub timeline: Timeline,
@@ -262,6 +282,56 @@ pub struct ReplicaMetrics {
     /// Open when the measured run ended.
     pub open_connections_end: u64,
 }
+
+/// What happened around one replica restart. Its window runs from the moment the replica stops
+/// taking connections (its drain, or its stop when it does not drain) until it is back up plus
+/// [`RESTART_SETTLE`], cut short where the next restart's window begins (windows never overlap).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestartMetrics {
+    /// The replica (0-based, host `server-<replica>`); `null` for a `[scenario.restart]`, which
+    /// restarts every replica (or the lone server) at once.
+    pub replica: Option<u32>,
+    /// `"deploy"` or `"restart"`.
+    pub cause: String,
+    /// When it stopped taking new connections (its drain; its stop without one), seconds.
+    pub drain_at_s: f64,
+    /// When it stopped (its connections still open were cut), seconds.
+    pub stop_at_s: f64,
+    /// When it was back up, seconds.
+    pub up_at_s: f64,
+    /// The end of its window, seconds.
+    pub window_end_s: f64,
+    /// Times a client set out to reconnect after losing its session, in the window.
+    pub reconnects: u64,
+    /// Session connect attempts by clients that had a connection before, in the window (the load
+    /// the fleet sees; a long poll answered `Connection: close` is one, without a lost session).
+    pub reconnect_attempts: u64,
+    /// Most reconnect attempts in one simulated second of the window.
+    pub peak_reconnects_per_second: u64,
+    /// Deliveries owed for events published in the window that never arrived (nor are stranded).
+    pub lost: u64,
+    /// Copies of events a client already had, received in the window.
+    pub duplicates: u64,
+    /// The slowest delivery of an event published in the window, milliseconds; `null` if none was
+    /// delivered.
+    pub max_latency_ms: Option<f64>,
+    /// From `drain_at_s` until every client had received an event published at or after it,
+    /// seconds: the time until every client is served again. Its floor is the wait for the next
+    /// event plus its delivery; `null` when some client never was.
+    pub served_again_s: Option<f64>,
+    /// Clients never served an event published at or after `drain_at_s`.
+    pub unserved: u64,
+    /// Connections open on the replica (all replicas for a `[scenario.restart]`) when it began to
+    /// drain, and when it stopped: those still open at the stop were cut. `null` where not counted
+    /// (a lone server counts its own).
+    pub open_at_drain: Option<u64>,
+    pub open_at_stop: Option<u64>,
+}
+
+/// How long after a restarted replica is back up its window still counts reconnects, losses and
+/// duplicates: clients moved by the restart are still arriving (backoff, SSE retry) and the fleet
+/// rebalances.
+pub const RESTART_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

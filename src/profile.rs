@@ -361,6 +361,11 @@ pub struct DeploySection {
     /// How long a stopped replica takes to come back; 2s when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down: Option<HumanDuration>,
+    /// Spread the draining replica's connection closes over this long from the drain's start (as
+    /// HAProxy's `close-spread-time`), each connection at its own moment; 0s (the default): all at
+    /// once. At most `drain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_spread: Option<HumanDuration>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -108,6 +108,32 @@ pub struct Recorder {
     id_base: u64,
     /// Resumes the server could not honour exactly, as clients were told (gap or ahead).
     resume_resets: u64,
+    /// Replica restarts watched for their own figures (see [`Recorder::watch_restart`]).
+    restarts: Vec<RestartWatch>,
+}
+
+/// One watched restart: its window and what has been counted in it so far.
+struct RestartWatch {
+    figures: crate::metrics::RestartMetrics,
+    start: Duration,
+    end: Duration,
+    /// Per client: when it first received an event published at or after `start`.
+    served: Vec<Option<Duration>>,
+    /// Reconnect attempts per second of the window (index 0 = the second `start` falls in).
+    attempts: Vec<u64>,
+    max_latency: Option<Duration>,
+}
+
+/// A restart to watch (see [`Recorder::watch_restart`]).
+#[derive(Clone, Debug)]
+pub struct RestartPlan {
+    /// `None` for a `[scenario.restart]` (every replica, or the lone server).
+    pub replica: Option<u32>,
+    /// `"deploy"` or `"restart"`.
+    pub cause: &'static str,
+    pub drain_at: Duration,
+    pub stop_at: Duration,
+    pub up_at: Duration,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -152,7 +178,89 @@ impl Recorder {
             closed_at: None,
             id_base: 0,
             resume_resets: 0,
+            restarts: Vec::new(),
         }
+    }
+
+    /// Watches these restarts for their own figures: each gets the window from its drain to its
+    /// return plus [`crate::metrics::RESTART_SETTLE`], cut where the next one's begins.
+    pub fn watch_restarts(&mut self, mut plans: Vec<RestartPlan>) {
+        plans.sort_by_key(|p| (p.drain_at, p.replica));
+        let starts: Vec<Duration> = plans.iter().map(|p| p.drain_at).collect();
+        let clients = self.clients.len();
+        self.restarts = plans
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut end = p.up_at + crate::metrics::RESTART_SETTLE;
+                if let Some(&next) = starts[i + 1..].iter().find(|&&s| s > p.drain_at) {
+                    end = end.min(next);
+                }
+                RestartWatch {
+                    figures: crate::metrics::RestartMetrics {
+                        replica: p.replica,
+                        cause: p.cause.to_string(),
+                        drain_at_s: round3(p.drain_at.as_secs_f64()),
+                        stop_at_s: round3(p.stop_at.as_secs_f64()),
+                        up_at_s: round3(p.up_at.as_secs_f64()),
+                        window_end_s: round3(end.as_secs_f64()),
+                        reconnects: 0,
+                        reconnect_attempts: 0,
+                        peak_reconnects_per_second: 0,
+                        lost: 0,
+                        duplicates: 0,
+                        max_latency_ms: None,
+                        served_again_s: None,
+                        unserved: 0,
+                        open_at_drain: None,
+                        open_at_stop: None,
+                    },
+                    start: p.drain_at,
+                    end,
+                    served: vec![None; clients],
+                    attempts: Vec::new(),
+                    max_latency: None,
+                }
+            })
+            .collect();
+    }
+
+    /// The watched restart of `replica` by `cause` that is due at `at` counted `open` connections at
+    /// its drain (`stopping` false) or its stop.
+    pub fn restart_open(
+        &mut self,
+        (replica, cause): (Option<u32>, &str),
+        at: Duration,
+        stopping: bool,
+        open: u64,
+    ) {
+        let watch = self.restarts.iter_mut().find(|w| {
+            let f = &w.figures;
+            let due = if stopping { f.stop_at_s } else { f.drain_at_s };
+            f.replica == replica && f.cause == cause && due <= round3(at.as_secs_f64()) && {
+                let slot = if stopping {
+                    f.open_at_stop
+                } else {
+                    f.open_at_drain
+                };
+                slot.is_none()
+            }
+        });
+        if let Some(w) = watch {
+            let slot = if stopping {
+                &mut w.figures.open_at_stop
+            } else {
+                &mut w.figures.open_at_drain
+            };
+            *slot = Some(open);
+        }
+    }
+
+    /// The watched restarts whose window holds `at`.
+    fn windows_at(&mut self, at: Duration) -> impl Iterator<Item = &mut RestartWatch> {
+        self.restarts
+            .iter_mut()
+            .filter(move |w| w.start <= at && at < w.end)
     }
 
     /// Event ids on the wire are `base + n` for the recorder's event `n` (see `id_base`).
@@ -243,11 +351,22 @@ impl Recorder {
         }
         if record.received[word] & (1 << bit) != 0 {
             self.duplicates += 1;
+            for w in self.windows_at(now) {
+                w.figures.duplicates += 1;
+            }
             return false;
         }
         record.received[word] |= 1 << bit;
         self.delivered += 1;
         let latency = now.saturating_sub(published);
+        for w in &mut self.restarts {
+            if published >= w.start {
+                w.served[client].get_or_insert(now);
+                if published < w.end {
+                    w.max_latency = w.max_latency.max(Some(latency));
+                }
+            }
+        }
         self.latency_us
             .saturating_record(latency.as_micros().max(1) as u64);
         let latency_ms = latency.as_secs_f64() * 1e3;
@@ -405,8 +524,12 @@ impl Recorder {
     /// `client` set out to reconnect after losing a session.
     pub fn reconnect(&mut self, client: usize) {
         let _ = client;
-        if self.measuring(self.now()) {
+        let now = self.now();
+        if self.measuring(now) {
             self.reconnects += 1;
+            for w in self.windows_at(now) {
+                w.figures.reconnects += 1;
+            }
         }
     }
 
@@ -419,6 +542,14 @@ impl Recorder {
             && self.measuring(now)
         {
             self.bucket(now).reconnects += 1;
+            for w in self.windows_at(now) {
+                w.figures.reconnect_attempts += 1;
+                let second = (now.as_secs() - w.start.as_secs()) as usize;
+                if w.attempts.len() <= second {
+                    w.attempts.resize(second + 1, 0);
+                }
+                w.attempts[second] += 1;
+            }
         }
     }
 
@@ -537,6 +668,7 @@ impl Recorder {
                 .collect(),
             fault_marks: self.fault_marks.clone(),
             latency_cdf_ms: crate::metrics::cdf_points(&self.latency_us),
+            open_connections: Vec::new(),
         };
         RunMetrics {
             published,
@@ -589,8 +721,79 @@ impl Recorder {
             imbalance: None,
             per_replica: None,
             session_refusals: (self.fallbacks > 0).then_some(self.session_refusals),
+            restarts: (!self.restarts.is_empty()).then(|| self.restart_figures()),
+            deploy_peak_reconnects_per_second: self.deploy_peak(),
+            served_again_s: (!self.restarts.is_empty()).then(|| {
+                let served: Option<Vec<f64>> = self
+                    .restart_figures()
+                    .iter()
+                    .map(|r| r.served_again_s)
+                    .collect();
+                served.and_then(|s| s.into_iter().reduce(f64::max))
+            }),
             timeline,
         }
+    }
+
+    /// The watched restarts' figures, in time order.
+    fn restart_figures(&self) -> Vec<crate::metrics::RestartMetrics> {
+        let clients = self.clients.len() as u64;
+        self.restarts
+            .iter()
+            .map(|w| {
+                let mut f = w.figures.clone();
+                f.peak_reconnects_per_second = w.attempts.iter().copied().max().unwrap_or(0);
+                f.max_latency_ms = w.max_latency.map(|l| round3(l.as_secs_f64() * 1e3));
+                // Owed deliveries of the events published in the window, less those that arrived
+                // or that a middlebox still holds.
+                let owed: u64 = self
+                    .published
+                    .iter()
+                    .zip(&self.per_event)
+                    .filter(|(at, _)| w.start <= **at && **at < w.end)
+                    .map(|(_, (count, _))| clients.saturating_sub(u64::from(*count)))
+                    .sum();
+                let stranded = self
+                    .stranded
+                    .iter()
+                    .filter(|(_, id)| {
+                        self.published
+                            .get((*id as usize).wrapping_sub(1))
+                            .is_some_and(|at| w.start <= *at && *at < w.end)
+                    })
+                    .count() as u64;
+                f.lost = owed.saturating_sub(stranded);
+                f.unserved = w.served.iter().filter(|s| s.is_none()).count() as u64;
+                f.served_again_s = (f.unserved == 0)
+                    .then(|| w.served.iter().flatten().max().copied())
+                    .flatten()
+                    .map(|last| round3(last.saturating_sub(w.start).as_secs_f64()));
+                f
+            })
+            .collect()
+    }
+
+    /// The most reconnect attempts in one second from the first deploy drain to the end of the last
+    /// deploy window (whole seconds, as the timeline counts them).
+    fn deploy_peak(&self) -> Option<u64> {
+        let deploys: Vec<&RestartWatch> = self
+            .restarts
+            .iter()
+            .filter(|w| w.figures.cause == "deploy")
+            .collect();
+        let first = deploys.iter().map(|w| w.start).min()?;
+        let last = deploys.iter().map(|w| w.end).max()?;
+        let from = first.as_secs() as usize;
+        let to = (last.as_secs_f64().ceil() as usize).max(from + 1);
+        Some(
+            self.timeline
+                .iter()
+                .take(to)
+                .skip(from)
+                .map(|b| b.reconnects)
+                .max()
+                .unwrap_or(0),
+        )
     }
 }
 
@@ -623,14 +826,53 @@ pub struct OpenCount {
     integral: std::cell::Cell<f64>,
     changed: std::cell::Cell<Duration>,
     connections: std::cell::Cell<u64>,
+    /// Open connections × seconds within each simulated second, up to `changed` (the chart's
+    /// series: sampled where the count changes, never by a timer, so it is the same however the
+    /// simulation steps).
+    per_second: RefCell<Vec<f64>>,
 }
 
 impl OpenCount {
     fn advance(&self, now: Duration) {
-        let since = now.saturating_sub(self.changed.get());
+        let from = self.changed.get();
+        let since = now.saturating_sub(from);
+        let open = self.open.get() as f64;
         self.integral
-            .set(self.integral.get() + self.open.get() as f64 * since.as_secs_f64());
-        self.changed.set(now.max(self.changed.get()));
+            .set(self.integral.get() + open * since.as_secs_f64());
+        if open > 0.0 && !since.is_zero() {
+            let mut seconds = self.per_second.borrow_mut();
+            let mut at = from;
+            while at < now {
+                let second = at.as_secs();
+                let until = now.min(Duration::from_secs(second + 1));
+                let index = second as usize;
+                if seconds.len() <= index {
+                    seconds.resize(index + 1, 0.0);
+                }
+                seconds[index] += open * (until - at).as_secs_f64();
+                at = until;
+            }
+        }
+        self.changed.set(now.max(from));
+    }
+
+    /// Open connections in each second of `[0, end)`: the time-weighted mean over that second. A
+    /// last, partial second is left out once the count has changed after `end` (its sum would hold
+    /// time past `end`).
+    pub fn series(&self, end: Duration) -> Vec<f64> {
+        let later = self.changed.get() > end;
+        self.advance(end);
+        let seconds = self.per_second.borrow();
+        let whole = end.as_secs() as usize;
+        let partial = end.as_secs_f64() - whole as f64;
+        let count = whole + usize::from(partial > 0.0 && !later);
+        (0..count)
+            .map(|i| {
+                let sum = seconds.get(i).copied().unwrap_or(0.0);
+                let length = if i < whole { 1.0 } else { partial };
+                round3(sum / length)
+            })
+            .collect()
     }
 
     /// A connection was accepted now; the handle counts it closed when dropped.
@@ -755,6 +997,98 @@ mod tests {
             "{:?}",
             m.latency_ms
         );
+    }
+
+    #[test]
+    fn open_connections_are_sampled_per_second_where_the_count_changes() {
+        let clock = Rc::new(ManualClock(Cell::new(Duration::ZERO)));
+        let recorder = Recorder::new(clock.clone(), 1, Duration::from_secs(10)).shared();
+        let count: Rc<OpenCount> = Rc::default();
+        at(&clock, 500);
+        let a = count.opened(&recorder);
+        at(&clock, 1250);
+        let b = count.opened(&recorder);
+        at(&clock, 2000);
+        drop(a);
+        // A partial last second is the mean over the part that was run.
+        at(&clock, 2500);
+        assert_eq!(
+            count.series(Duration::from_millis(2500)),
+            vec![0.5, 1.75, 1.0]
+        );
+        // Second 0: open half of it; second 1: one, then two from 1.25 s; second 2: one.
+        assert_eq!(count.series(Duration::from_secs(3)), vec![0.5, 1.75, 1.0]);
+        // Asked again for an earlier end: the partial second would hold time past it, so it goes.
+        assert_eq!(count.series(Duration::from_millis(2500)), vec![0.5, 1.75]);
+        drop(b);
+        assert_eq!(count.peak(), 2);
+    }
+
+    #[test]
+    fn restart_windows_count_what_happened_round_each_restart() {
+        let clock = Rc::new(ManualClock(Cell::new(Duration::ZERO)));
+        let mut r = Recorder::new(clock.clone(), 2, Duration::from_secs(10));
+        let s = Duration::from_secs;
+        r.watch_restarts(vec![
+            RestartPlan {
+                replica: Some(1),
+                cause: "deploy",
+                drain_at: s(20),
+                stop_at: s(22),
+                up_at: s(24),
+            },
+            RestartPlan {
+                replica: Some(0),
+                cause: "deploy",
+                drain_at: s(10),
+                stop_at: s(12),
+                up_at: s(14),
+            },
+        ]);
+        let addr: SocketAddr = "10.0.0.2:4000".parse().unwrap();
+        r.connection_opened(0, addr, Purpose::Session);
+        r.connection_opened(1, addr, Purpose::Session);
+        at(&clock, 9_000);
+        let early = r.published();
+        at(&clock, 11_000);
+        let first = r.published();
+        // Client 0 reconnects twice in the first window, client 1 once in the second.
+        r.connect_attempt(0, Purpose::Session);
+        at(&clock, 11_500);
+        r.reconnect(0);
+        r.connect_attempt(0, Purpose::Session);
+        assert!(r.delivered(0, first));
+        assert!(r.delivered(0, early));
+        at(&clock, 12_000);
+        assert!(!r.delivered(0, first), "a duplicate in the first window");
+        at(&clock, 16_000);
+        assert!(r.delivered(1, first));
+        at(&clock, 21_000);
+        r.connect_attempt(1, Purpose::Session);
+        let second = r.published();
+        at(&clock, 21_100);
+        assert!(r.delivered(0, second));
+        r.close(s(40));
+        let m = r.finish(s(40));
+        let w = m.restarts.as_ref().unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].replica, w[1].replica), (Some(0), Some(1)));
+        // The first window ends where the second begins (14 + 5 s would overlap it).
+        assert_eq!((w[0].window_end_s, w[1].window_end_s), (19.0, 29.0));
+        assert_eq!((w[0].reconnect_attempts, w[0].reconnects), (2, 1));
+        assert_eq!(w[0].peak_reconnects_per_second, 2);
+        assert_eq!((w[0].duplicates, w[0].lost), (1, 0));
+        assert_eq!(w[0].max_latency_ms, Some(5000.0));
+        // Served again: client 0 at 11.5 s, client 1 at 16 s, after the drain at 10 s.
+        assert_eq!((w[0].served_again_s, w[0].unserved), (Some(6.0), 0));
+        assert_eq!(w[1].reconnect_attempts, 1);
+        // Event `second` never reached client 1: lost, in the second window, and it was never served.
+        assert_eq!(
+            (w[1].lost, w[1].unserved, w[1].served_again_s),
+            (1, 1, None)
+        );
+        assert_eq!(m.served_again_s, Some(None));
+        assert_eq!(m.deploy_peak_reconnects_per_second, Some(2));
     }
 
     #[test]

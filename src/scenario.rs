@@ -341,6 +341,8 @@ pub struct Deploy {
     /// Zero: replicas stop without draining.
     pub drain: Duration,
     pub down: Duration,
+    /// Over how long from the drain's start the replica's connections close (zero: all at once).
+    pub close_spread: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -731,6 +733,18 @@ impl Plan {
                         Some(d) => positive(&key("deploy.down"), d.0)?,
                         None => Duration::from_secs(2),
                     },
+                    close_spread: match x.close_spread {
+                        Some(spread) if spread.0 > x.drain.map_or(Duration::ZERO, |d| d.0) => {
+                            return Err(err(
+                                &key("deploy.close_spread"),
+                                "must not be longer than deploy.drain (the closes happen while \
+                                 the replica drains)"
+                                    .into(),
+                            ))
+                        }
+                        Some(spread) => spread.0,
+                        None => Duration::ZERO,
+                    },
                 }),
                 None => None,
             };
@@ -1119,6 +1133,30 @@ mod tests {
         assert_eq!(
             (e.line, e.key.as_deref()),
             (Some(9), Some("scenario[0].deploy.at"))
+        );
+        // Closes spread over longer than the drain would fall after the stop.
+        let deploy = |extra: &str| {
+            plan(&format!(
+                "{BASE}[server]\nreplicas = 2\n[[scenario]]\nname = \"a\"\n[scenario.deploy]\n\
+                 at = \"10s\"\nevery = \"5s\"\n{extra}"
+            ))
+        };
+        let e = deploy("drain = \"2s\"\nclose_spread = \"3s\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(12), Some("scenario[0].deploy.close_spread"))
+        );
+        assert!(e.message.contains("drain"), "{e}");
+        let ok = deploy("drain = \"3s\"\nclose_spread = \"3s\"\n").unwrap();
+        let d = ok.scenarios[0].deploy.as_ref().unwrap();
+        assert_eq!(
+            (d.drain, d.close_spread),
+            (Duration::from_secs(3), Duration::from_secs(3))
+        );
+        let plain = deploy("").unwrap();
+        assert_eq!(
+            plain.scenarios[0].deploy.as_ref().unwrap().close_spread,
+            Duration::ZERO
         );
     }
 

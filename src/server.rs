@@ -24,25 +24,45 @@ use crate::transport::{transport_for, Origins, ServerCtx, TransportKind, RESET_H
 /// Path of the upstream message endpoint.
 pub const MESSAGES_PATH: &str = "/messages";
 
-/// Serves one accepted connection until the client goes away.
+/// Serves one accepted connection until the client goes away, or until the server's shutdown (a
+/// drain) ends it gracefully.
 pub async fn serve_connection<I>(io: I, server: Rc<ServerCtx>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Open until hyper lets the connection go; an upgraded WebSocket session counts itself from there.
     let _open = server.connection_opened();
-    let service = service_fn(move |request| {
+    let server_shutdown = server.shutdown.clone();
+    // Numbered, so that its watchers (its own and its requests') share one moment in a spread drain.
+    let index = server.connections_numbered.get();
+    server.connections_numbered.set(index + 1);
+    let service = service_fn(move |mut request: Request<Incoming>| {
         let server = server.clone();
+        request
+            .extensions_mut()
+            .insert(crate::transport::ConnectionIndex(index));
         async move { Ok::<_, Infallible>(route(request, server).await) }
     });
+    let mut stopping = server_shutdown.watch_connection(Some(index));
     let mut builder = http1::Builder::new();
     // hyper's own Date header reads the wall clock; responses carry a simulated date instead.
     builder.auto_date_header(false);
     // Errors here are clients that vanished or spoke garbage: nothing to do but drop the connection.
-    let _ = builder
+    let connection = builder
         .serve_connection(TokioIo::new(io), service)
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        // The shutdown first: the response a shutdown releases (a held long poll answered, an event
+        // stream ended) must be written after keep-alive is off, so that it says `Connection: close`.
+        biased;
+        () = stopping.triggered() => {}
+        _ = connection.as_mut() => return,
+    }
+    // A graceful shutdown (a drain): hyper closes the connection if it is idle between requests,
+    // or finishes the response in flight with `Connection: close` and closes it then.
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }
 
 /// Answers one request: the transport that owns its path, `POST /messages`, or 404. Shared by

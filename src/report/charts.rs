@@ -60,6 +60,10 @@ pub enum Chart {
     Cost,
     /// Lost deliveries, reconnects and time disconnected.
     Resilience,
+    /// Behind a load balancer: open connections on each replica over simulated time, one line per
+    /// transport, with the replica's deploy marks and the run's other fault marks (scale-out too).
+    /// Not in [`Chart::ALL`]: drawn only for reports with replicas ([`Chart::for_report`]).
+    OpenConnections,
 }
 
 impl Chart {
@@ -73,6 +77,21 @@ impl Chart {
         Chart::Resilience,
     ];
 
+    /// The charts of `report`, in report order: [`Chart::ALL`], and the open connections per
+    /// replica when some run was behind a load balancer (so that reports of one server keep their
+    /// files).
+    pub fn for_report(report: &Report) -> Vec<Chart> {
+        let mut charts = Chart::ALL.to_vec();
+        if report
+            .runs
+            .iter()
+            .any(|r| !r.metrics.timeline.open_connections.is_empty())
+        {
+            charts.push(Chart::OpenConnections);
+        }
+        charts
+    }
+
     /// File name without extension (`charts/<stem>.svg`, `charts/<stem>.png`).
     pub fn stem(self) -> &'static str {
         match self {
@@ -82,6 +101,7 @@ impl Chart {
             Chart::EventDelay => "event-delay-over-time",
             Chart::Cost => "cost",
             Chart::Resilience => "resilience",
+            Chart::OpenConnections => "open-connections-per-replica",
         }
     }
 
@@ -94,6 +114,7 @@ impl Chart {
             Chart::EventDelay => "Delay of each event over simulated time",
             Chart::Cost => "Cost",
             Chart::Resilience => "Resilience",
+            Chart::OpenConnections => "Open connections per replica over simulated time",
         }
     }
 
@@ -124,6 +145,12 @@ impl Chart {
                  directions, headers included) per delivered event; lower is cheaper.",
             Chart::Resilience => "Deliveries lost, reconnect attempts, and time spent without a working \
                  connection per client; lower is better.",
+            Chart::OpenConnections => {
+                "Connections the balancer holds open to each replica, one panel per replica, as the \
+                 mean over each simulated second: the capacity each server must carry. Thin vertical \
+                 lines mark the replica's own deploy phases (drain, stop) and the run's other faults \
+                 (a restart, a scale-out), one colour per kind."
+            }
         }
     }
 
@@ -132,6 +159,7 @@ impl Chart {
         let panels = match self {
             Chart::Cost => 2,
             Chart::Resilience => 3,
+            Chart::OpenConnections => replica_panels(report).len(),
             _ => report.plan.scenarios.len(),
         };
         let (rows, _) = grid(panels);
@@ -149,8 +177,16 @@ impl Chart {
         let root = root.margin(14, 0, 0, 0);
         let body = root.titled(self.title(), bold(46).color(&INK))?;
         let mut extras: Vec<Extra> = Vec::new();
-        if matches!(self, Chart::LatencyCdf | Chart::Deliveries) {
+        if matches!(
+            self,
+            Chart::LatencyCdf | Chart::Deliveries | Chart::OpenConnections
+        ) {
             extras.push(Extra::Lines);
+        }
+        if self == Chart::OpenConnections {
+            for (kind, c) in replica_mark_kinds(report) {
+                extras.push(Extra::Fault(kind, c));
+            }
         }
         if self == Chart::Deliveries {
             extras.push(Extra::Owed);
@@ -203,6 +239,7 @@ impl Chart {
             Chart::EventDelay => event_delay(report, &body),
             Chart::Cost => cost(report, &body),
             Chart::Resilience => resilience(report, &body),
+            Chart::OpenConnections => open_connections(report, &body),
         }
     }
 
@@ -210,7 +247,7 @@ impl Chart {
     pub fn first_seed_only(self) -> bool {
         matches!(
             self,
-            Chart::LatencyCdf | Chart::Deliveries | Chart::EventDelay
+            Chart::LatencyCdf | Chart::Deliveries | Chart::EventDelay | Chart::OpenConnections
         )
     }
 
@@ -287,7 +324,7 @@ impl Exporter for ChartExport {
 
     fn render(&self, report: &Report) -> anyhow::Result<Vec<ReportFile>> {
         let mut files = Vec::new();
-        for chart in Chart::ALL {
+        for chart in Chart::for_report(report) {
             files.push((
                 format!("charts/{}.svg", chart.stem()),
                 chart.svg(report)?.into_bytes(),
@@ -1495,6 +1532,145 @@ const Y_AREA: u32 = 140;
 /// At most this many points per line on time charts (keeps SVGs small for long runs).
 const MAX_TIME_POINTS: usize = 600;
 
+/// The panels of the open-connections chart: (scenario, replica, the scenario's runs), for every
+/// replica of every scenario whose runs were behind a balancer.
+fn replica_panels(report: &Report) -> Vec<(String, usize, Vec<&RunResult>)> {
+    let mut out = Vec::new();
+    for (scenario, runs) in report.by_scenario() {
+        let replicas = runs
+            .iter()
+            .map(|r| r.metrics.timeline.open_connections.len())
+            .max()
+            .unwrap_or(0);
+        for k in 0..replicas {
+            out.push((scenario.name.clone(), k, runs.clone()));
+        }
+    }
+    out
+}
+
+/// The host a fault mark names (`server-<k>`), if it names one.
+fn mark_replica(label: &str) -> Option<usize> {
+    let rest = &label[label.find("server-")? + "server-".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// A fault mark's kind on the open-connections chart: the label with the replica it names replaced
+/// by "replica" (every replica's drain is one kind).
+fn mark_kind(label: &str) -> String {
+    match (label.find("server-"), mark_replica(label)) {
+        (Some(at), Some(k)) => format!(
+            "{}replica{}",
+            &label[..at],
+            &label[at + "server-".len() + k.to_string().len()..]
+        ),
+        _ => label.to_string(),
+    }
+}
+
+/// The kinds of fault mark on the open-connections chart, in order of first appearance, with colours.
+fn replica_mark_kinds(report: &Report) -> Vec<(String, RGBColor)> {
+    let mut kinds: Vec<String> = Vec::new();
+    for (_, runs) in report.by_scenario() {
+        if runs
+            .iter()
+            .all(|r| r.metrics.timeline.open_connections.is_empty())
+        {
+            continue;
+        }
+        for (_, what, _) in fault_marks(&runs) {
+            let kind = mark_kind(&what);
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+    }
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (k, FAULT_COLOURS[i % FAULT_COLOURS.len()]))
+        .collect()
+}
+
+/// Open connections on each replica over time, one panel per replica, a line per transport, with
+/// the marks of that replica's deploy phases and of faults that name no replica.
+pub fn open_connections<DB: DrawingBackend>(
+    report: &Report,
+    body: &DrawingArea<DB, Shift>,
+) -> DrawResult<DB> {
+    let panels_of = replica_panels(report);
+    if panels_of.is_empty() {
+        return empty_panel(body, "Open connections", "no run behind a load balancer");
+    }
+    let duration = report.plan.duration.as_secs_f64();
+    let several = panels_of
+        .iter()
+        .map(|p| &p.0)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    let y_max = report
+        .runs
+        .iter()
+        .flat_map(|r| r.metrics.timeline.open_connections.iter().flatten())
+        .fold(0.0f64, |a, &b| a.max(b));
+    let y_top = if y_max > 0.0 { y_max * 1.2 } else { 1.0 };
+    let kinds = replica_mark_kinds(report);
+    let order = report.transports();
+    for ((scenario, k, runs), area) in panels_of.iter().zip(panels(body, panels_of.len())) {
+        let caption = if several {
+            format!("{scenario} · server-{k}")
+        } else {
+            format!("server-{k}")
+        };
+        let inner = panel_caption(&area, &caption)?;
+        let mut chart = ChartBuilder::on(&inner)
+            .margin(10)
+            .margin_top(0)
+            .margin_right(30)
+            .x_label_area_size(60)
+            .y_label_area_size(Y_AREA)
+            .build_cartesian_2d(0.0..duration, 0.0..y_top)?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated time (s)")
+            .x_labels(TIME_LABELS)
+            .y_desc("open connections")
+            .x_label_formatter(&|v| fmt_num(*v))
+            .y_label_formatter(&|v| fmt_num(*v))
+            .label_style(axis_font())
+            .axis_desc_style(desc_font())
+            .light_line_style(GRID.mix(0.5))
+            .bold_line_style(GRID)
+            .draw()?;
+        // This replica's marks and those naming no replica, each once.
+        for (at, what, _) in fault_marks(runs) {
+            if mark_replica(&what).is_some_and(|r| r != *k) {
+                continue;
+            }
+            let kind = mark_kind(&what);
+            let Some((_, c)) = kinds.iter().find(|(name, _)| *name == kind) else {
+                continue;
+            };
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(at, 0.0), (at, y_top)],
+                c.mix(0.8).stroke_width(2),
+            )))?;
+        }
+        for run in runs {
+            let Some(values) = run.metrics.timeline.open_connections.get(*k) else {
+                continue;
+            };
+            let line = moving_average(values, 1, MAX_TIME_POINTS);
+            let slot = order.iter().position(|t| *t == run.transport).unwrap_or(0);
+            let marks = marker_indices(line.len(), slot, order.len());
+            draw_transport_line(&mut chart, report, run.transport, &line, &marks)?;
+        }
+    }
+    Ok(())
+}
+
 /// Events delivered per second per transport, with the owed rate and fault marks.
 pub fn deliveries<DB: DrawingBackend>(
     report: &Report,
@@ -2190,7 +2366,7 @@ mod tests {
     /// texts overlap and none leaves the image.
     fn assert_text_fits(report: &Report, what: &str) {
         let mut problems = Vec::new();
-        for chart in Chart::ALL {
+        for chart in Chart::for_report(report) {
             let (mut boxes, (w, h)) = chart.text_layout(report).unwrap();
             // plotters draws a log axis' label twice when a decade is both a bold and a light grid
             // line: the same text in the same box is one label on the image.
@@ -2235,6 +2411,40 @@ mod tests {
     }
 
     #[test]
+    fn no_text_overlaps_or_is_clipped_in_the_open_connections_chart_of_a_fleet() {
+        let report = fixture::balanced_report();
+        assert!(Chart::for_report(&report).contains(&Chart::OpenConnections));
+        assert!(!Chart::for_report(&fixture::report()).contains(&Chart::OpenConnections));
+        assert_text_fits(&report, "the balanced fixture");
+    }
+
+    #[test]
+    fn replica_marks_are_grouped_by_kind_and_drawn_on_their_own_replica() {
+        assert_eq!(mark_replica("deploy: server-12 drains"), Some(12));
+        assert_eq!(mark_replica("server restart"), None);
+        assert_eq!(
+            mark_kind("deploy: server-12 drains"),
+            "deploy: replica drains"
+        );
+        assert_eq!(mark_kind("server restart"), "server restart");
+        let kinds: Vec<String> = replica_mark_kinds(&fixture::balanced_report())
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
+        // Every replica's drain is one kind; the fixture's other marks (its mobile scenario) follow.
+        assert_eq!(
+            kinds,
+            [
+                "deploy: replica drains",
+                "deploy: replica stops",
+                "scale-out: replica added",
+                "network switch",
+                "NAT mapping dropped"
+            ]
+        );
+    }
+
+    #[test]
     fn png_rendering_is_deterministic_and_decodable() {
         let report = fixture::report();
         let a = Chart::Cost.png(&report).unwrap();
@@ -2262,8 +2472,9 @@ fn preview_fixture_charts() {
     for (prefix, report) in [
         ("", super::fixture::report()),
         ("crowded-", super::fixture::crowded_report()),
+        ("balanced-", super::fixture::balanced_report()),
     ] {
-        for chart in Chart::ALL {
+        for chart in Chart::for_report(&report) {
             std::fs::write(
                 dir.join(format!("{prefix}{}.png", chart.stem())),
                 chart.png(&report).unwrap(),

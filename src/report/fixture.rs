@@ -136,6 +136,9 @@ pub fn metrics(
         imbalance: None,
         per_replica: None,
         session_refusals: None,
+        restarts: None,
+        deploy_peak_reconnects_per_second: None,
+        served_again_s: None,
         timeline: Timeline {
             buckets,
             event_delay_ms,
@@ -145,6 +148,7 @@ pub fn metrics(
                 .map(|&(at, what)| (at, what.to_string()))
                 .collect(),
             latency_cdf_ms,
+            open_connections: Vec::new(),
         },
         ..RunMetrics::default()
     }
@@ -178,6 +182,46 @@ pub fn report() -> Report {
         })
         .collect();
     Report::new(plan, &specs, metrics)
+}
+
+/// [`report`] as if behind a load balancer: three replicas deployed one after another (drain 4 s,
+/// back 2 s after the stop) and a fourth added at 45 s, with each replica's open connections per
+/// second moving as the deploy moves the clients.
+pub fn balanced_report() -> Report {
+    let mut report = report();
+    for run in &mut report.runs {
+        let timeline = &mut run.metrics.timeline;
+        for k in 0..3u32 {
+            let drain = 10.0 + 12.0 * f64::from(k);
+            timeline
+                .fault_marks
+                .push((drain, format!("deploy: server-{k} drains")));
+            timeline
+                .fault_marks
+                .push((drain + 4.0, format!("deploy: server-{k} stops")));
+        }
+        timeline
+            .fault_marks
+            .push((45.0, "scale-out: server-3 added".to_string()));
+        timeline.fault_marks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        timeline.open_connections = (0..4usize)
+            .map(|k| {
+                (0..60usize)
+                    .map(|s| {
+                        let drain = 10 + 12 * k;
+                        let away = k < 3 && (drain..drain + 6).contains(&s);
+                        match (k, s) {
+                            (3, s) if s < 45 => 0.0,
+                            (3, _) => 1.0,
+                            _ if away => 0.0,
+                            _ => 3.0 + k as f64 + (s % 7) as f64 / 7.0,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+    report
 }
 
 /// A profile that crowds the charts: six scenarios with long names, every fault kind.

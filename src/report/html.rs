@@ -170,7 +170,7 @@ pub fn index_html(report: &Report) -> String {
 
     // Every chart.
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
-    for chart in Chart::ALL {
+    for chart in Chart::for_report(report) {
         let stem = chart.stem();
         let _ = writeln!(
             h,

@@ -72,6 +72,74 @@ fn replicas_section(report: &Report) -> Option<String> {
     (!md.is_empty()).then(|| md + "\n")
 }
 
+/// Each replica restart's figures (a rolling deploy's phases, a `[scenario.restart]`), when a run
+/// had any: what it cost round that restart, and how long until every client was served again.
+fn restarts_section(report: &Report) -> Option<String> {
+    let mut md = String::new();
+    let fmt = super::insights::fmt_num;
+    for run in &report.runs {
+        let Some(restarts) = &run.metrics.restarts else {
+            continue;
+        };
+        if md.is_empty() {
+            md.push_str(&format!(
+                "## Restarts
+
+Each replica restart's window runs from its drain (its stop when it does \
+                 not drain) until it is back up plus {} s, cut where the next restart's begins. \
+                 Reconnects: session connect attempts by clients that had a connection (peak: in one \
+                 simulated second). Lost: owed deliveries of events published in the window that \
+                 never arrived. Served again: from the drain until every client had received an \
+                 event published after it (its floor is the wait for the next event). Open at stop: \
+                 connections still open when the replica stopped, cut.\n\n| scenario | transport \
+                 | replica | drain → stop → up (s) | open at drain | open at stop | reconnects | \
+                 peak /s | lost | duplicates | slowest delivery | served again |\n| --- | --- | --- \
+                 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+                crate::metrics::RESTART_SETTLE.as_secs()
+            ));
+        }
+        let count = |v: Option<u64>| v.map_or("—".to_string(), |v| v.to_string());
+        for r in restarts {
+            let served = match r.served_again_s {
+                Some(s) => format!("{} s", fmt(s)),
+                None => format!("{} never", r.unserved),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} → {} → {} | {} | {} | {} | {} | {} | {} | {} | {served} |",
+                cell(&run.scenario),
+                cell(super::label(run.transport)),
+                r.replica
+                    .map_or("all (restart)".to_string(), |k| format!("server-{k}")),
+                fmt(r.drain_at_s),
+                fmt(r.stop_at_s),
+                fmt(r.up_at_s),
+                count(r.open_at_drain),
+                count(r.open_at_stop),
+                r.reconnect_attempts,
+                r.peak_reconnects_per_second,
+                r.lost,
+                r.duplicates,
+                r.max_latency_ms
+                    .map_or("no deliveries".to_string(), |ms| format!("{} ms", fmt(ms))),
+            );
+        }
+        if let Some(peak) = run.metrics.deploy_peak_reconnects_per_second {
+            let served = match run.metrics.served_again_s {
+                Some(Some(s)) => format!("{} s", fmt(s)),
+                _ => "not every client".to_string(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | whole deploy | | | | | {peak} | | | | {served} |",
+                cell(&run.scenario),
+                cell(super::label(run.transport)),
+            );
+        }
+    }
+    (!md.is_empty()).then(|| md + "\n")
+}
+
 pub fn report_md(report: &Report) -> String {
     let plan = &report.plan;
     let mut md = String::new();
@@ -174,9 +242,12 @@ pub fn report_md(report: &Report) -> String {
     if let Some(section) = replicas_section(report) {
         md.push_str(&section);
     }
+    if let Some(section) = restarts_section(report) {
+        md.push_str(&section);
+    }
 
     md.push_str("## Charts\n\n");
-    for chart in Chart::ALL {
+    for chart in Chart::for_report(report) {
         let _ = writeln!(
             md,
             "![{}](charts/{}.png)\n\n*{}*\n",

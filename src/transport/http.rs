@@ -109,6 +109,12 @@ pub fn cursor(request: &Request<Incoming>, name: &str) -> Result<u64, String> {
 pub struct HttpConnection {
     sender: SendRequest<Full<Bytes>>,
     authority: String,
+    /// The server answered with `Connection: close` (a draining server does): no further request
+    /// may go on this connection (RFC 9112 §9.6), even before hyper has seen it close.
+    closing: bool,
+    /// Responses received on this connection so far: a request on a connection that has answered
+    /// before is on a reused keep-alive connection, which the server may have closed meanwhile.
+    answered: u32,
 }
 
 /// Why a request got no usable answer.
@@ -141,12 +147,19 @@ impl HttpConnection {
         Ok(Self {
             sender,
             authority: client.connector.authority().to_string(),
+            closing: false,
+            answered: 0,
         })
     }
 
     /// False once the connection has closed.
     pub fn is_open(&self) -> bool {
-        !self.sender.is_closed()
+        !self.closing && !self.sender.is_closed()
+    }
+
+    /// True once this connection has carried a response (a further request reuses it).
+    pub fn is_reused(&self) -> bool {
+        self.answered > 0
     }
 
     /// Sends a request with the headers a browser's `fetch` would send; any status is an answer.
@@ -185,6 +198,15 @@ impl HttpConnection {
         let response = tokio::time::timeout(patience, exchange)
             .await
             .map_err(|_| RequestError::Timeout)??;
+        let close = response
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("close"));
+        self.closing |= close;
+        self.answered += 1;
         Ok(response)
     }
 
@@ -248,6 +270,16 @@ impl HttpConnection {
             .map_err(|_| RequestError::Timeout)?
             .map_err(RequestError::Http)?;
         Ok((body.to_bytes(), reset))
+    }
+}
+
+impl RequestError {
+    /// The connection closed before any answer to the request: on a reused keep-alive connection
+    /// that is the server closing it while idle (a drain, a keep-alive timeout) as the request
+    /// crossed, and a browser resends an idempotent request once on a new connection (RFC 9110
+    /// §9.2.2) instead of reporting an error.
+    pub fn is_closed_before_answer(&self) -> bool {
+        matches!(self, RequestError::Http(e) if e.is_incomplete_message())
     }
 }
 

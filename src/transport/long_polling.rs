@@ -48,11 +48,13 @@ impl Transport for LongPolling {
                 )
             };
             let mut news = encoded(&server);
+            let mut stopping = server
+                .shutdown
+                .watch_connection(super::connection_index(&request));
             // A reset is answered at once (the client must learn its new cursor), and so is a
-            // request arriving while the server stops.
-            if news.is_none() && reset.is_exact() && !server.shutdown.is_triggered() {
+            // request arriving while the server stops (its connection's moment, in a spread drain).
+            if news.is_none() && reset.is_exact() && !stopping.is_due() {
                 let hold = server.settings.long_poll_hold;
-                let mut stopping = server.shutdown.watch();
                 let woken = tokio::time::timeout(hold, async {
                     tokio::select! {
                         // Fixed branch order: tokio's random order is unseeded.
@@ -62,7 +64,9 @@ impl Transport for LongPolling {
                     }
                 })
                 .await;
-                if woken == Ok(true) {
+                // Woken by an event, or by a drain: a drained poll is answered with what is
+                // pending (`[]` if nothing), and its connection closes after it.
+                if woken.is_ok() {
                     news = encoded(&server);
                 }
             }

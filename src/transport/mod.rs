@@ -91,6 +91,8 @@ pub struct ServerCtx {
     pub open_connections: Option<Rc<crate::recorder::OpenCount>>,
     /// The WebSocket fallback's engine.io sessions this server holds (they die with it).
     pub sessions: RefCell<engine_io::SessionTable>,
+    /// Connections [`crate::server::serve_connection`] has numbered (see [`ConnectionIndex`]).
+    pub connections_numbered: std::cell::Cell<u64>,
 }
 
 /// What the server accepts from clients: body and message sizes, how long a body may take, and
@@ -149,14 +151,39 @@ impl Default for Policy {
 
 /// A one-way "stop now" signal for the server's streams. Hand-made, like the hub's: waiters are
 /// woken in the order they registered (never `tokio::sync::watch`, see [`crate::hub::Hub`]).
+///
+/// With a close spread (a deploy's `close_spread`, as HAProxy's `close-spread-time`) each simulated
+/// connection's watchers fire at their connection's own moment within the spread instead of all at
+/// once: the moment is a fixed share of the spread per connection index (the golden-ratio sequence,
+/// evenly spread and the same in every run), counted from when the host first saw the trigger.
 #[derive(Default)]
 pub struct Shutdown {
     triggered: std::cell::Cell<bool>,
     waiting: RefCell<std::collections::BTreeMap<u64, std::task::Waker>>,
     next: std::cell::Cell<u64>,
+    /// Over how long the connections' closes are spread (zero: all at once).
+    spread: std::cell::Cell<Duration>,
+    /// When a watcher on the server's host first saw the trigger (the host's clock, not the world's).
+    observed: std::cell::Cell<Option<tokio::time::Instant>>,
+}
+
+/// The index of the simulated connection a request came on (a request extension set by
+/// [`crate::server::serve_connection`]): its watchers share one moment in a spread shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionIndex(pub u64);
+
+/// The connection index of `request`, if its server numbers connections.
+pub fn connection_index<B>(request: &hyper::Request<B>) -> Option<u64> {
+    request.extensions().get::<ConnectionIndex>().map(|c| c.0)
 }
 
 impl Shutdown {
+    /// Starts the shutdown with the connections' closes spread over `spread` (see [`Shutdown`]).
+    pub fn trigger_spread(&self, spread: Duration) {
+        self.spread.set(spread);
+        self.trigger();
+    }
+
     /// Starts the shutdown: every watcher is woken.
     pub fn trigger(&self) {
         self.triggered.set(true);
@@ -170,14 +197,37 @@ impl Shutdown {
         self.triggered.get()
     }
 
-    /// A watcher to poll or await.
+    /// A watcher to poll or await, ready as soon as the shutdown is triggered.
     pub fn watch(self: &Rc<Self>) -> ShutdownWatch {
+        self.watch_connection(None)
+    }
+
+    /// A watcher for connection `index` (see [`connection_index`]): ready at that connection's moment
+    /// in a spread shutdown, at once otherwise (and always at once without an index).
+    pub fn watch_connection(self: &Rc<Self>, index: Option<u64>) -> ShutdownWatch {
         let id = self.next.get();
         self.next.set(id + 1);
         ShutdownWatch {
             shutdown: self.clone(),
             id,
+            index,
+            delay: None,
         }
+    }
+
+    /// When connection `index`'s watchers fire, once the shutdown has been seen on this host.
+    fn due(&self, index: u64) -> tokio::time::Instant {
+        let start = match self.observed.get() {
+            Some(at) => at,
+            None => {
+                let now = tokio::time::Instant::now();
+                self.observed.set(Some(now));
+                now
+            }
+        };
+        // The golden-ratio sequence: consecutive indices land far apart and fill the spread evenly.
+        let share = ((index + 1) as f64 * 0.618_033_988_749_895).fract();
+        start + self.spread.get().mul_f64(share)
     }
 }
 
@@ -185,18 +235,50 @@ impl Shutdown {
 pub struct ShutdownWatch {
     shutdown: Rc<Shutdown>,
     id: u64,
+    /// The connection this watcher serves, in a spread shutdown.
+    index: Option<u64>,
+    /// Its connection's moment, once the shutdown has been triggered and is spread.
+    delay: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl ShutdownWatch {
-    /// Ready once the shutdown has been triggered.
+    /// True once this watcher's moment has come (for a check in passing: nothing stays registered
+    /// before the shutdown, and a spread moment's timer is polled again when awaited).
+    pub fn is_due(&mut self) -> bool {
+        if !self.shutdown.is_triggered() {
+            return false;
+        }
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        self.poll_triggered(&mut cx).is_ready()
+    }
+
+    /// Ready once the shutdown has been triggered (and, spread, this watcher's connection's moment
+    /// has come).
     pub fn poll_triggered(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         if self.shutdown.is_triggered() {
-            return std::task::Poll::Ready(());
+            let spread = !self.shutdown.spread.get().is_zero();
+            let Some(index) = self.index.filter(|_| spread) else {
+                return std::task::Poll::Ready(());
+            };
+            let shutdown = &self.shutdown;
+            let delay = self
+                .delay
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(shutdown.due(index))));
+            return std::future::Future::poll(delay.as_mut(), cx);
         }
-        self.shutdown
-            .waiting
-            .borrow_mut()
-            .insert(self.id, cx.waker().clone());
+        let mut waiting = self.shutdown.waiting.borrow_mut();
+        match waiting.entry(self.id) {
+            // Polled again by the same task (every poll of a connection): keep the waker it has.
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                if !e.get().will_wake(cx.waker()) {
+                    e.insert(cx.waker().clone());
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(cx.waker().clone());
+            }
+        }
         std::task::Poll::Pending
     }
 
@@ -238,6 +320,7 @@ impl ServerCtx {
             requests: std::cell::Cell::new(0),
             open_connections: None,
             sessions: RefCell::new(engine_io::SessionTable::default()),
+            connections_numbered: std::cell::Cell::new(0),
         }
     }
 

@@ -91,6 +91,8 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
     let mut cursor = 0u64;
     let mut connection: Option<HttpConnection> = None;
     let mut failures = 0u32;
+    // The request in hand was already resent once after a stale connection closed under it.
+    let mut resent = false;
     loop {
         tokio::time::sleep_until(next_poll).await;
         if connection.as_ref().is_none_or(|c| !c.is_open()) {
@@ -106,6 +108,7 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
             }
         }
         let open = connection.as_mut().expect("connection was just opened");
+        let reused = open.is_reused();
         let started = Instant::now();
         let answer = open
             .get_body_and_reset(
@@ -117,6 +120,7 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
             Ok((Ok(ids), reset)) => {
                 client.session_up();
                 failures = 0;
+                resent = false;
                 if let Some(resumes_after) = reset {
                     // The server could not resume us from our cursor and said so: count it and
                     // take its cursor (it may be lower than ours, after a restart elsewhere).
@@ -129,9 +133,22 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
                 }
                 next_poll = started + schedule.interval;
             }
+            // A reused connection closed under the request before any answer (the server closed
+            // it while idle, as a draining one does): the GET goes again at once on a new
+            // connection, once, as a browser resends it; a second failure is a real one.
+            Err(error) if reused && !resent && error.is_closed_before_answer() => {
+                // Without a working session from now (a resend that works ends it at once); not a
+                // reconnect after a lost session, which only a failed resend is.
+                client.recorder.borrow_mut().session_down(client.id);
+                connection = None;
+                resent = true;
+                next_poll = Instant::now();
+                continue;
+            }
             Ok((Err(_), _)) | Err(_) => {
                 // A timeout or a broken connection: this connection is no use any more.
                 connection = None;
+                resent = false;
                 client.lost_session();
                 client.wait_before_reconnect(failures, Duration::ZERO).await;
                 failures += 1;

@@ -62,7 +62,10 @@ impl Transport for Sse {
                 },
             };
             let reset = server.resume(requested);
-            let body = EventStreamBody::new(server.clone(), reset);
+            let stopping = server
+                .shutdown
+                .watch_connection(super::connection_index(&request));
+            let body = EventStreamBody::new(server.clone(), reset, stopping);
             let mut response =
                 http::response(&server, StatusCode::OK, "text/event-stream", Box::pin(body));
             let headers = response.headers_mut();
@@ -100,7 +103,7 @@ struct EventStreamBody {
 }
 
 impl EventStreamBody {
-    fn new(server: Rc<ServerCtx>, reset: Reset) -> Self {
+    fn new(server: Rc<ServerCtx>, reset: Reset, stopping: ShutdownWatch) -> Self {
         // The opening block carries `id:` with the stream's starting point: a client whose connection
         // dies before its first event can still resume with `Last-Event-ID` instead of starting over.
         let cursor = reset.cursor();
@@ -119,7 +122,7 @@ impl EventStreamBody {
             .map(|every| Box::pin(tokio::time::sleep(every)));
         Self {
             updates: server.hub.subscribe(),
-            stopping: server.shutdown.watch(),
+            stopping,
             server,
             cursor,
             opening: Some(Bytes::from(opening)),

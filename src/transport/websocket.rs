@@ -65,6 +65,7 @@ impl Transport for WebSocket {
                 },
             };
             let reset = server.resume(requested);
+            let connection = super::connection_index(&request);
             // The connection's slot (rtsim serve) goes with the session, which outlives the request.
             let guard = request.extensions_mut().remove::<ConnectionGuard>();
             let on_upgrade = hyper::upgrade::on(&mut request);
@@ -79,7 +80,7 @@ impl Transport for WebSocket {
                     let config = server_config(&session_server);
                     let ws =
                         WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-                    serve_socket(ws, session_server, reset).await;
+                    serve_socket(ws, session_server, reset, connection).await;
                 }
             });
             let mut response = http::response(
@@ -275,9 +276,10 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
     mut ws: WebSocketStream<S>,
     server: Rc<ServerCtx>,
     reset: Reset,
+    connection: Option<u64>,
 ) {
     let mut updates = server.hub.subscribe();
-    let mut stopping = server.shutdown.watch();
+    let mut stopping = server.shutdown.watch_connection(connection);
     let mut cursor = reset.cursor();
     // A resume the server cannot honour is said first, before the welcome (never silent).
     if !reset.is_exact() && ws.feed(Message::text(reset.json())).await.is_err() {

@@ -123,6 +123,7 @@ pub fn scenarios(a: &Answers) -> Vec<ScenarioSection> {
                 every: HumanDuration(deploy_every(a.servers)),
                 drain: Some(HumanDuration(DEPLOY_DRAIN)),
                 down: None,
+                close_spread: None,
             }),
             ..ScenarioSection::default()
         });

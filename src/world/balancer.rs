@@ -326,6 +326,8 @@ async fn relay(client: TcpStream, server: TcpStream, idle: Duration) -> bool {
 pub struct Rollout {
     /// Per replica: (drain at, stop at, up at) and how far it got (0 to 3 phases done).
     plan: Vec<([Duration; 3], usize)>,
+    /// Over how long a draining replica's connection closes are spread.
+    close_spread: Duration,
     loads: Vec<Rc<ReplicaLoad>>,
     hosts: Vec<String>,
 }
@@ -343,7 +345,33 @@ impl Rollout {
                 ([drain_at, stop_at, stop_at + deploy.down], 0)
             })
             .collect();
-        Self { plan, loads, hosts }
+        Self {
+            plan,
+            loads,
+            hosts,
+            close_spread: deploy.close_spread,
+        }
+    }
+
+    /// Each replica's restart as the recorder watches it (drain, stop, up).
+    pub fn restart_plans(&self) -> Vec<crate::recorder::RestartPlan> {
+        self.plan
+            .iter()
+            .enumerate()
+            .map(|(k, (times, _))| crate::recorder::RestartPlan {
+                replica: Some(k as u32),
+                cause: "deploy",
+                drain_at: times[0],
+                stop_at: times[1],
+                up_at: times[2],
+            })
+            .collect()
+    }
+
+    /// True while the deploy holds replica `k` down (stopped, not yet back): a `[scenario.restart]`
+    /// must not bring it back early.
+    pub fn holds_down(&self, k: usize) -> bool {
+        self.plan.get(k).is_some_and(|(_, done)| *done == 2)
     }
 
     /// Every moment a phase falls due (drain, stop, up, per replica): a lookahead window must end at
@@ -360,13 +388,23 @@ impl Rollout {
         for (k, (times, done)) in self.plan.iter_mut().enumerate() {
             while *done < 3 && times[*done] <= now {
                 let host = self.hosts[k].as_str();
+                // The connections it holds as it drains, and those still open (cut) as it stops.
+                if *done < 2 {
+                    let open = self.loads[k].open.open();
+                    recorder.borrow_mut().restart_open(
+                        (Some(k as u32), "deploy"),
+                        now,
+                        *done == 1,
+                        open,
+                    );
+                }
                 match *done {
                     0 => {
                         self.loads[k].draining.set(true);
                         if times[1] > times[0] {
                             // Graceful: streams end, WebSocket sessions close with 1001.
                             if let Some(server) = self.loads[k].contexts.borrow().last() {
-                                server.shutdown.trigger();
+                                server.shutdown.trigger_spread(self.close_spread);
                             }
                             recorder
                                 .borrow_mut()

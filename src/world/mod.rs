@@ -191,13 +191,24 @@ impl SortedBarriers {
 }
 
 /// A server host's software: the application server on [`SERVER_PORT`], each accepted connection
-/// served on its own task until the host stops.
+/// served on its own task until the host stops. When the server's shutdown is triggered (a deploy's
+/// drain) it closes its listening socket first, as a server stopping gracefully does (new connects
+/// are refused and the balancer moves on), and keeps serving what it has until the host stops.
 pub(crate) async fn serve(server: Rc<ServerCtx>) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
+    let mut stopping = server.shutdown.watch();
     loop {
-        let (stream, _peer) = listener.accept().await?;
+        let accepted = tokio::select! {
+            // Fixed branch order: tokio's random order is unseeded.
+            biased;
+            () = stopping.triggered() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, _peer) = accepted?;
         tokio::task::spawn_local(crate::server::serve_connection(stream, server.clone()));
     }
+    drop(listener);
+    std::future::pending().await
 }
 
 /// When the server starts publishing: after every client has had time to arrive (clients join at
@@ -541,6 +552,23 @@ pub fn run(
     if let Some((s, _)) = &scale_out {
         barriers.at_or_after(s.at);
     }
+    // Each replica restart's own figures: the recorder watches a window round each.
+    let mut restart_plans: Vec<crate::recorder::RestartPlan> = deploy
+        .iter()
+        .flat_map(balancer::Rollout::restart_plans)
+        .collect();
+    if let Some(r) = &restart {
+        restart_plans.push(crate::recorder::RestartPlan {
+            replica: None,
+            cause: "restart",
+            drain_at: r.at,
+            stop_at: r.at,
+            up_at: r.at + r.down,
+        });
+    }
+    if !restart_plans.is_empty() {
+        recorder.borrow_mut().watch_restarts(restart_plans);
+    }
     let mut barriers = barriers.sorted();
     let mut restarted = false;
     let mut next_report = Duration::ZERO;
@@ -551,6 +579,18 @@ pub fn run(
         if let Some(r) = &restart {
             // Behind a balancer the whole fleet restarts at once (a rolling deploy is not this).
             if !restarted && sim.elapsed() >= r.at {
+                let open = match &fleet {
+                    Some(f) => f.total.open.open(),
+                    None => server_open.open(),
+                };
+                for stopping in [false, true] {
+                    recorder.borrow_mut().restart_open(
+                        (None, "restart"),
+                        sim.elapsed(),
+                        stopping,
+                        open,
+                    );
+                }
                 for host in &server_hosts {
                     sim.crash(host.as_str());
                 }
@@ -559,8 +599,11 @@ pub fn run(
                     .mark_fault_at(sim.elapsed(), "server restart");
                 restarted = true;
             }
-            for host in &server_hosts {
+            for (k, host) in server_hosts.iter().enumerate() {
+                // A replica a rolling deploy holds down stays down until the deploy brings it back.
+                let held = deploy.as_ref().is_some_and(|d| d.holds_down(k));
                 if restarted
+                    && !held
                     && sim.elapsed() >= r.at + r.down
                     && !sim.is_host_running(host.as_str())
                 {
@@ -607,6 +650,13 @@ pub fn run(
     }
     // The replicas' load is taken at the end of the measured run (imbalance is "at the end").
     let fleet_figures = fleet.as_ref().map(|f| f.figures(sim.elapsed()));
+    // Each replica's open connections per second, for the chart (taken before clients recover).
+    let fleet_series: Option<Vec<Vec<f64>>> = fleet.as_ref().map(|f| {
+        f.loads
+            .iter()
+            .map(|l| l.open.series(plan.duration))
+            .collect()
+    });
     let server_figures = fleet
         .is_none()
         .then(|| (server_open.peak(), server_open.mean(sim.elapsed())));
@@ -646,6 +696,9 @@ pub fn run(
     let mut metrics = recorder.borrow().finish(plan.duration);
     if let Some(figures) = fleet_figures {
         figures.fill(&mut metrics);
+    }
+    if let Some(series) = fleet_series {
+        metrics.timeline.open_connections = series;
     }
     if let Some((peak, mean)) = server_figures {
         metrics.open_connections_peak = Some(peak);
