@@ -90,6 +90,14 @@ pub struct RequirementsSection {
     /// without a balancer), scaled to `population` (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_open_connections_per_server: Option<f64>,
+    /// The most reconnect attempts per second the fleet may take during a rolling deploy (its peak
+    /// second, scaled to `population`; checked in scenarios with a `[scenario.deploy]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reconnects_per_second: Option<f64>,
+    /// How soon after a replica restart every client must be served again (checked in scenarios
+    /// that restart something: a deploy or `[scenario.restart]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_served_again: Option<HumanDuration>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -81,6 +81,11 @@ pub struct Requirements {
     pub max_requests_per_second: Option<f64>,
     /// The most open connections one server (replica) may hold at once.
     pub max_open_connections_per_server: Option<f64>,
+    /// The most reconnect attempts per second during a rolling deploy.
+    pub max_reconnects_per_second: Option<f64>,
+    /// How soon after a restart every client must be served again.
+    #[serde(serialize_with = "serialize_optional_duration")]
+    pub max_served_again: Option<Duration>,
     /// Each key the profile did not give, with how its value was chosen.
     pub assumed: Vec<Assumption>,
 }
@@ -100,6 +105,16 @@ fn plain_number(x: f64) -> String {
 
 fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::duration::format(*d))
+}
+
+fn serialize_optional_duration<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize_duration(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// The latency budget assumed when a profile states none: a typical budget for live data on screen.
@@ -225,6 +240,26 @@ impl Requirements {
             }
             None => None,
         };
+        let max_reconnects_per_second = match given.max_reconnects_per_second {
+            Some(v) if v.is_finite() && v > 0.0 => Some(v),
+            Some(v) => {
+                return Err(err(
+                    "requirements.max_reconnects_per_second",
+                    format!("must be more than 0 (got {v})"),
+                ))
+            }
+            None => None,
+        };
+        let max_served_again = match given.max_served_again {
+            Some(d) if d.0 > Duration::ZERO => Some(d.0),
+            Some(d) => {
+                return Err(err(
+                    "requirements.max_served_again",
+                    format!("must be longer than 0s (got {d})"),
+                ))
+            }
+            None => None,
+        };
         Ok(Requirements {
             bidirectional,
             server_push,
@@ -234,6 +269,8 @@ impl Requirements {
             max_upstream_lost,
             max_requests_per_second,
             max_open_connections_per_server,
+            max_reconnects_per_second,
+            max_served_again,
             assumed,
         })
     }

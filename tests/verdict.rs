@@ -331,3 +331,80 @@ name = "baseline"
         .unwrap_or_else(|| panic!("a scaled row for SSE in\n{report}"));
     assert!(scaled.trim_end().ends_with("| 120 |"), "{scaled}");
 }
+
+/// The balancer's figures are requirements too: the busiest server's open connections everywhere, the
+/// deploy's reconnect peak and the time until every client is served again only where the scenario
+/// restarts something — measured, never assumed.
+#[test]
+fn deploy_and_capacity_requirements_are_checked_where_they_apply() {
+    let dir = temp_dir("deploy-requirements");
+    let profile = dir.join("fleet.toml");
+    std::fs::write(
+        &profile,
+        "name = \"fleet\"\nduration = \"60s\"\nclients = 12\ntransports = [\"sse\", \"websocket\"]\n\
+         [workload]\nevents_per_second = 1.0\nclient_ramp = \"2s\"\n\
+         [server]\nreplicas = 3\n\
+         [requirements]\nlatency = \"5s\"\nmax_open_connections_per_server = 2\n\
+         max_reconnects_per_second = 1000\nmax_served_again = \"1ms\"\n\
+         [[scenario]]\nname = \"steady\"\n\
+         [[scenario]]\nname = \"rolling\"\n[scenario.deploy]\nat = \"15s\"\nevery = \"10s\"\n\
+         drain = \"2s\"\n",
+    )
+    .unwrap();
+    let out = dir.join("r");
+    let output = rtsim(&[
+        "simulate",
+        profile.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    // Nothing passes: 1 ms is below any time until served again, 2 connections below any replica.
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let s = summary(&out);
+    let checks = s["verdict"]["checks"].as_array().unwrap();
+    let of = |scenario: &str, requirement: &str| -> Vec<&serde_json::Value> {
+        checks
+            .iter()
+            .filter(|c| c["scenario"] == scenario && c["requirement"] == requirement)
+            .collect()
+    };
+    for scenario in ["steady", "rolling"] {
+        let capacity = of(scenario, "max_open_connections_per_server");
+        assert_eq!(capacity.len(), 2, "one per transport in {scenario}");
+        for c in capacity {
+            // 12 clients over 3 replicas: the busiest holds at least 4 at its peak.
+            assert!(c["measured"].as_f64().unwrap() >= 4.0, "{c}");
+            assert_eq!(c["pass"], false, "{c}");
+        }
+    }
+    assert!(of("steady", "max_reconnects_per_second").is_empty());
+    assert!(of("steady", "max_served_again").is_empty());
+    for c in of("rolling", "max_reconnects_per_second") {
+        let run = s["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["scenario"] == "rolling" && r["transport"] == c["transport"])
+            .unwrap();
+        assert_eq!(
+            c["measured"],
+            run["deploy_peak_reconnects_per_second"].as_f64().unwrap()
+        );
+        assert!(c["measured"].as_f64().unwrap() >= 1.0, "clients moved: {c}");
+        assert_eq!(c["pass"], true, "{c}");
+    }
+    let served = of("rolling", "max_served_again");
+    assert_eq!(served.len(), 2);
+    for c in served {
+        assert!(c["measured"].as_f64().unwrap() > 1.0, "{c}");
+        assert_eq!(c["pass"], false, "{c}");
+        assert_eq!(c["limit"], 1.0);
+    }
+    let text = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(text.contains("≤ 2 open connections per server"), "{text}");
+    assert!(
+        text.contains("every client served again within 1 ms of a restart"),
+        "{text}"
+    );
+}

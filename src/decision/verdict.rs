@@ -46,6 +46,10 @@ pub const MAX_UPSTREAM_LOST: &str = "max_upstream_lost";
 pub const MAX_REQUESTS_PER_SECOND: &str = "max_requests_per_second";
 /// Open connections on the busiest server (replica), scaled to the population.
 pub const MAX_OPEN_CONNECTIONS_PER_SERVER: &str = "max_open_connections_per_server";
+/// The deploy's peak reconnect attempts per second, scaled to the population.
+pub const MAX_RECONNECTS_PER_SECOND: &str = "max_reconnects_per_second";
+/// The longest time, after a restart, until every client was served again (ms).
+pub const MAX_SERVED_AGAIN: &str = "max_served_again";
 
 /// One requirement held against one run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -53,7 +57,7 @@ pub struct Check {
     pub scenario: String,
     pub transport: TransportKind,
     /// The `[requirements]` key: `latency`, `max_lost`, `max_upstream_lost`, `max_requests_per_second`,
-    /// `max_open_connections_per_server`.
+    /// `max_open_connections_per_server`, `max_reconnects_per_second`, `max_served_again`.
     pub requirement: &'static str,
     /// What the run measured, in the limit's unit (ms for latency, a fraction for losses, requests/s);
     /// `None` when nothing was measured (no delivery, no message sent).
@@ -196,7 +200,23 @@ fn requirement_keys(plan: &Plan) -> Vec<&'static str> {
     if plan.requirements.max_open_connections_per_server.is_some() {
         keys.push(MAX_OPEN_CONNECTIONS_PER_SERVER);
     }
+    if plan.requirements.max_reconnects_per_second.is_some() {
+        keys.push(MAX_RECONNECTS_PER_SECOND);
+    }
+    if plan.requirements.max_served_again.is_some() {
+        keys.push(MAX_SERVED_AGAIN);
+    }
     keys
+}
+
+/// Whether a requirement speaks of this run: a deploy's reconnect peak only where the scenario
+/// deploys, the time until served again only where it restarts something; the rest everywhere.
+fn applies(run: &Measured, requirement: &str) -> bool {
+    match requirement {
+        MAX_RECONNECTS_PER_SECOND => run.metrics.deploy_peak_reconnects_per_second.is_some(),
+        MAX_SERVED_AGAIN => run.metrics.served_again_s.is_some(),
+        _ => true,
+    }
 }
 
 /// Server-side figures scale from the simulated clients to the population they stand for.
@@ -249,6 +269,21 @@ pub fn check(plan: &Plan, run: &Measured, requirement: &'static str) -> Check {
             // The busiest replica's peak has no interval of its own: the seeds' mean is judged.
             None,
         ),
+        MAX_RECONNECTS_PER_SECOND => (
+            m.deploy_peak_reconnects_per_second
+                .map(|peak| peak as f64 * scale(plan)),
+            r.max_reconnects_per_second.unwrap_or(f64::INFINITY),
+            scale_interval(
+                interval(run.ci95, &["deploy_peak_reconnects_per_second"]),
+                scale(plan),
+            ),
+        ),
+        MAX_SERVED_AGAIN => (
+            m.served_again_s.flatten().map(|s| s * 1000.0),
+            r.max_served_again
+                .map_or(f64::INFINITY, |d| d.as_secs_f64() * 1000.0),
+            scale_interval(interval(run.ci95, &["served_again_s"]), 1000.0),
+        ),
         _ => (
             Some(m.requests_per_second * scale(plan)),
             r.max_requests_per_second.unwrap_or(f64::INFINITY),
@@ -256,8 +291,9 @@ pub fn check(plan: &Plan, run: &Measured, requirement: &'static str) -> Check {
         ),
     };
     let pass = match (measured, range) {
-        // Nothing delivered: no latency can meet a budget. Nothing sent or owed: nothing to judge.
-        (None, _) if requirement == LATENCY => Some(false),
+        // Nothing delivered: no latency can meet a budget; a client never served again misses any
+        // limit on when it is. Nothing sent or owed: nothing to judge.
+        (None, _) if requirement == LATENCY || requirement == MAX_SERVED_AGAIN => Some(false),
         (None, _) => None,
         (Some(_), Some([lo, hi])) if hi > lo => {
             if hi <= limit {
@@ -309,7 +345,11 @@ pub fn decide(plan: &Plan, runs: &[Measured]) -> Verdict {
     let keys = requirement_keys(plan);
     let checks: Vec<Check> = runs
         .iter()
-        .flat_map(|run| keys.iter().map(move |&key| check(plan, run, key)))
+        .flat_map(|run| {
+            keys.iter()
+                .filter(move |&&key| applies(run, key))
+                .map(move |&key| check(plan, run, key))
+        })
         .collect();
     let mut transports: Vec<TransportKind> = runs.iter().map(|r| r.transport).collect();
     transports.sort_by_key(|&t| simplicity(t));
@@ -512,6 +552,15 @@ fn requirement_list(plan: &Plan) -> String {
     if let Some(max) = r.max_open_connections_per_server {
         parts.push(format!("≤ {} open connections per server", fmt_num(max)));
     }
+    if let Some(max) = r.max_reconnects_per_second {
+        parts.push(format!("≤ {} reconnects/s during a deploy", fmt_num(max)));
+    }
+    if let Some(max) = r.max_served_again {
+        parts.push(format!(
+            "every client served again within {} of a restart",
+            fmt_ms(max.as_secs_f64() * 1000.0)
+        ));
+    }
     parts.join(", ")
 }
 
@@ -556,6 +605,8 @@ fn relax(checks: &[Check], transport: TransportKind) -> String {
         MAX_UPSTREAM_LOST,
         MAX_REQUESTS_PER_SECOND,
         MAX_OPEN_CONNECTIONS_PER_SERVER,
+        MAX_RECONNECTS_PER_SECOND,
+        MAX_SERVED_AGAIN,
     ] {
         let worst = checks
             .iter()
@@ -591,6 +642,12 @@ fn relax(checks: &[Check], transport: TransportKind) -> String {
 pub fn failure_sentence(plan: &Plan, c: &Check) -> String {
     let what = long_requirement(plan, c.requirement);
     match (c.pass, c.measured) {
+        (Some(false), None) if c.requirement == MAX_SERVED_AGAIN => format!(
+            "In {}, some {} clients were never served again after a restart (limit {}).",
+            c.scenario,
+            short(c.transport),
+            fmt_value(c.requirement, Some(c.limit))
+        ),
         (Some(false), None) => format!(
             "In {}, {} delivered nothing, so its {what} has no value to meet {}.",
             c.scenario,
@@ -649,6 +706,7 @@ pub fn mitigations_for(plan: &Plan, c: &Check) -> Vec<Mitigation> {
             "websocket-fallback",
         ],
         MAX_UPSTREAM_LOST => &["upstream-acks", "heartbeat"],
+        MAX_RECONNECTS_PER_SECOND => &["backoff"],
         _ => &[],
     };
     mitigations(&scenario_situation(plan, scenario), c.transport)
@@ -671,6 +729,10 @@ fn already_applied(plan: &Plan, m: &Mitigation) -> bool {
             "sse.heartbeat" => s.sse_heartbeat.is_some(),
             "websocket.ping_interval" | "websocket.ping_timeout" => s.ws_ping_interval.is_some(),
             "long_polling.hold" => s.long_poll_hold <= std::time::Duration::from_secs(20),
+            // A jittered backoff in place is the backoff mitigation, whatever its exact delays.
+            "reconnect.initial" | "reconnect.max" | "reconnect.factor" | "reconnect.jitter" => {
+                s.reconnect.jitter > 0.0 && s.reconnect.factor > 1.0
+            }
             "polling.interval" => false,
             "server.history" => false,
             _ => false,
@@ -694,6 +756,8 @@ pub fn short_requirement(key: &str) -> &'static str {
         MAX_LOST => "lost",
         MAX_UPSTREAM_LOST => "up-lost",
         MAX_OPEN_CONNECTIONS_PER_SERVER => "conns",
+        MAX_RECONNECTS_PER_SECOND => "storm",
+        MAX_SERVED_AGAIN => "recovery",
         _ => "req/s",
     }
 }
@@ -709,6 +773,10 @@ fn long_requirement(plan: &Plan, key: &str) -> String {
         MAX_LOST => "share of owed deliveries lost".to_string(),
         MAX_UPSTREAM_LOST => "share of client messages lost".to_string(),
         MAX_OPEN_CONNECTIONS_PER_SERVER => "busiest server's open connections".to_string(),
+        MAX_RECONNECTS_PER_SECOND => {
+            "peak reconnect attempts per second during the deploy".to_string()
+        }
+        MAX_SERVED_AGAIN => "time until every client was served again after a restart".to_string(),
         _ => "request rate".to_string(),
     }
 }
@@ -722,6 +790,8 @@ pub fn fmt_value(key: &str, value: Option<f64>) -> String {
         LATENCY => fmt_ms(v),
         MAX_LOST | MAX_UPSTREAM_LOST => fmt_fraction(v),
         MAX_OPEN_CONNECTIONS_PER_SERVER => format!("{} connections", fmt_num(v)),
+        MAX_RECONNECTS_PER_SECOND => format!("{} reconnects/s", fmt_num(v)),
+        MAX_SERVED_AGAIN => fmt_ms(v),
         _ => format!("{} req/s", fmt_num(v)),
     }
 }

@@ -248,6 +248,18 @@ pub fn requirements_sentence(report: &Report, name_assumed: bool) -> String {
             super::insights::fmt_num(max)
         ));
     }
+    if let Some(max) = r.max_reconnects_per_second {
+        parts.push(format!(
+            "≤ {} reconnects/s during a deploy",
+            super::insights::fmt_num(max)
+        ));
+    }
+    if let Some(max) = r.max_served_again {
+        parts.push(format!(
+            "every client served again within {} of a restart",
+            crate::decision::verdict::fmt_ms(max.as_secs_f64() * 1000.0)
+        ));
+    }
     parts.push(format!(
         "{}, {}",
         if r.bidirectional {
@@ -342,6 +354,12 @@ pub fn matrix_legend(report: &Report) -> String {
         .is_some()
     {
         names.push("conns open connections per server".into());
+    }
+    if report.plan.requirements.max_reconnects_per_second.is_some() {
+        names.push("storm reconnects/s during a deploy".into());
+    }
+    if report.plan.requirements.max_served_again.is_some() {
+        names.push("recovery time until every client is served again".into());
     }
     format!(
         "✓ meets every requirement · ✗ misses the one named ({}) · ? inconclusive",

@@ -288,6 +288,8 @@ pub fn requirements(a: &Answers) -> RequirementsSection {
         max_upstream_lost: (a.upstream_per_minute > 0.0).then_some(0.0),
         max_requests_per_second: None,
         max_open_connections_per_server: None,
+        max_reconnects_per_second: None,
+        max_served_again: None,
     }
 }
 
