@@ -136,6 +136,42 @@ pub fn conditions(scenario: &Scenario) -> String {
             fmt_duration_s(restart.down.as_secs_f64())
         ));
     }
+    if let Some(balancer) = &scenario.balancer {
+        parts.push(format!(
+            "a {} load balancer in front of the replicas that closes connections silent for {}",
+            balancer.policy.as_str(),
+            fmt_duration_s(balancer.idle_timeout.as_secs_f64())
+        ));
+    }
+    if let Some(deploy) = &scenario.deploy {
+        let drain = if deploy.drain.is_zero() {
+            "each stopped without a drain".to_string()
+        } else if deploy.close_spread.is_zero() {
+            format!(
+                "each drained for {} first",
+                fmt_duration_s(deploy.drain.as_secs_f64())
+            )
+        } else {
+            format!(
+                "each drained for {} first, its connections closed over {}",
+                fmt_duration_s(deploy.drain.as_secs_f64()),
+                fmt_duration_s(deploy.close_spread.as_secs_f64())
+            )
+        };
+        parts.push(format!(
+            "a rolling deploy from {} restarting one replica every {} ({drain}, {} down)",
+            fmt_duration_s(deploy.at.as_secs_f64()),
+            fmt_duration_s(deploy.every.as_secs_f64()),
+            fmt_duration_s(deploy.down.as_secs_f64())
+        ));
+    }
+    if let Some(scale_out) = &scenario.scale_out {
+        parts.push(format!(
+            "{} added at {}",
+            counted(scale_out.add as f64, "replica", "replicas"),
+            fmt_duration_s(scale_out.at.as_secs_f64())
+        ));
+    }
     if parts.is_empty() {
         "No faults: a steady network.".to_string()
     } else {
@@ -661,6 +697,24 @@ proxy = { buffer_bytes = 8192, honor_accel_buffering = false }
         assert!(
             ws.contains("1 connection died silently and was never noticed"),
             "{ws}"
+        );
+    }
+
+    #[test]
+    fn balancer_deploy_and_scale_out_are_named_as_conditions() {
+        let plan = crate::scenario::Plan::from_text(
+            "t.toml",
+            "name = \"t\"\nduration = \"5m\"\nclients = 10\n[server]\nreplicas = 3\n\
+             [[scenario]]\nname = \"d\"\n[scenario.balancer]\npolicy = \"sticky\"\n\
+             [scenario.deploy]\nat = \"1m\"\nevery = \"30s\"\ndrain = \"10s\"\n\
+             close_spread = \"5s\"\n[scenario.scale_out]\nat = \"4m\"\nadd = 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            conditions(&plan.scenarios[0]),
+            "Faults: a sticky load balancer in front of the replicas that closes connections silent \
+             for 60 s, a rolling deploy from 60 s restarting one replica every 30 s (each drained for \
+             10 s first, its connections closed over 5 s, 2 s down) and 2 replicas added at 4 min."
         );
     }
 
