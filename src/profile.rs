@@ -274,6 +274,11 @@ pub struct BalancerSection {
     /// A connection silent (both ways) this long is closed; 60s (AWS ALB's default) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<HumanDuration>,
+    /// How long a replica that stops without being deregistered first (a deploy without `drain`)
+    /// stays in rotation: its health check's interval × unhealthy threshold (AWS ALB: 30 s × 2).
+    /// New connections sent to it in that time are refused. "0s" (the default): noticed at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HumanDuration>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

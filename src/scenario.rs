@@ -387,6 +387,8 @@ pub struct Balancer {
     pub policy: BalancePolicy,
     /// A connection silent both ways this long is closed.
     pub idle_timeout: Duration,
+    /// How long a replica that stopped without a drain stays in rotation (zero: noticed at once).
+    pub health_check: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -507,9 +509,12 @@ fn resolve_balancer(
         Some(d) => positive(&key("balancer.idle_timeout"), d.0)?,
         None => DEFAULT_BALANCER_IDLE_TIMEOUT,
     };
+    // Any length is valid: zero is a balancer that notices a stopped replica at once.
+    let health_check = section.health_check.map_or(Duration::ZERO, |d| d.0);
     Ok(Some(Balancer {
         policy: section.policy.unwrap_or_default(),
         idle_timeout,
+        health_check,
     }))
 }
 
@@ -1121,6 +1126,7 @@ mod tests {
             Some(Balancer {
                 policy: BalancePolicy::RoundRobin,
                 idle_timeout: DEFAULT_BALANCER_IDLE_TIMEOUT,
+                health_check: Duration::ZERO,
             }),
             "replicas get a balancer with the defaults"
         );
@@ -1129,6 +1135,7 @@ mod tests {
             Some(Balancer {
                 policy: BalancePolicy::Sticky,
                 idle_timeout: Duration::from_secs(30),
+                health_check: Duration::ZERO,
             })
         );
         let e = plan(&format!("{BASE}[server]\nreplicas = 0\n")).unwrap_err();

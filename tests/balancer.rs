@@ -359,3 +359,57 @@ fn a_drain_closes_every_connection_before_the_stop_a_hard_stop_cuts_them_and_a_s
         );
     }
 }
+
+/// What a drain buys when the balancer learns of a stop only from its health check: without a drain
+/// the stopped replica stays in rotation for `health_check`, so reconnecting clients are sent to it and
+/// refused, back off and try again; a drain deregisters it first, so every reconnect lands on a
+/// running replica. Both out of the simulation. (Each replica is down 12 s, longer than the health
+/// check, so the balancer does notice each stop.)
+#[test]
+fn without_a_drain_a_stopped_replica_stays_in_rotation_until_its_health_check_fails() {
+    let dir = temp_dir("health-check");
+    let profile = |drain: &str| {
+        replicas_profile(
+            "shared",
+            "round-robin",
+            "",
+            &format!(
+                "health_check = \"10s\"\n[scenario.deploy]\nat = \"12500ms\"\nevery = \"20s\"\n\
+                 drain = \"{drain}\"\ndown = \"12s\"\n"
+            ),
+        )
+        .replace("duration = \"40s\"", "duration = \"80s\"")
+        .replace("events_per_second = 2.0", "events_per_second = 1.0")
+        .replace(
+            "transports = [\"long-polling\", \"sse\", \"websocket\"]",
+            "transports = [\"long-polling\", \"websocket\"]",
+        )
+    };
+    let hard = simulate(&dir, "hard", &profile("0s"));
+    let drained = simulate(&dir, "drained", &profile("4s"));
+    let served = |run: &Value| run["served_again_s"].as_f64().unwrap();
+    let p99 = |run: &Value| run["latency_ms"]["p99"].as_f64().unwrap();
+    for (h, d) in hard.iter().zip(&drained) {
+        let transport = h["transport"].as_str().unwrap();
+        eprintln!(
+            "{transport}: served again {:.3} s hard vs {:.3} s drained; p99 {:.0} vs {:.0} ms",
+            served(h),
+            served(d),
+            p99(h),
+            p99(d)
+        );
+        // The clients sent to the stopped replica wait a backoff more before they are served.
+        assert!(served(h) > served(d) + 0.5, "{transport}: {h}\n{d}");
+        assert!(p99(h) > p99(d), "{transport}: {h}\n{d}");
+        assert_eq!(u(h, "lost"), 0, "{transport}: {h}");
+        assert_eq!(u(d, "lost"), 0, "{transport}: {d}");
+    }
+    let faults = std::fs::read_to_string(dir.join("hard").join("faults.csv")).unwrap();
+    assert_eq!(
+        faults.matches("fails its health check").count(),
+        3 * 2,
+        "each replica once per transport:\n{faults}"
+    );
+    let faults = std::fs::read_to_string(dir.join("drained").join("faults.csv")).unwrap();
+    assert!(!faults.contains("fails its health check"), "{faults}");
+}

@@ -183,6 +183,8 @@ fn balancer_section(a: &Answers) -> Option<BalancerSection> {
     Some(BalancerSection {
         policy: Some(policy),
         idle_timeout: Some(HumanDuration(BALANCER_IDLE_TIMEOUT)),
+        // The rolling deploy drains, so the balancer has deregistered a server before it stops.
+        health_check: None,
     })
 }
 

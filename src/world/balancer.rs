@@ -57,6 +57,9 @@ pub struct ReplicaLoad {
     pub published: Cell<u64>,
     /// Draining or stopped for a deploy: the balancer sends it no new connections.
     pub draining: Cell<bool>,
+    /// Stopped without being deregistered, and its health check has not failed yet: the balancer
+    /// still sends it new connections, which are refused.
+    pub down_unnoticed: Cell<bool>,
     /// Every server context this replica has booted (one per boot): their request counts add up.
     pub contexts: RefCell<Vec<Rc<ServerCtx>>>,
 }
@@ -236,6 +239,15 @@ impl Balancer {
                 for k in balancer.candidates(peer) {
                     let (host, port) = &balancer.backends[k];
                     let Ok(upstream) = TcpStream::connect((host.as_str(), *port)).await else {
+                        if balancer.loads[k].down_unnoticed.get() {
+                            // Still a healthy target to the balancer: as an NLB forwards the SYN,
+                            // the client's connection is refused rather than sent elsewhere.
+                            balancer
+                                .recorder
+                                .borrow_mut()
+                                .connection_cut("balancer sent it to a stopped replica");
+                            return;
+                        }
                         continue;
                     };
                     let guards = (
@@ -326,6 +338,11 @@ async fn relay(client: TcpStream, server: TcpStream, idle: Duration) -> bool {
 pub struct Rollout {
     /// Per replica: (drain at, stop at, up at) and how far it got (0 to 3 phases done).
     plan: Vec<([Duration; 3], usize)>,
+    /// Without a drain the balancer learns of a stopped replica only from its health check, this
+    /// long after the stop (zero: at once, as when it deregisters it first).
+    unnoticed_for: Duration,
+    /// Per replica: when its stop is noticed, while that is still to come.
+    notice_at: Vec<Option<Duration>>,
     /// Over how long a draining replica's connection closes are spread.
     close_spread: Duration,
     loads: Vec<Rc<ReplicaLoad>>,
@@ -335,9 +352,16 @@ pub struct Rollout {
 impl Rollout {
     pub fn new(
         deploy: &crate::scenario::Deploy,
+        health_check: Duration,
         loads: Vec<Rc<ReplicaLoad>>,
         hosts: Vec<String>,
     ) -> Self {
+        // A drain deregisters the replica first; without one only the health check tells.
+        let unnoticed_for = if deploy.drain.is_zero() {
+            health_check
+        } else {
+            Duration::ZERO
+        };
         let plan = (0..hosts.len())
             .map(|k| {
                 let drain_at = deploy.at + deploy.every * k as u32;
@@ -345,8 +369,11 @@ impl Rollout {
                 ([drain_at, stop_at, stop_at + deploy.down], 0)
             })
             .collect();
+        let notice_at = vec![None; hosts.len()];
         Self {
             plan,
+            unnoticed_for,
+            notice_at,
             loads,
             hosts,
             close_spread: deploy.close_spread,
@@ -377,14 +404,27 @@ impl Rollout {
     /// Every moment a phase falls due (drain, stop, up, per replica): a lookahead window must end at
     /// each, since [`Rollout::step`] acts between steps.
     pub fn moments(&self) -> impl Iterator<Item = Duration> + '_ {
-        self.plan
-            .iter()
-            .flat_map(|(times, _)| times.iter().copied())
+        let unnoticed_for = self.unnoticed_for;
+        self.plan.iter().flat_map(move |(times, _)| {
+            let noticed = (!unnoticed_for.is_zero()).then_some(times[1] + unnoticed_for);
+            times.iter().copied().chain(noticed)
+        })
     }
 
     /// Takes every phase that is due by now.
     pub fn step(&mut self, sim: &mut turmoil::Sim<'_>, recorder: &SharedRecorder) {
         let now = sim.elapsed();
+        for (k, notice) in self.notice_at.iter_mut().enumerate() {
+            if notice.is_some_and(|at| at <= now) {
+                *notice = None;
+                self.loads[k].down_unnoticed.set(false);
+                self.loads[k].draining.set(true);
+                let host = self.hosts[k].as_str();
+                recorder
+                    .borrow_mut()
+                    .mark_fault_at(now, format!("deploy: {host} fails its health check"));
+            }
+        }
         for (k, (times, done)) in self.plan.iter_mut().enumerate() {
             while *done < 3 && times[*done] <= now {
                 let host = self.hosts[k].as_str();
@@ -400,7 +440,8 @@ impl Rollout {
                 }
                 match *done {
                     0 => {
-                        self.loads[k].draining.set(true);
+                        // Deregistered now, unless the stop comes unannounced.
+                        self.loads[k].draining.set(self.unnoticed_for.is_zero());
                         if times[1] > times[0] {
                             // Graceful: streams end, WebSocket sessions close with 1001.
                             if let Some(server) = self.loads[k].contexts.borrow().last() {
@@ -412,6 +453,10 @@ impl Rollout {
                         }
                     }
                     1 => {
+                        if !self.unnoticed_for.is_zero() {
+                            self.loads[k].down_unnoticed.set(true);
+                            self.notice_at[k] = Some(now + self.unnoticed_for);
+                        }
                         sim.crash(host);
                         recorder
                             .borrow_mut()
@@ -420,6 +465,8 @@ impl Rollout {
                     _ => {
                         sim.bounce(host);
                         self.loads[k].draining.set(false);
+                        self.loads[k].down_unnoticed.set(false);
+                        self.notice_at[k] = None;
                     }
                 }
                 *done += 1;

@@ -539,6 +539,10 @@ pub fn run(
     let mut deploy = match (&scenario.deploy, &fleet) {
         (Some(d), Some(f)) => Some(balancer::Rollout::new(
             d,
+            scenario
+                .balancer
+                .as_ref()
+                .map_or(Duration::ZERO, |b| b.health_check),
             f.loads.clone(),
             server_hosts.clone(),
         )),
