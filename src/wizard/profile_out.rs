@@ -157,6 +157,9 @@ pub fn deploy_every(servers: i64) -> Duration {
 pub const DEPLOY_DRAIN: Duration = Duration::from_secs(10);
 /// The balancer's idle timeout: AWS ALB's default.
 pub const BALANCER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the balancer routes to a server that stopped unannounced: AWS ALB's default health check
+/// interval (30 s) × unhealthy threshold (2).
+pub const BALANCER_HEALTH_CHECK: Duration = Duration::from_secs(60);
 
 /// Simulated client machines: 4 (cost grows with hosts), or for a sticky balancer, which keeps each
 /// client *address* on one server, [`STICKY_HOSTS_PER_SERVER`] per server (at most 64, the profile's
@@ -183,8 +186,9 @@ fn balancer_section(a: &Answers) -> Option<BalancerSection> {
     Some(BalancerSection {
         policy: Some(policy),
         idle_timeout: Some(HumanDuration(BALANCER_IDLE_TIMEOUT)),
-        // The rolling deploy drains, so the balancer has deregistered a server before it stops.
-        health_check: None,
+        // The rolling deploy drains, so the balancer has deregistered a server before it stops; the
+        // health check matters to a user who sets `drain = "0s"` to see what the drain buys.
+        health_check: Some(HumanDuration(BALANCER_HEALTH_CHECK)),
     })
 }
 
@@ -380,7 +384,8 @@ pub fn header(a: &Answers, rec: &Recommendation, path: &Path) -> String {
         if a.servers >= 2 {
             lines.push(format!(
                 "  rolling-deploy: the servers restart one at a time from {} on, every {}, each draining \
-                 {} first.",
+                 {} first (set drain = \"0s\" to see what the drain buys: the balancer then routes to a \
+                 stopped server until its health check fails, 60 s as AWS ALB's defaults).",
                 duration::format(DEPLOY_AT),
                 duration::format(deploy_every(a.servers)),
                 duration::format(DEPLOY_DRAIN)
