@@ -168,6 +168,34 @@ pub fn index_html(report: &Report) -> String {
         h.push_str("</tbody>\n</table></div>\n");
     }
 
+    // Behind a balancer: each replica's load, and what each restart cost.
+    for section in super::table::fleet_tables(report) {
+        let _ = writeln!(
+            h,
+            "<h2 id=\"{}\">{}</h2>\n<p>{}</p>\n<div class=\"scroll\"><table>\n<thead><tr>",
+            section.title.to_lowercase(),
+            escape(section.title),
+            escape(&section.intro)
+        );
+        for column in &section.header {
+            let _ = write!(h, "<th>{}</th>", escape(column));
+        }
+        h.push_str("</tr></thead>\n<tbody>\n");
+        for row in &section.rows {
+            h.push_str("<tr>");
+            for (i, c) in row.iter().enumerate() {
+                let class = if i >= section.first_numeric {
+                    " class=\"n\""
+                } else {
+                    ""
+                };
+                let _ = write!(h, "<td{class}>{}</td>", escape(c));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</tbody>\n</table></div>\n");
+    }
+
     // Every chart.
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
     for chart in Chart::for_report(report) {
@@ -315,6 +343,69 @@ impl Exporter for HtmlPage {
 mod tests {
     use super::*;
     use crate::report::fixture;
+
+    #[test]
+    fn the_fleet_tables_are_on_the_page_and_in_report_md_only_with_a_fleet() {
+        let plain = fixture::report();
+        assert!(!index_html(&plain).contains("id=\"replicas\""));
+        let mut report = fixture::report();
+        let metrics = &mut report.runs[0].metrics;
+        metrics.per_replica = Some(
+            (0..2u32)
+                .map(|k| crate::metrics::ReplicaMetrics {
+                    replica: k,
+                    connections: 5,
+                    requests: 9,
+                    events_published: 3,
+                    open_connections_peak: 5,
+                    open_connections_mean: 4.5,
+                    open_connections_end: 4 + u64::from(k),
+                })
+                .collect(),
+        );
+        metrics.imbalance = Some(Some(1.11));
+        metrics.restarts = Some(vec![crate::metrics::RestartMetrics {
+            replica: Some(1),
+            cause: "deploy".into(),
+            drain_at_s: 10.0,
+            stop_at_s: 14.0,
+            up_at_s: 16.0,
+            window_end_s: 21.0,
+            reconnects: 4,
+            reconnect_attempts: 5,
+            peak_reconnects_per_second: 3,
+            lost: 0,
+            duplicates: 0,
+            max_latency_ms: None,
+            served_again_s: None,
+            unserved: 2,
+            open_at_drain: Some(5),
+            open_at_stop: Some(0),
+        }]);
+        metrics.deploy_peak_reconnects_per_second = Some(3);
+        metrics.served_again_s = Some(None);
+        let page = index_html(&report);
+        for expected in [
+            "<h2 id=\"replicas\">Replicas</h2>",
+            "<td class=\"n\">imbalance 1.11</td>",
+            "<h2 id=\"restarts\">Restarts</h2>",
+            "<td>server-1</td>",
+            "<td>10 → 14 → 16</td>",
+            "<td class=\"n\">no deliveries</td>",
+            "<td class=\"n\">2 never</td>",
+            "<td class=\"n\">not every client</td>",
+        ] {
+            assert!(page.contains(expected), "{expected} in the page");
+        }
+        let md = crate::report::markdown::report_md(&report);
+        assert!(md.contains("## Replicas"), "{md}");
+        assert!(
+            md.contains(
+                "| server-1 | 10 → 14 → 16 | 5 | 0 | 5 | 3 | 0 | 0 | no deliveries | 2 never |"
+            ),
+            "{md}"
+        );
+    }
 
     #[test]
     fn the_page_references_every_chart_and_needs_no_network() {

@@ -19,127 +19,29 @@ fn cell(text: &str) -> String {
         .replace('\n', " ")
 }
 
+/// A section of the fleet's tables (replicas, restarts) as Markdown.
+fn fleet_section(section: &super::table::FleetTable) -> String {
+    let mut md = format!("## {}\n\n{}\n\n", section.title, cell(&section.intro));
+    let _ = writeln!(md, "| {} |", section.header.join(" | "));
+    let align: Vec<&str> = (0..section.header.len())
+        .map(|i| {
+            if i >= section.first_numeric {
+                "---:"
+            } else {
+                "---"
+            }
+        })
+        .collect();
+    let _ = writeln!(md, "| {} |", align.join(" | "));
+    for row in &section.rows {
+        let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
+    }
+    md.push('\n');
+    md
+}
+
 /// The Markdown report.
-/// `## Replicas`: each replica's load behind the balancer, per run; `None` without replicas.
-fn replicas_section(report: &Report) -> Option<String> {
-    let mut md = String::new();
-    for run in &report.runs {
-        let Some(replicas) = &run.metrics.per_replica else {
-            continue;
-        };
-        if md.is_empty() {
-            md.push_str(
-                "## Replicas\n\nBehind the load balancer: each replica's connections (open ones counted \
-                 on the balancer's connections to it), requests and the events published on it. \
-                 Imbalance: open connections on the busiest replica over the mean, at the end of \
-                 the run.\n\n| scenario | transport | replica | connections | requests | events \
-                 published | open peak | open mean | open at end |\n| --- | --- | ---: | ---: | ---: \
-                 | ---: | ---: | ---: | ---: |\n",
-            );
-        }
-        for r in replicas {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                cell(&run.scenario),
-                cell(super::label(run.transport)),
-                r.replica,
-                r.connections,
-                r.requests,
-                r.events_published,
-                r.open_connections_peak,
-                super::insights::fmt_num(r.open_connections_mean),
-                r.open_connections_end
-            );
-        }
-        let imbalance = match run.metrics.imbalance.flatten() {
-            Some(x) => super::insights::fmt_num(x),
-            None => "—".to_string(),
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {} | all | | | | {} | {} | imbalance {imbalance} |",
-            cell(&run.scenario),
-            cell(super::label(run.transport)),
-            run.metrics
-                .open_connections_peak
-                .map_or("—".to_string(), |p| p.to_string()),
-            run.metrics
-                .open_connections_mean
-                .map_or("—".to_string(), super::insights::fmt_num),
-        );
-    }
-    (!md.is_empty()).then(|| md + "\n")
-}
-
-/// Each replica restart's figures (a rolling deploy's phases, a `[scenario.restart]`), when a run
-/// had any: what it cost round that restart, and how long until every client was served again.
-fn restarts_section(report: &Report) -> Option<String> {
-    let mut md = String::new();
-    let fmt = super::insights::fmt_num;
-    for run in &report.runs {
-        let Some(restarts) = &run.metrics.restarts else {
-            continue;
-        };
-        if md.is_empty() {
-            md.push_str(&format!(
-                "## Restarts
-
-Each replica restart's window runs from its drain (its stop when it does \
-                 not drain) until it is back up plus {} s, cut where the next restart's begins. \
-                 Reconnects: session connect attempts by clients that had a connection (peak: in one \
-                 simulated second). Lost: owed deliveries of events published in the window that \
-                 never arrived. Served again: from the drain until every client had received an \
-                 event published after it (its floor is the wait for the next event). Open at stop: \
-                 connections still open when the replica stopped, cut.\n\n| scenario | transport \
-                 | replica | drain → stop → up (s) | open at drain | open at stop | reconnects | \
-                 peak /s | lost | duplicates | slowest delivery | served again |\n| --- | --- | --- \
-                 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-                crate::metrics::RESTART_SETTLE.as_secs()
-            ));
-        }
-        let count = |v: Option<u64>| v.map_or("—".to_string(), |v| v.to_string());
-        for r in restarts {
-            let served = match r.served_again_s {
-                Some(s) => format!("{} s", fmt(s)),
-                None => format!("{} never", r.unserved),
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} → {} → {} | {} | {} | {} | {} | {} | {} | {} | {served} |",
-                cell(&run.scenario),
-                cell(super::label(run.transport)),
-                r.replica
-                    .map_or("all (restart)".to_string(), |k| format!("server-{k}")),
-                fmt(r.drain_at_s),
-                fmt(r.stop_at_s),
-                fmt(r.up_at_s),
-                count(r.open_at_drain),
-                count(r.open_at_stop),
-                r.reconnect_attempts,
-                r.peak_reconnects_per_second,
-                r.lost,
-                r.duplicates,
-                r.max_latency_ms
-                    .map_or("no deliveries".to_string(), |ms| format!("{} ms", fmt(ms))),
-            );
-        }
-        if let Some(peak) = run.metrics.deploy_peak_reconnects_per_second {
-            let served = match run.metrics.served_again_s {
-                Some(Some(s)) => format!("{} s", fmt(s)),
-                _ => "not every client".to_string(),
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | whole deploy | | | | | {peak} | | | | {served} |",
-                cell(&run.scenario),
-                cell(super::label(run.transport)),
-            );
-        }
-    }
-    (!md.is_empty()).then(|| md + "\n")
-}
-
 pub fn report_md(report: &Report) -> String {
     let plan = &report.plan;
     let mut md = String::new();
@@ -239,11 +141,8 @@ pub fn report_md(report: &Report) -> String {
         md.push('\n');
     }
 
-    if let Some(section) = replicas_section(report) {
-        md.push_str(&section);
-    }
-    if let Some(section) = restarts_section(report) {
-        md.push_str(&section);
+    for section in super::table::fleet_tables(report) {
+        md.push_str(&fleet_section(&section));
     }
 
     md.push_str("## Charts\n\n");

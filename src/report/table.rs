@@ -172,6 +172,174 @@ pub fn scaled_rows(report: &Report) -> Option<(Vec<&'static str>, Vec<Vec<String
 
 // ---- the decision ---------------------------------------------------------------------------------
 
+/// One of the fleet's tables (behind a balancer, or round restarts), as data for report.md and the
+/// report page alike.
+pub struct FleetTable {
+    pub title: &'static str,
+    /// What the columns mean.
+    pub intro: String,
+    pub header: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+    /// Columns from this one on are numbers (right-aligned).
+    pub first_numeric: usize,
+}
+
+/// The fleet's tables, those that have rows: each replica's load, and each restart's figures.
+pub fn fleet_tables(report: &Report) -> Vec<FleetTable> {
+    [replica_table(report), restart_table(report)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Each replica's load behind the balancer, per run, with a total row; `None` without replicas.
+fn replica_table(report: &Report) -> Option<FleetTable> {
+    let fmt = super::insights::fmt_num;
+    let mut rows = Vec::new();
+    for run in &report.runs {
+        let Some(replicas) = &run.metrics.per_replica else {
+            continue;
+        };
+        for r in replicas {
+            rows.push(vec![
+                run.scenario.clone(),
+                super::label(run.transport).to_string(),
+                r.replica.to_string(),
+                r.connections.to_string(),
+                r.requests.to_string(),
+                r.events_published.to_string(),
+                r.open_connections_peak.to_string(),
+                fmt(r.open_connections_mean),
+                r.open_connections_end.to_string(),
+            ]);
+        }
+        let imbalance = match run.metrics.imbalance.flatten() {
+            Some(x) => fmt(x),
+            None => "—".to_string(),
+        };
+        rows.push(vec![
+            run.scenario.clone(),
+            super::label(run.transport).to_string(),
+            "all".to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            run.metrics
+                .open_connections_peak
+                .map_or("—".to_string(), |p| p.to_string()),
+            run.metrics
+                .open_connections_mean
+                .map_or("—".to_string(), fmt),
+            format!("imbalance {imbalance}"),
+        ]);
+    }
+    (!rows.is_empty()).then(|| FleetTable {
+        title: "Replicas",
+        intro: "Behind the load balancer: each replica's connections (open ones counted on the \
+                balancer's connections to it), requests and the events published on it. Imbalance: \
+                open connections on the busiest replica over the mean, at the end of the run."
+            .to_string(),
+        header: vec![
+            "scenario",
+            "transport",
+            "replica",
+            "connections",
+            "requests",
+            "events published",
+            "open peak",
+            "open mean",
+            "open at end",
+        ],
+        rows,
+        first_numeric: 2,
+    })
+}
+
+/// Each replica restart's figures (a rolling deploy's phases, a `[scenario.restart]`), when a run
+/// had any: what it cost round that restart, and how long until every client was served again.
+fn restart_table(report: &Report) -> Option<FleetTable> {
+    let fmt = super::insights::fmt_num;
+    let count = |v: Option<u64>| v.map_or("—".to_string(), |v| v.to_string());
+    let mut rows = Vec::new();
+    for run in &report.runs {
+        let Some(restarts) = &run.metrics.restarts else {
+            continue;
+        };
+        for r in restarts {
+            let served = match r.served_again_s {
+                Some(s) => format!("{} s", fmt(s)),
+                None => format!("{} never", r.unserved),
+            };
+            rows.push(vec![
+                run.scenario.clone(),
+                super::label(run.transport).to_string(),
+                r.replica
+                    .map_or("all (restart)".to_string(), |k| format!("server-{k}")),
+                format!(
+                    "{} → {} → {}",
+                    fmt(r.drain_at_s),
+                    fmt(r.stop_at_s),
+                    fmt(r.up_at_s)
+                ),
+                count(r.open_at_drain),
+                count(r.open_at_stop),
+                r.reconnect_attempts.to_string(),
+                r.peak_reconnects_per_second.to_string(),
+                r.lost.to_string(),
+                r.duplicates.to_string(),
+                r.max_latency_ms
+                    .map_or("no deliveries".to_string(), |ms| format!("{} ms", fmt(ms))),
+                served,
+            ]);
+        }
+        if let Some(peak) = run.metrics.deploy_peak_reconnects_per_second {
+            let served = match run.metrics.served_again_s {
+                Some(Some(s)) => format!("{} s", fmt(s)),
+                _ => "not every client".to_string(),
+            };
+            let mut row = vec![
+                run.scenario.clone(),
+                super::label(run.transport).to_string(),
+                "whole deploy".to_string(),
+            ];
+            row.extend(std::iter::repeat_n(String::new(), 4));
+            row.push(peak.to_string());
+            row.extend(std::iter::repeat_n(String::new(), 3));
+            row.push(served);
+            rows.push(row);
+        }
+    }
+    (!rows.is_empty()).then(|| FleetTable {
+        title: "Restarts",
+        intro: format!(
+            "Each replica restart's window runs from its drain (its stop when it does not drain) \
+             until it is back up plus {} s, cut where the next restart's begins. Reconnects: session \
+             connect attempts by clients that had a connection (peak: in one simulated second). Lost: \
+             owed deliveries of events published in the window that never arrived. Served again: \
+             from the drain until every client had received an event published after it (its floor \
+             is the wait for the next event). Open at stop: connections still open when the replica \
+             stopped, cut.",
+            crate::metrics::RESTART_SETTLE.as_secs()
+        ),
+        header: vec![
+            "scenario",
+            "transport",
+            "replica",
+            "drain → stop → up (s)",
+            "open at drain",
+            "open at stop",
+            "reconnects",
+            "peak /s",
+            "lost",
+            "duplicates",
+            "slowest delivery",
+            "served again",
+        ],
+        rows,
+        first_numeric: 4,
+    })
+}
+
 /// The verdict in a few lines for `width` columns: the headline, then what the candidate missed.
 pub fn verdict_lines(report: &Report, width: usize, most: usize) -> Vec<String> {
     let v = &report.verdict;
