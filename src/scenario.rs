@@ -382,6 +382,13 @@ pub struct Deploy {
     pub close_spread: Duration,
 }
 
+impl Deploy {
+    /// When the last of `replicas` is back up.
+    pub fn last_up(&self, replicas: u32) -> Duration {
+        self.at + self.every * replicas.saturating_sub(1) + self.drain + self.down
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Balancer {
     pub policy: BalancePolicy,
@@ -790,6 +797,23 @@ impl Plan {
                 }),
                 None => None,
             };
+            if let Some(d) = &deploy {
+                // The last replica must be back inside the run, or the deploy is never whole.
+                let back = d.last_up(servers.replicas);
+                if back >= duration {
+                    return Err(err(
+                        &key("deploy.every"),
+                        format!(
+                            "the rolling deploy's last replica is back at {} (at + every × {} + drain \
+                             + down), not before the run ends ({}): start it earlier, space the \
+                             replicas closer or run longer",
+                            crate::duration::format(back),
+                            servers.replicas - 1,
+                            crate::duration::format(duration)
+                        ),
+                    ));
+                }
+            }
             let scale_out = match &s.scale_out {
                 Some(_) if balancer.is_none() => {
                     return Err(err(
@@ -1178,6 +1202,17 @@ mod tests {
             (e.line, e.key.as_deref()),
             (Some(9), Some("scenario[0].deploy.at"))
         );
+        // A deploy whose last replica would come back after the run never completes.
+        let e = plan(&format!(
+            "{BASE}[server]\nreplicas = 3\n[[scenario]]\nname = \"a\"\n[scenario.deploy]\n\
+             at = \"40s\"\nevery = \"10s\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(10), Some("scenario[0].deploy.every"))
+        );
+        assert!(e.message.contains("back at 62s"), "{e}");
         // Closes spread over longer than the drain would fall after the stop.
         let deploy = |extra: &str| {
             plan(&format!(

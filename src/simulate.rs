@@ -164,8 +164,10 @@ pub fn plan_from_source(source: &Source, overrides: &Overrides) -> anyhow::Resul
 /// Sets the run's length to `duration` (`--duration`). A server restart the shorter run would end
 /// before is moved to the same point of the run — a restart at 5 min of 10 min happens at 1 min of a
 /// 2 min quick look — rather than refusing the quick look or dropping the fault; the restart's down
-/// time shrinks with it only if it would otherwise outlast the run. Returns one note per restart moved,
-/// naming the scenario and both times, for the terminal.
+/// time shrinks with it only if it would otherwise outlast the run. A rolling deploy that would not be
+/// over before the shorter run ends is moved the same way (its start and spacing scaled, its drain and
+/// down time too only if it still would not fit), and so is a scale-out. Returns one note per fault
+/// moved, naming the scenario and both times, for the terminal.
 pub fn shorten_run(plan: &mut Plan, duration: Duration) -> Vec<String> {
     let original = plan.duration;
     plan.duration = duration;
@@ -200,6 +202,57 @@ pub fn shorten_run(plan: &mut Plan, duration: Duration) -> Vec<String> {
         ));
         restart.at = at;
         restart.down = down;
+    }
+    let share = duration.as_secs_f64() / original.as_secs_f64().max(1e-9);
+    // Whole milliseconds keep moved times readable and the run deterministic.
+    let scaled =
+        |d: Duration| Duration::from_millis((d.as_secs_f64() * share * 1000.0).round() as u64);
+    let replicas = plan.servers.replicas;
+    for scenario in &mut plan.scenarios {
+        if let Some(deploy) = scenario.deploy.as_mut() {
+            if deploy.last_up(replicas) >= duration {
+                let before = deploy.clone();
+                deploy.at = scaled(deploy.at).max(Duration::from_millis(1));
+                deploy.every = scaled(deploy.every).max(Duration::from_millis(1));
+                if deploy.last_up(replicas) >= duration {
+                    deploy.drain = scaled(deploy.drain);
+                    deploy.close_spread = scaled(deploy.close_spread).min(deploy.drain);
+                    deploy.down = scaled(deploy.down).max(Duration::from_millis(1));
+                }
+                notes.push(format!(
+                    "note: --duration {} ends before {}'s rolling deploy does (its last replica is \
+                     back at {}): it starts at {} instead, one replica every {} ({} drain, {} down), \
+                     the same points of the run; run without --duration for the profile's timing",
+                    crate::duration::format(duration),
+                    scenario.name,
+                    crate::duration::format(before.last_up(replicas)),
+                    crate::duration::format(deploy.at),
+                    crate::duration::format(deploy.every),
+                    crate::duration::format(deploy.drain),
+                    crate::duration::format(deploy.down),
+                ));
+            }
+        }
+        if let Some(scale_out) = scenario.scale_out.as_mut() {
+            if scale_out.at >= duration {
+                let at = Duration::from_millis(
+                    (duration.as_secs_f64()
+                        * (scale_out.at.as_secs_f64() / original.as_secs_f64().max(1e-9)).min(0.9)
+                        * 1000.0)
+                        .round()
+                        .max(1.0) as u64,
+                );
+                notes.push(format!(
+                    "note: --duration {} ends before {}'s scale-out at {}: it happens at {} instead, \
+                     the same point of the run",
+                    crate::duration::format(duration),
+                    scenario.name,
+                    crate::duration::format(scale_out.at),
+                    crate::duration::format(at),
+                ));
+                scale_out.at = at;
+            }
+        }
     }
     notes
 }
@@ -473,5 +526,44 @@ restart = { at = "30s", down = "5s" }
             ..Overrides::default()
         };
         assert!(plan_from_source(&source, &overrides).is_ok());
+    }
+
+    #[test]
+    fn a_shorter_run_moves_a_rolling_deploy_and_a_scale_out_inside_it() {
+        let source = Source {
+            path: "p.toml".into(),
+            text: r#"
+name = "p"
+duration = "10m"
+clients = 2
+[server]
+replicas = 3
+[[scenario]]
+name = "fleet"
+[scenario.deploy]
+at = "4m"
+every = "1m"
+drain = "10s"
+[scenario.scale_out]
+at = "8m"
+add = 1
+"#
+            .to_string(),
+        };
+        let profile: Profile = source.parse().unwrap();
+        let mut plan = Plan::from_profile(&profile, &source).unwrap();
+        let notes = shorten_run(&mut plan, Duration::from_secs(120));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("rolling deploy"), "{}", notes[0]);
+        assert!(notes[1].contains("scale-out at 8m"), "{}", notes[1]);
+        let deploy = plan.scenarios[0].deploy.clone().unwrap();
+        // The same points of the run: 4m of 10m is 48s of 2m; the last replica is back inside it.
+        assert_eq!(deploy.at, Duration::from_secs(48));
+        assert_eq!(deploy.every, Duration::from_secs(12));
+        assert!(deploy.last_up(3) < Duration::from_secs(120), "{deploy:?}");
+        assert_eq!(
+            plan.scenarios[0].scale_out.as_ref().unwrap().at,
+            Duration::from_secs(96)
+        );
     }
 }
