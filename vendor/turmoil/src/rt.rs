@@ -66,6 +66,12 @@ pub struct Rt<'a> {
 
     /// Runtime configuration.
     config: Config,
+
+    /// The runtime's clock as its last tick left it (rtsim patch): the clock
+    /// is paused and only moves inside `tick`, so [`Rt::now`] need not enter
+    /// the runtime to read it. `None` until the first tick and after a crash
+    /// or bounce (a new runtime).
+    clock: Option<Instant>,
 }
 
 impl<'a> Rt<'a> {
@@ -84,6 +90,7 @@ impl<'a> Rt<'a> {
             nodename,
             handle: Some(handle),
             config,
+            clock: None,
         }
     }
 
@@ -104,6 +111,7 @@ impl<'a> Rt<'a> {
             nodename,
             handle: Some(handle),
             config,
+            clock: None,
         }
     }
 
@@ -118,6 +126,7 @@ impl<'a> Rt<'a> {
             nodename: String::new().into(),
             handle: None,
             config,
+            clock: None,
         }
     }
 
@@ -134,6 +143,9 @@ impl<'a> Rt<'a> {
     }
 
     pub(crate) fn now(&self) -> Instant {
+        if let Some(clock) = self.clock {
+            return clock;
+        }
         let _guard = self.tokio.enter();
         Instant::now()
     }
@@ -161,19 +173,22 @@ impl<'a> Rt<'a> {
     // that caused failure. Subsequent calls do not return the error as it is
     // expected to fail the simulation.
     pub(crate) fn tick(&mut self, duration: Duration) -> Result<bool> {
-        self.tokio.block_on(async {
+        let clock = self.tokio.block_on(async {
             self.local
                 .run_until(async {
                     sleep(duration).await;
                 })
-                .await
+                .await;
+            Instant::now()
         });
+        self.clock = Some(clock);
 
         // pull for software completion
         match &self.handle {
             Some(handle) if handle.is_finished() => {
                 // Consume handle to extract task result
                 if let Some(h) = self.handle.take() {
+                    self.clock = None;
                     match self.tokio.block_on(h) {
                         // If the host was crashed the JoinError is cancelled, which
                         // needs to be handled to not fail the simulation.
@@ -222,6 +237,7 @@ impl<'a> Rt<'a> {
     ///
     /// Both the [`Runtime`] and [`LocalSet`] are replaced with new instances.
     fn cancel_tasks(&mut self) {
+        self.clock = None;
         let (tokio, local) = init(&mut self.config);
 
         _ = mem::replace(&mut self.tokio, tokio);
