@@ -205,6 +205,9 @@ struct Link {
     /// An empty queue whose allocation the next scan reuses.
     spare: VecDeque<Sent>,
 
+    /// An empty queue that [`Link::deliver_messages`] swaps in (rtsim patch).
+    spare_deliverable: VecDeque<Envelope>,
+
     /// The current network time, moved forward with [`Link::tick`].
     now: Instant,
 }
@@ -482,6 +485,7 @@ impl Link {
             deliverable: Default::default(),
             next_due: None,
             spare: VecDeque::new(),
+            spare_deliverable: VecDeque::new(),
             now,
         }
     }
@@ -617,19 +621,25 @@ impl Link {
         host: &mut Host,
         replies_at: Option<Instant>,
     ) {
-        // Taken whole (rtsim patch: it was collected into a new Vec, and an
-        // empty queue inserted for a host that had none, on every call).
-        let deliverable = match self.deliverable.get_mut(&host.addr) {
-            Some(queue) if !queue.is_empty() => std::mem::take(queue),
+        // Taken whole, swapped with a spare queue (rtsim patch: it was
+        // collected into a new Vec, and an empty queue inserted for a host
+        // that had none, on every call). Messages that fall due meanwhile (a
+        // reply's enqueue moves them) go to the spare, as they went to the
+        // drained queue before.
+        let mut deliverable = match self.deliverable.get_mut(&host.addr) {
+            Some(queue) if !queue.is_empty() => {
+                std::mem::replace(queue, std::mem::take(&mut self.spare_deliverable))
+            }
             _ => return,
         };
 
-        for message in deliverable {
+        for message in deliverable.drain(..) {
             let (src, dst) = (message.src, message.dst);
             if let Err(message) = host.receive_from_network(message) {
                 let _ = self.enqueue_message(global_config, rand, dst, src, message, replies_at);
             }
         }
+        self.spare_deliverable = deliverable;
     }
 
     // Randomly break or repair this link.
