@@ -37,6 +37,9 @@ impl Transport for LongPolling {
                 Ok(since) => since,
                 Err(message) => return http::error(&server, StatusCode::BAD_REQUEST, &message),
             };
+            // The request's head shares hyper's read buffer; held for the whole hold it would make
+            // hyper allocate a new buffer for the connection's next request.
+            drop(request);
             // Subscribe before looking, so an event published in between still wakes us.
             let mut updates = server.hub.subscribe();
             let reset = server.resume(since);
