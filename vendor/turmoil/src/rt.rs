@@ -7,7 +7,7 @@ use rand::rngs::SmallRng;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio::task::LocalSet;
-use tokio::time::{sleep, Duration, Instant};
+use tokio::time::{Duration, Instant};
 
 use super::Result;
 
@@ -72,6 +72,10 @@ pub struct Rt<'a> {
     /// the runtime to read it. `None` until the first tick and after a crash
     /// or bounce (a new runtime).
     clock: Option<Instant>,
+
+    /// The timer a tick waits for, reset each tick rather than made anew
+    /// (rtsim patch); dropped with the runtime it belongs to.
+    tick_sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<'a> Rt<'a> {
@@ -91,6 +95,7 @@ impl<'a> Rt<'a> {
             handle: Some(handle),
             config,
             clock: None,
+            tick_sleep: None,
         }
     }
 
@@ -112,6 +117,7 @@ impl<'a> Rt<'a> {
             handle: Some(handle),
             config,
             clock: None,
+            tick_sleep: None,
         }
     }
 
@@ -127,6 +133,7 @@ impl<'a> Rt<'a> {
             handle: None,
             config,
             clock: None,
+            tick_sleep: None,
         }
     }
 
@@ -173,12 +180,22 @@ impl<'a> Rt<'a> {
     // that caused failure. Subsequent calls do not return the error as it is
     // expected to fail the simulation.
     pub(crate) fn tick(&mut self, duration: Duration) -> Result<bool> {
-        let clock = self.tokio.block_on(async {
-            self.local
-                .run_until(async {
-                    sleep(duration).await;
-                })
-                .await;
+        let Rt {
+            tokio,
+            local,
+            tick_sleep,
+            ..
+        } = self;
+        let clock = tokio.block_on(async {
+            let deadline = Instant::now() + duration;
+            let timer = match tick_sleep {
+                Some(timer) => {
+                    timer.as_mut().reset(deadline);
+                    timer
+                }
+                None => tick_sleep.insert(Box::pin(tokio::time::sleep_until(deadline))),
+            };
+            local.run_until(timer.as_mut()).await;
             Instant::now()
         });
         self.clock = Some(clock);
@@ -238,6 +255,7 @@ impl<'a> Rt<'a> {
     /// Both the [`Runtime`] and [`LocalSet`] are replaced with new instances.
     fn cancel_tasks(&mut self) {
         self.clock = None;
+        self.tick_sleep = None;
         let (tokio, local) = init(&mut self.config);
 
         _ = mem::replace(&mut self.tokio, tokio);
