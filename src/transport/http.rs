@@ -42,10 +42,34 @@ pub fn response(
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(date) = HeaderValue::from_str(&server.http_date()) {
+    if let Some(date) = date_header(server) {
         headers.insert(header::DATE, date);
     }
     response
+}
+
+/// The `Date` header for now, formatted once per simulated second: an HTTP date has one-second
+/// resolution, and long polling answers thousands of requests a second (formatting and validating it
+/// anew was a few allocations per answer).
+fn date_header(server: &ServerCtx) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    // What `ServerCtx::http_date` formats, read once.
+    let at = server.epoch + server.recorder.borrow().now();
+    let second = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((cached, value)) = &*last {
+            if *cached == second {
+                return Some(value.clone());
+            }
+        }
+        let value = HeaderValue::from_str(&httpdate::fmt_http_date(at)).ok()?;
+        *last = Some((second, value.clone()));
+        Some(value)
+    })
 }
 
 /// Adds the [`super::RESET_HEADER`] when the resume was not exact (exact resumes carry nothing, so
@@ -74,6 +98,9 @@ pub fn error(server: &ServerCtx, status: StatusCode, message: &str) -> Response<
 
 /// The JSON array the polling transports answer with: the events' payloads, as published.
 pub fn events_json(events: &[Event]) -> Bytes {
+    if events.is_empty() {
+        return Bytes::from_static(b"[]");
+    }
     let mut body =
         Vec::with_capacity(2 + events.iter().map(|e| e.payload.len() + 1).sum::<usize>());
     body.push(b'[');
@@ -108,7 +135,8 @@ pub fn cursor(request: &Request<Incoming>, name: &str) -> Result<u64, String> {
 /// A client's keep-alive HTTP/1.1 connection to the server.
 pub struct HttpConnection {
     sender: SendRequest<Full<Bytes>>,
-    authority: String,
+    /// The `Host` header, encoded once per connection rather than per request.
+    authority: HeaderValue,
     /// The server answered with `Connection: close` (a draining server does): no further request
     /// may go on this connection (RFC 9112 §9.6), even before hyper has seen it close.
     closing: bool,
@@ -146,7 +174,8 @@ impl HttpConnection {
         });
         Ok(Self {
             sender,
-            authority: client.connector.authority().to_string(),
+            authority: HeaderValue::from_str(client.connector.authority())
+                .map_err(|e| RequestError::Connect(io::Error::other(e)))?,
             closing: false,
             answered: 0,
         })
@@ -174,9 +203,12 @@ impl HttpConnection {
         let mut builder = Request::builder()
             .method(method)
             .uri(path_and_query)
-            .header(header::HOST, &self.authority)
-            .header(header::USER_AGENT, "rtsim/0.1 (simulated browser)")
-            .header(header::ACCEPT, "*/*");
+            .header(header::HOST, self.authority.clone())
+            .header(
+                header::USER_AGENT,
+                HeaderValue::from_static("rtsim/0.1 (simulated browser)"),
+            )
+            .header(header::ACCEPT, HeaderValue::from_static("*/*"));
         for (name, value) in extra_headers {
             builder = builder.header(*name, *value);
         }

@@ -37,6 +37,10 @@ impl Transport for LongPolling {
                 Ok(since) => since,
                 Err(message) => return http::error(&server, StatusCode::BAD_REQUEST, &message),
             };
+            let connection = super::connection_index(&request);
+            // The request's head shares hyper's read buffer; held for the whole hold it would make
+            // hyper allocate a new buffer for the connection's next request.
+            drop(request);
             // Subscribe before looking, so an event published in between still wakes us.
             let mut updates = server.hub.subscribe();
             let reset = server.resume(since);
@@ -48,9 +52,7 @@ impl Transport for LongPolling {
                 )
             };
             let mut news = encoded(&server);
-            let mut stopping = server
-                .shutdown
-                .watch_connection(super::connection_index(&request));
+            let mut stopping = server.shutdown.watch_connection(connection);
             // A reset is answered at once (the client must learn its new cursor), and so is a
             // request arriving while the server stops (its connection's moment, in a spread drain).
             if news.is_none() && reset.is_exact() && !stopping.is_due() {

@@ -495,6 +495,7 @@ pub fn run(
                 let route = Route::new(first_hops.clone(), SERVER_HOST);
                 let connector: Rc<dyn Connector> = Rc::new(SimConnector {
                     route: route.clone(),
+                    severable: switch.as_ref().is_some_and(|s| s.notify),
                 });
                 let client = Rc::new(ClientCtx::new(
                     id,

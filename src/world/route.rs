@@ -52,6 +52,10 @@ impl Route {
 /// Opens simulated TCP connections along a client's current route.
 pub struct SimConnector {
     pub route: Rc<Route>,
+    /// Whether a switch can fail this client's connections for it (a switch scenario that notifies the
+    /// client). Without one nothing ever severs them, so they are not wrapped: the check costs a few
+    /// per cent of every socket operation.
+    pub severable: bool,
 }
 
 impl Connector for SimConnector {
@@ -59,6 +63,7 @@ impl Connector for SimConnector {
         let offline = self.route.offline.get();
         let (host, port) = self.route.hops[self.route.current.get()].clone();
         let route = self.route.clone();
+        let severable = self.severable;
         Box::pin(async move {
             if offline {
                 return Err(io::Error::new(
@@ -68,6 +73,9 @@ impl Connector for SimConnector {
             }
             let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
             let local = stream.local_addr()?;
+            if !severable {
+                return Ok((Box::new(stream) as BoxIo, local));
+            }
             let severance = Rc::new(Severance::default());
             let mut open = route.open.borrow_mut();
             open.retain(|s| s.strong_count() > 0);

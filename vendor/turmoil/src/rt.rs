@@ -7,7 +7,7 @@ use rand::rngs::SmallRng;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio::task::LocalSet;
-use tokio::time::{sleep, Duration, Instant};
+use tokio::time::{Duration, Instant};
 
 use super::Result;
 
@@ -66,6 +66,16 @@ pub struct Rt<'a> {
 
     /// Runtime configuration.
     config: Config,
+
+    /// The runtime's clock as its last tick left it (rtsim patch): the clock
+    /// is paused and only moves inside `tick`, so [`Rt::now`] need not enter
+    /// the runtime to read it. `None` until the first tick and after a crash
+    /// or bounce (a new runtime).
+    clock: Option<Instant>,
+
+    /// The timer a tick waits for, reset each tick rather than made anew
+    /// (rtsim patch); dropped with the runtime it belongs to.
+    tick_sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<'a> Rt<'a> {
@@ -84,6 +94,8 @@ impl<'a> Rt<'a> {
             nodename,
             handle: Some(handle),
             config,
+            clock: None,
+            tick_sleep: None,
         }
     }
 
@@ -104,6 +116,8 @@ impl<'a> Rt<'a> {
             nodename,
             handle: Some(handle),
             config,
+            clock: None,
+            tick_sleep: None,
         }
     }
 
@@ -118,6 +132,8 @@ impl<'a> Rt<'a> {
             nodename: String::new().into(),
             handle: None,
             config,
+            clock: None,
+            tick_sleep: None,
         }
     }
 
@@ -134,6 +150,9 @@ impl<'a> Rt<'a> {
     }
 
     pub(crate) fn now(&self) -> Instant {
+        if let Some(clock) = self.clock {
+            return clock;
+        }
         let _guard = self.tokio.enter();
         Instant::now()
     }
@@ -161,19 +180,32 @@ impl<'a> Rt<'a> {
     // that caused failure. Subsequent calls do not return the error as it is
     // expected to fail the simulation.
     pub(crate) fn tick(&mut self, duration: Duration) -> Result<bool> {
-        self.tokio.block_on(async {
-            self.local
-                .run_until(async {
-                    sleep(duration).await;
-                })
-                .await
+        let Rt {
+            tokio,
+            local,
+            tick_sleep,
+            ..
+        } = self;
+        let clock = tokio.block_on(async {
+            let deadline = Instant::now() + duration;
+            let timer = match tick_sleep {
+                Some(timer) => {
+                    timer.as_mut().reset(deadline);
+                    timer
+                }
+                None => tick_sleep.insert(Box::pin(tokio::time::sleep_until(deadline))),
+            };
+            local.run_until(timer.as_mut()).await;
+            Instant::now()
         });
+        self.clock = Some(clock);
 
         // pull for software completion
         match &self.handle {
             Some(handle) if handle.is_finished() => {
                 // Consume handle to extract task result
                 if let Some(h) = self.handle.take() {
+                    self.clock = None;
                     match self.tokio.block_on(h) {
                         // If the host was crashed the JoinError is cancelled, which
                         // needs to be handled to not fail the simulation.
@@ -222,6 +254,8 @@ impl<'a> Rt<'a> {
     ///
     /// Both the [`Runtime`] and [`LocalSet`] are replaced with new instances.
     fn cancel_tasks(&mut self) {
+        self.clock = None;
+        self.tick_sleep = None;
         let (tokio, local) = init(&mut self.config);
 
         _ = mem::replace(&mut self.tokio, tokio);

@@ -6,7 +6,6 @@ use std::ops::DerefMut;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use indexmap::IndexMap;
 use tokio::time::Duration;
 use tracing::Level;
 
@@ -26,7 +25,7 @@ pub struct Sim<'a> {
     world: RefCell<World>,
 
     /// Per simulated host runtimes
-    rts: IndexMap<IpAddr, Rt<'a>>,
+    rts: crate::fasthash::FastIndexMap<IpAddr, Rt<'a>>,
 
     /// Simulation duration since unix epoch. Set when the simulation is
     /// created.
@@ -36,6 +35,9 @@ pub struct Sim<'a> {
     elapsed: Duration,
 
     steps: usize,
+
+    /// Reused by [`Sim::step_one_tick`] for the hosts not running (rtsim patch).
+    stopped: Vec<IpAddr>,
 }
 
 impl<'a> Sim<'a> {
@@ -48,10 +50,11 @@ impl<'a> Sim<'a> {
         Self {
             config,
             world: RefCell::new(world),
-            rts: IndexMap::new(),
+            rts: Default::default(),
             since_epoch,
             elapsed: Duration::ZERO,
             steps: 1, // bumped after each step
+            stopped: Vec::new(),
         }
     }
 
@@ -482,26 +485,47 @@ impl<'a> Sim<'a> {
         // completes, extract the result and return early if an error is
         // encountered.
 
-        let (mut running, stopped): (Vec<_>, Vec<_>) = self
-            .rts
-            .iter_mut()
-            .partition(|(_, rt)| rt.is_software_running());
         if self.config.random_node_order {
+            let (mut running, stopped): (Vec<_>, Vec<_>) = self
+                .rts
+                .iter_mut()
+                .partition(|(_, rt)| rt.is_software_running());
             running.shuffle(&mut self.world.borrow_mut().rng);
-        }
 
-        for (&addr, rt) in running {
-            let is_software_finished = Self::run_host(&self.world, addr, rt, tick)?;
-            if rt.is_client() {
-                is_finished = is_finished && is_software_finished;
+            for (&addr, rt) in running {
+                let is_software_finished = Self::run_host(&self.world, addr, rt, tick)?;
+                if rt.is_client() {
+                    is_finished = is_finished && is_software_finished;
+                }
             }
-        }
 
-        // Tick the nodes that are not actively running (i.e., crashed) to ensure their clock keeps up
-        // with the rest of the simulation when they are restarted (bounced).
-        for (&addr, _rt) in stopped {
-            let mut world = self.world.borrow_mut();
-            world.tick(addr, tick);
+            // Tick the nodes that are not actively running (i.e., crashed) to ensure their clock keeps up
+            // with the rest of the simulation when they are restarted (bounced).
+            for (&addr, _rt) in stopped {
+                let mut world = self.world.borrow_mut();
+                world.tick(addr, tick);
+            }
+        } else {
+            // The same order without two new Vecs per tick (rtsim patch):
+            // running hosts in registration order, then the stopped ones. A
+            // host only stops in its own run (its software finished) or
+            // between steps, so one not running when its turn comes was not
+            // running before the step either.
+            let mut stopped = std::mem::take(&mut self.stopped);
+            for (&addr, rt) in self.rts.iter_mut() {
+                if !rt.is_software_running() {
+                    stopped.push(addr);
+                    continue;
+                }
+                let is_software_finished = Self::run_host(&self.world, addr, rt, tick)?;
+                if rt.is_client() {
+                    is_finished = is_finished && is_software_finished;
+                }
+            }
+            for addr in stopped.drain(..) {
+                self.world.borrow_mut().tick(addr, tick);
+            }
+            self.stopped = stopped;
         }
 
         self.elapsed += tick;

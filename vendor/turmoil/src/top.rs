@@ -3,7 +3,9 @@ use crate::host::Host;
 use crate::rt::Rt;
 use crate::{config, TRACING_TARGET};
 
-use indexmap::{IndexMap, IndexSet};
+use crate::fasthash::FastIndexSet;
+use std::cell::RefCell;
+use std::rc::Rc;
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, Exp};
 use std::collections::VecDeque;
@@ -17,7 +19,7 @@ pub(crate) struct Topology {
     config: config::Link,
 
     /// Specific configuration overrides between specific hosts.
-    links: IndexMap<Pair, Link>,
+    links: crate::fasthash::FastIndexMap<Pair, Link>,
 
     /// We don't use a Rt for async. Right now, we just use it to tick time
     /// forward in the same way we do it elsewhere. We'd like to represent
@@ -27,13 +29,34 @@ pub(crate) struct Topology {
     /// The network clock's instant at the start of the simulation: messages
     /// stamped with their sender's simulated time are placed relative to it.
     origin: Instant,
+
+    /// The network clock (rtsim patch): `rt`'s clock plus `lag`. Ticks of
+    /// whole milliseconds move it by arithmetic instead of running `rt`, whose
+    /// paused clock would move by exactly as much (its timers have millisecond
+    /// resolution and it only ever stops on a millisecond); other ticks run
+    /// `rt` as before, after catching it up by `lag`.
+    now: Instant,
+    lag: Duration,
+
+    /// The part of [`Lookahead`] that only changes with the links and their
+    /// configuration, for the tick it was computed for (rtsim patch: it was
+    /// rebuilt, with a hashed set, twice per step).
+    shape: RefCell<Option<(Duration, Rc<Shape>)>>,
+}
+
+/// What [`Topology::lookahead`] keeps between steps.
+struct Shape {
+    lockstep: Rc<FastIndexSet<IpAddr>>,
+    min_latency: Option<Duration>,
+    /// Indexes in `links` of the links with an endpoint outside `lockstep`.
+    outer: Vec<usize>,
 }
 
 /// What bounds a lookahead window (rtsim patch; see `Sim::step_within`).
 pub(crate) struct Lookahead {
     /// Hosts joined to another by a link of less than a tick: they step
     /// together, one tick at a time.
-    pub(crate) lockstep: IndexSet<IpAddr>,
+    pub(crate) lockstep: Rc<FastIndexSet<IpAddr>>,
     /// The smallest latency of a link that has an endpoint not in `lockstep`.
     pub(crate) min_latency: Option<Duration>,
     /// No message in flight on such a link is due before this, measured from
@@ -170,7 +193,7 @@ struct Link {
     sent: VecDeque<Sent>,
 
     /// Messages that are ready to be delivered.
-    deliverable: IndexMap<IpAddr, VecDeque<Envelope>>,
+    deliverable: crate::fasthash::FastIndexMap<IpAddr, VecDeque<Envelope>>,
 
     /// No message in `sent` is due before this time (`None`: none is due at
     /// all). A lower bound, exact after each scan: it lets
@@ -181,6 +204,9 @@ struct Link {
 
     /// An empty queue whose allocation the next scan reuses.
     spare: VecDeque<Sent>,
+
+    /// An empty queue that [`Link::deliver_messages`] swaps in (rtsim patch).
+    spare_deliverable: VecDeque<Envelope>,
 
     /// The current network time, moved forward with [`Link::tick`].
     now: Instant,
@@ -205,25 +231,37 @@ enum State {
 impl Topology {
     pub(crate) fn new(config: config::Link) -> Topology {
         let rt = Rt::no_software();
+        let origin = rt.now();
         Topology {
             config,
-            links: IndexMap::new(),
-            origin: rt.now(),
+            links: Default::default(),
+            origin,
             rt,
+            now: origin,
+            lag: Duration::ZERO,
+            shape: RefCell::new(None),
         }
     }
 
     /// Register a link between two hosts
     pub(crate) fn register(&mut self, a: IpAddr, b: IpAddr) {
         let pair = Pair::new(a, b);
-        assert!(self.links.insert(pair, Link::new(self.rt.now())).is_none());
+        assert!(self.links.insert(pair, Link::new(self.now)).is_none());
+        self.reshape();
+    }
+
+    /// The links or their latencies changed: [`Shape`] must be computed anew.
+    fn reshape(&mut self) {
+        *self.shape.get_mut() = None;
     }
 
     pub(crate) fn set_max_message_latency(&mut self, value: Duration) {
+        self.reshape();
         self.config.latency_mut().max_message_latency = value;
     }
 
     pub(crate) fn set_link_message_latency(&mut self, a: IpAddr, b: IpAddr, value: Duration) {
+        self.reshape();
         let pair = Pair::new(a, b);
         let latency = self
             .links
@@ -235,6 +273,7 @@ impl Topology {
     }
 
     pub(crate) fn set_link_max_message_latency(&mut self, a: IpAddr, b: IpAddr, value: Duration) {
+        self.reshape();
         let pair = Pair::new(a, b);
         self.links
             .get_mut(&pair)
@@ -328,14 +367,48 @@ impl Topology {
     }
 
     pub(crate) fn tick_by(&mut self, duration: Duration) {
-        let _ = self.rt.tick(duration);
+        if duration.subsec_nanos() % 1_000_000 == 0 {
+            self.lag += duration;
+            self.now += duration;
+        } else {
+            if !self.lag.is_zero() {
+                let _ = self.rt.tick(std::mem::take(&mut self.lag));
+            }
+            let _ = self.rt.tick(duration);
+            self.now = self.rt.now();
+        }
         for link in self.links.values_mut() {
-            link.tick(self.rt.now());
+            link.tick(self.now);
         }
     }
 
     /// What bounds the next lookahead window: see [`Lookahead`].
     pub(crate) fn lookahead(&self, tick: Duration) -> Lookahead {
+        let shape = self.shape(tick);
+        let mut next_due: Option<Instant> = None;
+        for &index in &shape.outer {
+            // Messages already moved to `deliverable` are taken by their host at
+            // the start of its next turn (a crashed host's when it is bounced),
+            // so only those still in `sent` bound the window.
+            if let Some(due) = self.links[index].next_due {
+                next_due = Some(next_due.map_or(due, |d| d.min(due)));
+            }
+        }
+        Lookahead {
+            lockstep: shape.lockstep.clone(),
+            min_latency: shape.min_latency,
+            next_due: next_due.map(|due| due.saturating_duration_since(self.origin)),
+        }
+    }
+
+    /// The lockstep group, the smallest latency out of it and the links that
+    /// leave it, computed once for as long as the links do not change.
+    fn shape(&self, tick: Duration) -> Rc<Shape> {
+        if let Some((at, shape)) = &*self.shape.borrow() {
+            if *at == tick {
+                return shape.clone();
+            }
+        }
         let min_latency_of = |link: &Link| {
             link.config
                 .latency
@@ -343,7 +416,7 @@ impl Topology {
                 .unwrap_or_else(|| self.config.latency())
                 .min_message_latency
         };
-        let mut lockstep = IndexSet::new();
+        let mut lockstep = FastIndexSet::default();
         for (pair, link) in &self.links {
             if min_latency_of(link) < tick {
                 lockstep.insert(pair.0);
@@ -351,25 +424,22 @@ impl Topology {
             }
         }
         let mut min_latency: Option<Duration> = None;
-        let mut next_due: Option<Instant> = None;
-        for (pair, link) in &self.links {
+        let mut outer = Vec::new();
+        for (index, (pair, link)) in self.links.iter().enumerate() {
             if lockstep.contains(&pair.0) && lockstep.contains(&pair.1) {
                 continue;
             }
             let latency = min_latency_of(link);
             min_latency = Some(min_latency.map_or(latency, |m| m.min(latency)));
-            // Messages already moved to `deliverable` are taken by their host at
-            // the start of its next turn (a crashed host's when it is bounced),
-            // so only those still in `sent` bound the window.
-            if let Some(due) = link.next_due {
-                next_due = Some(next_due.map_or(due, |d| d.min(due)));
-            }
+            outer.push(index);
         }
-        Lookahead {
-            lockstep,
+        let shape = Rc::new(Shape {
+            lockstep: Rc::new(lockstep),
             min_latency,
-            next_due: next_due.map(|due| due.saturating_duration_since(self.origin)),
-        }
+            outer,
+        });
+        *self.shape.borrow_mut() = Some((tick, shape.clone()));
+        shape
     }
 
     pub(crate) fn iter_mut(&mut self) -> LinksIter<'_> {
@@ -412,9 +482,10 @@ impl Link {
             state_b_a: State::Healthy,
             config: config::Link::default(),
             sent: VecDeque::new(),
-            deliverable: IndexMap::new(),
+            deliverable: Default::default(),
             next_due: None,
             spare: VecDeque::new(),
+            spare_deliverable: VecDeque::new(),
             now,
         }
     }
@@ -550,19 +621,25 @@ impl Link {
         host: &mut Host,
         replies_at: Option<Instant>,
     ) {
-        let deliverable = self
-            .deliverable
-            .entry(host.addr)
-            .or_default()
-            .drain(..)
-            .collect::<Vec<Envelope>>();
+        // Taken whole, swapped with a spare queue (rtsim patch: it was
+        // collected into a new Vec, and an empty queue inserted for a host
+        // that had none, on every call). Messages that fall due meanwhile (a
+        // reply's enqueue moves them) go to the spare, as they went to the
+        // drained queue before.
+        let mut deliverable = match self.deliverable.get_mut(&host.addr) {
+            Some(queue) if !queue.is_empty() => {
+                std::mem::replace(queue, std::mem::take(&mut self.spare_deliverable))
+            }
+            _ => return,
+        };
 
-        for message in deliverable {
+        for message in deliverable.drain(..) {
             let (src, dst) = (message.src, message.dst);
             if let Err(message) = host.receive_from_network(message) {
                 let _ = self.enqueue_message(global_config, rand, dst, src, message, replies_at);
             }
         }
+        self.spare_deliverable = deliverable;
     }
 
     // Randomly break or repair this link.

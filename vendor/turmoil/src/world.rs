@@ -8,7 +8,6 @@ use crate::{
     TRACING_TARGET,
 };
 
-use indexmap::IndexMap;
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use scoped_tls::scoped_thread_local;
@@ -20,7 +19,7 @@ use std::time::Duration;
 /// Tracks all the state for the simulated world.
 pub(crate) struct World {
     /// Tracks all individual hosts
-    pub(crate) hosts: IndexMap<IpAddr, Host>,
+    pub(crate) hosts: crate::fasthash::FastIndexMap<IpAddr, Host>,
 
     /// Tracks how each host is connected to each other.
     pub(crate) topology: Topology,
@@ -63,7 +62,7 @@ impl World {
         tick_duration: Duration,
     ) -> World {
         World {
-            hosts: IndexMap::new(),
+            hosts: Default::default(),
             topology: Topology::new(link),
             dns: Dns::new(addrs),
             multicast_groups: MulticastGroups::default(),
@@ -321,14 +320,14 @@ impl World {
 /// hosts run (rtsim patch).
 pub(crate) struct HostStreams {
     seed: u64,
-    streams: IndexMap<IpAddr, SmallRng>,
+    streams: crate::fasthash::FastIndexMap<IpAddr, SmallRng>,
 }
 
 impl HostStreams {
     pub(crate) fn new(seed: u64) -> Self {
         Self {
             seed,
-            streams: IndexMap::new(),
+            streams: Default::default(),
         }
     }
 
