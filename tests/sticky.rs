@@ -129,6 +129,38 @@ fn the_websocket_fallback_fails_under_round_robin_and_works_with_sticky_sessions
             .count();
         assert_eq!(replicas_used, 3, "round-robin spreads them: {r}");
     }
+
+    // The report says why, and what fixes it; the verdict offers sticky sessions where WebSocket
+    // failed under round-robin.
+    let md = std::fs::read_to_string(dir.join("fallback").join("report.md")).unwrap();
+    let refusals = u(spread, "session_refusals");
+    assert!(
+        md.contains(&format!(
+            "WebSocket's long-polling fallback had {refusals} requests refused with 400 \"Session ID unknown\""
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains("the round-robin balancer sent its other requests elsewhere"),
+        "{md}"
+    );
+    assert!(!md.contains("fallback had 0 requests"), "{md}");
+    let summary = summary(&dir.join("fallback"));
+    let reasons = summary["verdict"]["reasons"].to_string();
+    let failed_websocket = summary["verdict"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| {
+            c["scenario"] == "round-robin" && c["transport"] == "websocket" && c["pass"] == false
+        });
+    assert!(failed_websocket, "{summary}");
+    // The tree picks WebSocket (clients send); its failure names the balancer's fix.
+    assert_eq!(summary["verdict"]["candidate"], "websocket");
+    assert!(
+        reasons.contains("Mitigation (sticky-sessions)"),
+        "{reasons}"
+    );
 }
 
 /// Three replicas, two more at 30 s; the balancer's idle timeout (5 s) is shorter than the polling

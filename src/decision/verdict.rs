@@ -705,7 +705,7 @@ pub fn mitigations_for(plan: &Plan, c: &Check) -> Vec<Mitigation> {
             "accel-buffering",
             "websocket-fallback",
         ],
-        MAX_UPSTREAM_LOST => &["upstream-acks", "heartbeat"],
+        MAX_UPSTREAM_LOST => &["upstream-acks", "heartbeat", "sticky-sessions"],
         MAX_RECONNECTS_PER_SECOND => &["backoff"],
         _ => &[],
     };

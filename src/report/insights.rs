@@ -193,6 +193,7 @@ fn scenario_sentences(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> 
     out.extend(latency(plan, scenario, runs));
     out.extend(losses(plan, scenario, runs));
     out.extend(upstream_losses(runs));
+    out.extend(session_refusals(scenario, runs));
     out.extend(cost(runs));
     for run in runs.iter().filter(|r| r.metrics.duplicates > 0) {
         out.push(format!(
@@ -202,6 +203,28 @@ fn scenario_sentences(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> 
         ));
     }
     out
+}
+
+/// The WebSocket fallback's sessions refused by replicas that do not hold them: why, and the fix.
+fn session_refusals(scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
+    let policy = scenario
+        .balancer
+        .as_ref()
+        .map_or("load", |b| b.policy.as_str());
+    runs.iter()
+        .filter_map(|run| {
+            let refused = run.metrics.session_refusals.filter(|&n| n > 0)?;
+            Some(format!(
+                "{}'s long-polling fallback had {} refused with 400 \"Session ID unknown\": a session \
+                 lives on the server that opened it, and the {policy} balancer sent its other requests \
+                 elsewhere ({} in all); sticky sessions at the balancer keep it on its server, as \
+                 Socket.IO and SignalR require.",
+                label(run.transport),
+                counted(refused as f64, "request", "requests"),
+                counted(run.metrics.reconnects as f64, "reconnect", "reconnects"),
+            ))
+        })
+        .collect()
 }
 
 fn latency(plan: &Plan, scenario: &Scenario, runs: &[&RunResult]) -> Vec<String> {
