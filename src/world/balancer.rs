@@ -6,7 +6,9 @@
 //! for each new client connection by its policy and relays bytes both ways until either side closes,
 //! or until the connection has been silent both ways for `idle_timeout` (traffic either way resets
 //! the clock, as the proxy's tunnel timeout). A replica that refuses the connection (down) is passed
-//! over for the next one, as a health-checked target group does.
+//! over for the next one, as a health-checked target group does — except a replica a deploy stopped
+//! without draining it, while its health check has not failed yet (`health_check`): the balancer
+//! still sends it new connections, and the client's is refused.
 //!
 //! Events are published round the replicas: event `n` is published on replica `(n - 1) % replicas`.
 //! With `backplane = "none"` only that replica's history gets it; with `"shared"` every replica's
