@@ -5,34 +5,9 @@
 //! the simulation (summary.json), never out of a formula.
 
 mod common;
-use common::{files, rtsim, summary, temp_dir};
+use common::{files, rtsim, simulate_runs as simulate, summary, temp_dir, u};
 
 use serde_json::Value;
-use std::path::Path;
-
-fn simulate(dir: &Path, name: &str, profile: &str) -> Vec<Value> {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, profile).unwrap();
-    let out = dir.join(name);
-    let output = rtsim(&[
-        "simulate",
-        path.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        output.status.success(),
-        "rtsim failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    summary(&out)["runs"].as_array().unwrap().clone()
-}
-
-fn u(run: &Value, key: &str) -> u64 {
-    run[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key} in {run}"))
-}
 
 fn run<'a>(runs: &'a [Value], scenario: &str, transport: &str) -> &'a Value {
     runs.iter()

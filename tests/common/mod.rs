@@ -29,6 +29,33 @@ pub fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("summary.json is JSON")
 }
 
+/// Writes `profile` into `dir` as `<name>.toml`, runs `rtsim simulate` on it into `dir/<name>` and
+/// returns summary.json's runs.
+pub fn simulate_runs(dir: &Path, name: &str, profile: &str) -> Vec<serde_json::Value> {
+    let path = dir.join(format!("{name}.toml"));
+    fs::write(&path, profile).unwrap();
+    let out = dir.join(name);
+    let output = rtsim(&[
+        "simulate",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "rtsim failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    summary(&out)["runs"].as_array().unwrap().clone()
+}
+
+/// A whole-number field of a run (or any JSON object), or a panic naming the field and the object.
+pub fn u(run: &serde_json::Value, key: &str) -> u64 {
+    run[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} in {run}"))
+}
+
 /// Every file of a folder, recursively, as (relative path, bytes), sorted: for comparing whole report
 /// folders byte for byte.
 pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
