@@ -546,6 +546,15 @@ fn requirement_list(plan: &Plan) -> String {
     if plan.workload.upstream_per_minute > 0.0 {
         parts.push(loss_limit(r.max_upstream_lost, "upstream messages"));
     }
+    parts.extend(budget_phrases(r));
+    parts.join(", ")
+}
+
+/// The optional server-side budgets a profile states, in words: "≤ 500 requests/s", "≤ 2 open
+/// connections per server", "≤ 1000 reconnects/s during a deploy", "every client served again within
+/// 10 s of a restart".
+pub fn budget_phrases(r: &Requirements) -> Vec<String> {
+    let mut parts = Vec::new();
     if let Some(max) = r.max_requests_per_second {
         parts.push(format!("≤ {} requests/s", fmt_num(max)));
     }
@@ -561,7 +570,7 @@ fn requirement_list(plan: &Plan) -> String {
             fmt_ms(max.as_secs_f64() * 1000.0)
         ));
     }
-    parts.join(", ")
+    parts
 }
 
 fn loss_limit(limit: f64, what: &str) -> String {

@@ -407,27 +407,7 @@ pub fn requirements_sentence(report: &Report, name_assumed: bool) -> String {
     if plan.workload.upstream_per_minute > 0.0 {
         parts.push(loss(r.max_upstream_lost, "client messages"));
     }
-    if let Some(max) = r.max_requests_per_second {
-        parts.push(format!("≤ {} requests/s", super::insights::fmt_num(max)));
-    }
-    if let Some(max) = r.max_open_connections_per_server {
-        parts.push(format!(
-            "≤ {} open connections per server",
-            super::insights::fmt_num(max)
-        ));
-    }
-    if let Some(max) = r.max_reconnects_per_second {
-        parts.push(format!(
-            "≤ {} reconnects/s during a deploy",
-            super::insights::fmt_num(max)
-        ));
-    }
-    if let Some(max) = r.max_served_again {
-        parts.push(format!(
-            "every client served again within {} of a restart",
-            crate::decision::verdict::fmt_ms(max.as_secs_f64() * 1000.0)
-        ));
-    }
+    parts.extend(crate::decision::verdict::budget_phrases(r));
     parts.push(format!(
         "{}, {}",
         if r.bidirectional {
