@@ -343,8 +343,6 @@ pub struct Rollout {
     /// Without a drain the balancer learns of a stopped replica only from its health check, this
     /// long after the stop (zero: at once, as when it deregisters it first).
     unnoticed_for: Duration,
-    /// Per replica: when its stop is noticed, while that is still to come.
-    notice_at: Vec<Option<Duration>>,
     /// Over how long a draining replica's connection closes are spread.
     close_spread: Duration,
     loads: Vec<Rc<ReplicaLoad>>,
@@ -371,11 +369,9 @@ impl Rollout {
                 ([drain_at, stop_at, stop_at + deploy.down], 0)
             })
             .collect();
-        let notice_at = vec![None; hosts.len()];
         Self {
             plan,
             unnoticed_for,
-            notice_at,
             loads,
             hosts,
             close_spread: deploy.close_spread,
@@ -416,11 +412,13 @@ impl Rollout {
     /// Takes every phase that is due by now.
     pub fn step(&mut self, sim: &mut turmoil::Sim<'_>, recorder: &SharedRecorder) {
         let now = sim.elapsed();
-        for (k, notice) in self.notice_at.iter_mut().enumerate() {
-            if notice.is_some_and(|at| at <= now) {
-                *notice = None;
-                self.loads[k].down_unnoticed.set(false);
-                self.loads[k].draining.set(true);
+        // A replica stopped unannounced (phases done: 2) fails its health check `unnoticed_for` after
+        // its stop, unless it is back first.
+        for (k, (times, done)) in self.plan.iter().enumerate() {
+            let load = &self.loads[k];
+            if *done == 2 && load.down_unnoticed.get() && times[1] + self.unnoticed_for <= now {
+                load.down_unnoticed.set(false);
+                load.draining.set(true);
                 let host = self.hosts[k].as_str();
                 recorder
                     .borrow_mut()
@@ -455,10 +453,9 @@ impl Rollout {
                         }
                     }
                     1 => {
-                        if !self.unnoticed_for.is_zero() {
-                            self.loads[k].down_unnoticed.set(true);
-                            self.notice_at[k] = Some(now + self.unnoticed_for);
-                        }
+                        self.loads[k]
+                            .down_unnoticed
+                            .set(!self.unnoticed_for.is_zero());
                         sim.crash(host);
                         recorder
                             .borrow_mut()
@@ -468,7 +465,6 @@ impl Rollout {
                         sim.bounce(host);
                         self.loads[k].draining.set(false);
                         self.loads[k].down_unnoticed.set(false);
-                        self.notice_at[k] = None;
                     }
                 }
                 *done += 1;
