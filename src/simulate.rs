@@ -179,12 +179,7 @@ pub fn shorten_run(plan: &mut Plan, duration: Duration) -> Vec<String> {
         if restart.at < duration {
             continue;
         }
-        let share = restart.at.as_secs_f64() / original.as_secs_f64().max(1e-9);
-        // Whole milliseconds keep the moved time readable and the run deterministic.
-        let at_ms = (duration.as_secs_f64() * share.min(0.9) * 1000.0)
-            .round()
-            .max(1.0);
-        let at = Duration::from_millis(at_ms as u64);
+        let at = same_point(restart.at, original, duration);
         let room = duration.saturating_sub(at);
         let down = if restart.down * 2 > room {
             Duration::from_millis((room.as_millis() / 2).max(1) as u64)
@@ -235,13 +230,7 @@ pub fn shorten_run(plan: &mut Plan, duration: Duration) -> Vec<String> {
         }
         if let Some(scale_out) = scenario.scale_out.as_mut() {
             if scale_out.at >= duration {
-                let at = Duration::from_millis(
-                    (duration.as_secs_f64()
-                        * (scale_out.at.as_secs_f64() / original.as_secs_f64().max(1e-9)).min(0.9)
-                        * 1000.0)
-                        .round()
-                        .max(1.0) as u64,
-                );
+                let at = same_point(scale_out.at, original, duration);
                 notes.push(format!(
                     "note: --duration {} ends before {}'s scale-out at {}: it happens at {} instead, \
                      the same point of the run",
@@ -255,6 +244,16 @@ pub fn shorten_run(plan: &mut Plan, duration: Duration) -> Vec<String> {
         }
     }
     notes
+}
+
+/// The moment `at` of a run `original` long, at the same point of a run `duration` long (at most
+/// 90 % of the way in, so that its effect is seen), in whole milliseconds: readable, deterministic.
+fn same_point(at: Duration, original: Duration, duration: Duration) -> Duration {
+    let share = at.as_secs_f64() / original.as_secs_f64().max(1e-9);
+    let ms = (duration.as_secs_f64() * share.min(0.9) * 1000.0)
+        .round()
+        .max(1.0);
+    Duration::from_millis(ms as u64)
 }
 
 /// Runs every simulation of a plan on one thread, in order. `progress` hears (run index, runs,
@@ -424,12 +423,18 @@ pub fn finish_report(dir: &Path, report: &Report, json: bool) -> anyhow::Result<
     )
 }
 
-/// The terminal's width: `COLUMNS` when set, else stdout's terminal, else 80.
-pub fn terminal_width() -> usize {
+/// `COLUMNS`, when it is set to a positive number.
+pub fn columns_from_env() -> Option<usize> {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.trim().parse::<usize>().ok())
         .filter(|&c| c > 0)
+}
+
+/// The terminal's width: `COLUMNS` when set, else the terminal's (stdout's, stderr's or stdin's),
+/// else 80.
+pub fn terminal_width() -> usize {
+    columns_from_env()
         .or_else(|| terminal_size::terminal_size().map(|(w, _)| w.0 as usize))
         .unwrap_or(80)
 }

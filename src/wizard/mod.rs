@@ -155,16 +155,12 @@ fn write_profile(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// The screen's width: `COLUMNS` when set, else stdout's terminal; `None` for a pipe or a file.
 fn screen_columns() -> Option<usize> {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.trim().parse::<usize>().ok())
-        .filter(|&c| c > 0)
-        .or_else(|| {
-            std::io::stdout()
-                .is_terminal()
-                .then(|| terminal_size::terminal_size().map(|(w, _)| w.0 as usize))
-                .flatten()
-        })
+    crate::simulate::columns_from_env().or_else(|| {
+        std::io::stdout()
+            .is_terminal()
+            .then(|| terminal_size::terminal_size().map(|(w, _)| w.0 as usize))
+            .flatten()
+    })
 }
 
 fn color_on_stdout() -> bool {
