@@ -1625,25 +1625,7 @@ pub fn open_connections<DB: DrawingBackend>(
             format!("server-{k}")
         };
         let inner = panel_caption(&area, &caption)?;
-        let mut chart = ChartBuilder::on(&inner)
-            .margin(10)
-            .margin_top(0)
-            .margin_right(30)
-            .x_label_area_size(60)
-            .y_label_area_size(Y_AREA)
-            .build_cartesian_2d(0.0..duration, 0.0..y_top)?;
-        chart
-            .configure_mesh()
-            .x_desc("simulated time (s)")
-            .x_labels(TIME_LABELS)
-            .y_desc("open connections")
-            .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| fmt_num(*v))
-            .label_style(axis_font())
-            .axis_desc_style(desc_font())
-            .light_line_style(GRID.mix(0.5))
-            .bold_line_style(GRID)
-            .draw()?;
+        let mut chart = time_axes(&inner, duration, y_top, "open connections")?;
         // This replica's marks and those naming no replica, each once.
         for (at, what, _) in fault_marks(runs) {
             if mark_replica(&what).is_some_and(|r| r != *k) {
@@ -1669,6 +1651,43 @@ pub fn open_connections<DB: DrawingBackend>(
         }
     }
     Ok(())
+}
+
+/// A panel over simulated time in seconds, linear counts up.
+type TimeChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A panel's axes for a count over simulated time: 0 to `duration` seconds across, 0 to `y_top` up,
+/// with the mesh drawn.
+fn time_axes<'a, DB: DrawingBackend>(
+    inner: &'a DrawingArea<DB, Shift>,
+    duration: f64,
+    y_top: f64,
+    y_desc: &str,
+) -> Result<TimeChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(inner)
+        .margin(10)
+        .margin_top(0)
+        .margin_right(30)
+        .x_label_area_size(60)
+        .y_label_area_size(Y_AREA)
+        .build_cartesian_2d(0.0..duration, 0.0..y_top)?;
+    chart
+        .configure_mesh()
+        .x_desc("simulated time (s)")
+        .x_labels(TIME_LABELS)
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| fmt_num(*v))
+        .y_label_formatter(&|v| fmt_num(*v))
+        .label_style(axis_font())
+        .axis_desc_style(desc_font())
+        .light_line_style(GRID.mix(0.5))
+        .bold_line_style(GRID)
+        .draw()?;
+    Ok(chart)
 }
 
 /// Events delivered per second per transport, with the owed rate and fault marks.
@@ -1701,25 +1720,12 @@ pub fn deliveries<DB: DrawingBackend>(
     let kinds = fault_kinds(report);
     for ((scenario, runs), area) in scenarios.iter().zip(panels(body, scenarios.len())) {
         let inner = panel_caption(&area, &scenario.name)?;
-        let mut chart = ChartBuilder::on(&inner)
-            .margin(10)
-            .margin_top(0)
-            .margin_right(30)
-            .x_label_area_size(60)
-            .y_label_area_size(Y_AREA)
-            .build_cartesian_2d(0.0..duration, 0.0..y_top)?;
-        chart
-            .configure_mesh()
-            .x_desc("simulated time (s)")
-            .x_labels(TIME_LABELS)
-            .y_desc(format!("deliveries per second ({window} s average)"))
-            .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| fmt_num(*v))
-            .label_style(axis_font())
-            .axis_desc_style(desc_font())
-            .light_line_style(GRID.mix(0.5))
-            .bold_line_style(GRID)
-            .draw()?;
+        let mut chart = time_axes(
+            &inner,
+            duration,
+            y_top,
+            &format!("deliveries per second ({window} s average)"),
+        )?;
         draw_faults(&mut chart, &kinds, runs, 0.0, y_top)?;
         let order = report.transports();
         for run in runs {
