@@ -113,6 +113,17 @@ impl Builder {
         self
     }
 
+    /// Skip a host's tick (or window) in which it has nothing to do (rtsim
+    /// patch): no task ready, no runtime task at all, and no timer due before
+    /// the tick's end. The host's paused clock moves on as the tick would
+    /// have moved it, and nothing else happens, as nothing would have; the
+    /// tokio runtime is not entered. Needs the patched tokio
+    /// (`Runtime::try_skip_idle_run`).
+    pub fn skip_idle_runs(&mut self, value: bool) -> &mut Self {
+        self.config.skip_idle_runs = value;
+        self
+    }
+
     /// Give every host its own random stream for the latencies of the
     /// messages it sends (rtsim patch), seeded from the simulation's seed and
     /// the host's address. Draws then do not depend on the order in which

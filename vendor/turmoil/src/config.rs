@@ -55,6 +55,10 @@ pub(crate) struct Config {
     /// instead of the world's shared one (rtsim patch; see `PATCHES.md`).
     pub(crate) host_rng_streams: bool,
 
+    /// Skip a host's tick in which it has nothing to do (rtsim patch; see
+    /// `PATCHES.md`).
+    pub(crate) skip_idle_runs: bool,
+
     /// Filesystem configuration
     #[cfg(feature = "unstable-fs")]
     pub(crate) fs: FsConfig,
@@ -112,6 +116,7 @@ impl Default for Config {
             enable_tokio_io: false,
             random_node_order: false,
             lookahead: false,
+            skip_idle_runs: false,
             host_rng_streams: false,
             #[cfg(feature = "unstable-fs")]
             fs: FsConfig::default(),

@@ -40,6 +40,10 @@ pub struct Config {
     /// Only used if the `tokio_unstable` cfg flag is set.
     #[cfg_attr(not(tokio_unstable), expect(dead_code))]
     pub rng: Option<SmallRng>,
+
+    /// Skip a tick in which the host has nothing to do (rtsim patch; see
+    /// [`Rt::tick`]).
+    pub skip_idle_runs: bool,
 }
 
 /// Per host simulated runtime.
@@ -180,6 +184,16 @@ impl<'a> Rt<'a> {
     // that caused failure. Subsequent calls do not return the error as it is
     // expected to fail the simulation.
     pub(crate) fn tick(&mut self, duration: Duration) -> Result<bool> {
+        // A host with no task ready and no timer due before the tick's end
+        // would only move its paused clock on: the patched tokio does just
+        // that without entering the runtime (rtsim patch; `PATCHES.md`).
+        // Nothing ran, so the software cannot have finished in this tick.
+        if self.config.skip_idle_runs {
+            if let Some(clock) = self.tokio.try_skip_idle_run(&self.local, duration) {
+                self.clock = Some(clock);
+                return Ok(self.handle.is_none());
+            }
+        }
         let Rt {
             tokio,
             local,

@@ -110,6 +110,7 @@ impl<'a> Sim<'a> {
         let config = rt::Config {
             enable_io: self.config.enable_tokio_io,
             rng: Some(rng),
+            skip_idle_runs: self.config.skip_idle_runs,
         };
 
         let rt = World::enter(&self.world, || Rt::client(nodename, client, config));
@@ -155,6 +156,7 @@ impl<'a> Sim<'a> {
         let config = rt::Config {
             enable_io: self.config.enable_tokio_io,
             rng: Some(rng),
+            skip_idle_runs: self.config.skip_idle_runs,
         };
 
         let rt = World::enter(&self.world, || Rt::host(nodename, host, config));

@@ -180,6 +180,61 @@ impl Runtime {
         Builder::new_multi_thread().enable_all().build()
     }
 
+    /// Skips a run of a paused current-thread runtime in which nothing would
+    /// happen (rtsim patch; not part of tokio's API).
+    ///
+    /// The run meant is the one a simulator makes to move a host on by
+    /// `duration`: `block_on(local.run_until(sleep_until(now + duration)))`.
+    /// When no task of the runtime exists, no task of `local` is ready and no
+    /// timer of the runtime is due up to the end of that sleep, such a run
+    /// would only move the paused clock to the sleep's deadline (rounded up
+    /// to the timer wheel's millisecond, as the park does) and bring the wheel
+    /// there. This does exactly that without entering the runtime, leaves the
+    /// state such a run leaves (see `LocalSet::count_idle_run`), and returns
+    /// the new now. In any other case it does nothing and returns `None`, and
+    /// the caller makes the run.
+    #[doc(hidden)]
+    #[cfg(all(feature = "time", feature = "test-util"))]
+    pub fn try_skip_idle_run(
+        &self,
+        local: &crate::task::LocalSet,
+        duration: Duration,
+    ) -> Option<crate::time::Instant> {
+        if !matches!(self.scheduler, Scheduler::CurrentThread(_)) {
+            return None;
+        }
+        let scheduler = &self.handle.inner;
+        // A runtime task (`tokio::spawn`) could be ready or woken in ways this
+        // does not see, and its scheduler counts its own ticks: never skip then.
+        if scheduler.num_alive_tasks() != 0 || scheduler.injection_queue_depth() != 0 {
+            return None;
+        }
+        let driver = scheduler.driver();
+        let time = driver.time.as_ref()?;
+        let clock = driver.clock();
+        if !clock.can_auto_advance() || !local.has_no_ready_task() {
+            return None;
+        }
+        let source = time.time_source();
+        let now = clock.now();
+        let now_tick = source.now(clock);
+        let deadline_tick = source.deadline_to_tick(now + duration);
+        // Strictly later: a timer due in the run's last millisecond fires in
+        // that run (and its task runs at the start of the next).
+        if time
+            .next_expiration_tick()
+            .is_some_and(|tick| tick <= deadline_tick)
+        {
+            return None;
+        }
+        clock
+            .advance(source.tick_to_duration(deadline_tick.saturating_sub(now_tick)))
+            .ok()?;
+        time.process_to_now(clock);
+        local.count_idle_run();
+        Some(clock.now())
+    }
+
     /// Returns a handle to the runtime's spawner.
     ///
     /// The returned handle can be used to spawn tasks that run on this runtime, and can

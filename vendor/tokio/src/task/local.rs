@@ -750,6 +750,35 @@ impl LocalSet {
         handle
     }
 
+    /// rtsim patch: whether a `run_until` poll would find no task of this set
+    /// to run (both run queues empty), for [`Runtime::try_skip_idle_run`].
+    #[cfg(all(feature = "time", feature = "test-util"))]
+    pub(crate) fn has_no_ready_task(&self) -> bool {
+        if self.context.unhandled_panic.get() {
+            return false;
+        }
+        // Safety: `LocalSet` is `!Send`, so this is the thread that owns it.
+        let local_empty = unsafe { self.context.shared.local_state.local_queue_is_empty() };
+        local_empty
+            && self
+                .context
+                .shared
+                .queue
+                .lock()
+                .as_ref()
+                .is_none_or(VecDeque::is_empty)
+    }
+
+    /// rtsim patch: what an idle run leaves behind in this set. A `run_until`
+    /// poll that finds no task still counts one look in `tick` (the counter
+    /// that makes every 31st look start at the remote queue), and an idle run
+    /// makes exactly one such poll; a skipped run must count it too, or the
+    /// order later runs poll their tasks in would differ.
+    #[cfg(all(feature = "time", feature = "test-util"))]
+    pub(crate) fn count_idle_run(&self) {
+        self.tick.set(self.tick.get().wrapping_add(1));
+    }
+
     /// Ticks the scheduler, returning whether the local future needs to be
     /// notified again.
     fn tick(&self) -> bool {
@@ -1193,6 +1222,17 @@ impl LocalState {
 
         self.local_queue
             .with_mut(|ptr| unsafe { (*ptr).pop_front() })
+    }
+
+    /// # Safety
+    ///
+    /// This method must only be called from the thread who
+    /// has the same [`ThreadId`] as [`Self::owner`].
+    #[cfg(all(feature = "time", feature = "test-util"))]
+    unsafe fn local_queue_is_empty(&self) -> bool {
+        self.assert_called_from_owner_thread();
+
+        self.local_queue.with(|ptr| unsafe { (*ptr).is_empty() })
     }
 
     /// # Safety

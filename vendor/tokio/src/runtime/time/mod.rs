@@ -287,6 +287,20 @@ impl Driver {
 }
 
 impl Handle {
+    /// rtsim patch: the earliest tick at which the wheel has work (a timer to
+    /// fire or a level to cascade), as `park` computes it; `None` if empty.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn next_expiration_tick(&self) -> Option<u64> {
+        self.inner.lock().wheel.next_expiration_time()
+    }
+
+    /// rtsim patch: bring the wheel to the clock's now, as the park that
+    /// advanced the clock there would have.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn process_to_now(&self, clock: &Clock) {
+        self.process(clock);
+    }
+
     pub(self) fn process(&self, clock: &Clock) {
         let now = self.time_source().now(clock);
 
