@@ -80,6 +80,9 @@ pub struct Rt<'a> {
     /// The timer a tick waits for, reset each tick rather than made anew
     /// (rtsim patch); dropped with the runtime it belongs to.
     tick_sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+
+    /// Ticks skipped because the host had nothing to do (rtsim patch).
+    pub(crate) skipped_runs: u64,
 }
 
 impl<'a> Rt<'a> {
@@ -100,6 +103,7 @@ impl<'a> Rt<'a> {
             config,
             clock: None,
             tick_sleep: None,
+            skipped_runs: 0,
         }
     }
 
@@ -122,6 +126,7 @@ impl<'a> Rt<'a> {
             config,
             clock: None,
             tick_sleep: None,
+            skipped_runs: 0,
         }
     }
 
@@ -138,6 +143,7 @@ impl<'a> Rt<'a> {
             config,
             clock: None,
             tick_sleep: None,
+            skipped_runs: 0,
         }
     }
 
@@ -191,6 +197,7 @@ impl<'a> Rt<'a> {
         if self.config.skip_idle_runs {
             if let Some(clock) = self.tokio.try_skip_idle_run(&self.local, duration) {
                 self.clock = Some(clock);
+                self.skipped_runs += 1;
                 return Ok(self.handle.is_none());
             }
         }

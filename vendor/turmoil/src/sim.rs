@@ -64,6 +64,12 @@ impl<'a> Sim<'a> {
         self.steps
     }
 
+    /// How many host runs (a host's tick or window) were skipped because the
+    /// host had nothing to do (rtsim patch; see [`Builder::skip_idle_runs`]).
+    pub fn skipped_runs(&self) -> u64 {
+        self.rts.values().map(|rt| rt.skipped_runs).sum()
+    }
+
     /// How much logical time has elapsed since the simulation started.
     pub fn elapsed(&self) -> Duration {
         self.elapsed
