@@ -297,7 +297,8 @@ pub struct SimulationSection {
     /// hosts, not connections).
     pub client_hosts: i64,
     /// `"auto"`: step the simulation in lookahead windows (hosts run on their own until the next
-    /// message can reach them); `"off"`: one tick at a time. Both give the same results.
+    /// message can reach them) and skip a host's tick when it has nothing to do; `"off"`: every
+    /// host, one tick at a time. Both give the same results.
     pub lookahead: Lookahead,
 }
 
