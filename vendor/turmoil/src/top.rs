@@ -21,6 +21,11 @@ pub(crate) struct Topology {
     /// Specific configuration overrides between specific hosts.
     links: crate::fasthash::FastIndexMap<Pair, Link>,
 
+    /// Per host, the indexes in `links` of its links, in `links`' order
+    /// (rtsim patch: each host's run scanned every link of the full mesh for
+    /// the ones it ends; links are only ever added, so indexes stay valid).
+    links_of: crate::fasthash::FastIndexMap<IpAddr, Vec<usize>>,
+
     /// We don't use a Rt for async. Right now, we just use it to tick time
     /// forward in the same way we do it elsewhere. We'd like to represent
     /// network state with async in the future.
@@ -235,6 +240,7 @@ impl Topology {
         Topology {
             config,
             links: Default::default(),
+            links_of: Default::default(),
             origin,
             rt,
             now: origin,
@@ -246,7 +252,10 @@ impl Topology {
     /// Register a link between two hosts
     pub(crate) fn register(&mut self, a: IpAddr, b: IpAddr) {
         let pair = Pair::new(a, b);
-        assert!(self.links.insert(pair, Link::new(self.now)).is_none());
+        let (index, previous) = self.links.insert_full(pair, Link::new(self.now));
+        assert!(previous.is_none());
+        self.links_of.entry(a).or_default().push(index);
+        self.links_of.entry(b).or_default().push(index);
         self.reshape();
     }
 
@@ -333,10 +342,12 @@ impl Topology {
         replies_at: Option<Duration>,
     ) {
         let replies_at = replies_at.map(|at| self.origin + at);
-        for (pair, link) in &mut self.links {
-            if pair.0 == dst.addr || pair.1 == dst.addr {
-                link.deliver_messages(&self.config, rand, dst, replies_at);
-            }
+        let Some(indexes) = self.links_of.get(&dst.addr) else {
+            return;
+        };
+        for &index in indexes {
+            let (_, link) = self.links.get_index_mut(index).expect("a registered link");
+            link.deliver_messages(&self.config, rand, dst, replies_at);
         }
     }
 

@@ -215,24 +215,9 @@ impl Runtime {
         if !clock.can_auto_advance() || !local.has_no_ready_task() {
             return None;
         }
-        let source = time.time_source();
-        let now = clock.now();
-        let now_tick = source.now(clock);
-        let deadline_tick = source.deadline_to_tick(now + duration);
-        // Strictly later: a timer due in the run's last millisecond fires in
-        // that run (and its task runs at the start of the next).
-        if time
-            .next_expiration_tick()
-            .is_some_and(|tick| tick <= deadline_tick)
-        {
-            return None;
-        }
-        clock
-            .advance(source.tick_to_duration(deadline_tick.saturating_sub(now_tick)))
-            .ok()?;
-        time.process_to_now(clock);
+        let now = time.skip_idle_run(clock, duration)?;
         local.count_idle_run();
-        Some(clock.now())
+        Some(now)
     }
 
     /// Returns a handle to the runtime's spawner.

@@ -287,18 +287,49 @@ impl Driver {
 }
 
 impl Handle {
-    /// rtsim patch: the earliest tick at which the wheel has work (a timer to
-    /// fire or a level to cascade), as `park` computes it; `None` if empty.
+    /// rtsim patch: moves a paused clock and this wheel on as a run of
+    /// `duration` in which nothing is polled would (`Runtime::try_skip_idle_run`),
+    /// provided no timer is due up to the run's end; returns the new now, or
+    /// `None` (and changes nothing) if one is.
+    ///
+    /// Such a run ends with the park that auto-advances the clock to the
+    /// deadline of the run's own sleep (rounded up to the wheel's
+    /// millisecond) and processes the wheel there. With the next expiration
+    /// (a timer to fire or a level to cascade, the lower bound `park` uses)
+    /// strictly later, that processing fires nothing: `poll` only moves the
+    /// wheel's `elapsed`, and `next_wake` becomes the wheel's next expiration.
+    /// This does the same in one lock instead of entering the runtime.
     #[cfg(feature = "test-util")]
-    pub(crate) fn next_expiration_tick(&self) -> Option<u64> {
-        self.inner.lock().wheel.next_expiration_time()
-    }
-
-    /// rtsim patch: bring the wheel to the clock's now, as the park that
-    /// advanced the clock there would have.
-    #[cfg(feature = "test-util")]
-    pub(crate) fn process_to_now(&self, clock: &Clock) {
-        self.process(clock);
+    pub(crate) fn skip_idle_run(
+        &self,
+        clock: &Clock,
+        duration: Duration,
+    ) -> Option<crate::time::Instant> {
+        let source = self.time_source();
+        let now = clock.now();
+        let now_tick = source.instant_to_tick(now);
+        let deadline_tick = source.deadline_to_tick(now + duration);
+        let mut lock = self.inner.lock();
+        // Strictly later: a timer due in the run's last millisecond fires in
+        // that run (and its task runs at the start of the next).
+        if lock
+            .wheel
+            .next_expiration_time()
+            .is_some_and(|tick| tick <= deadline_tick)
+        {
+            return None;
+        }
+        let advance = source.tick_to_duration(deadline_tick.saturating_sub(now_tick));
+        clock.advance(advance).ok()?;
+        let now = now + advance;
+        // As `process_at_time` guards against a clock behind the wheel.
+        let tick = source.instant_to_tick(now).max(lock.wheel.elapsed());
+        lock.wheel.skip_to(tick);
+        lock.next_wake = lock
+            .wheel
+            .poll_at()
+            .map(|t| NonZeroU64::new(t).unwrap_or_else(|| NonZeroU64::new(1).unwrap()));
+        Some(now)
     }
 
     pub(self) fn process(&self, clock: &Clock) {

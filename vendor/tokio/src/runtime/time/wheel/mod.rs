@@ -260,6 +260,15 @@ impl Wheel {
         }
     }
 
+    /// rtsim patch: what `poll(now)` does when `next_expiration` is later
+    /// than `now` (nothing pending, nothing due): it only moves `elapsed`.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn skip_to(&mut self, now: u64) {
+        debug_assert!(self.pending.is_empty());
+        debug_assert!(self.next_expiration_time().is_none_or(|t| t > now));
+        self.set_elapsed(now);
+    }
+
     fn set_elapsed(&mut self, when: u64) {
         assert!(
             self.elapsed <= when,
