@@ -1,7 +1,7 @@
-//! `[simulation] lookahead`: stepping in lookahead windows (`auto`) must give the same report, byte for
-//! byte, as stepping tick by tick (`off`), on shipped profiles that exercise the scheduled scenario
-//! actions the windows must stop at (network switches, a server restart) and the middleboxes (NAT,
-//! buffering proxy); and a windowed run must be deterministic.
+//! `[simulation] lookahead`: stepping in lookahead windows and skipping idle hosts (`auto`) must give the
+//! same report, byte for byte, as stepping every host tick by tick (`off`), on shipped profiles that
+//! exercise the scheduled scenario actions the windows must stop at (network switches, a server
+//! restart) and the middleboxes (NAT, buffering proxy); and a windowed run must be deterministic.
 mod common;
 
 use common::{files, rtsim, temp_dir};

@@ -118,7 +118,8 @@ impl Builder {
     /// the tick's end. The host's paused clock moves on as the tick would
     /// have moved it, and nothing else happens, as nothing would have; the
     /// tokio runtime is not entered. Needs the patched tokio
-    /// (`Runtime::try_skip_idle_run`).
+    /// (`Runtime::try_skip_idle_run`); ignored with `enable_tokio_io` (the
+    /// I/O driver's events are not seen without entering the runtime).
     pub fn skip_idle_runs(&mut self, value: bool) -> &mut Self {
         self.config.skip_idle_runs = value;
         self

@@ -193,8 +193,9 @@ impl<'a> Rt<'a> {
         // A host with no task ready and no timer due before the tick's end
         // would only move its paused clock on: the patched tokio does just
         // that without entering the runtime (rtsim patch; `PATCHES.md`).
-        // Nothing ran, so the software cannot have finished in this tick.
-        if self.config.skip_idle_runs {
+        // Nothing ran, so the software cannot have finished in this tick. Not
+        // with tokio's I/O driver enabled: its events are not seen from here.
+        if self.config.skip_idle_runs && !self.config.enable_io {
             if let Some(clock) = self.tokio.try_skip_idle_run(&self.local, duration) {
                 self.clock = Some(clock);
                 self.skipped_runs += 1;
