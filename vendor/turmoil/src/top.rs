@@ -200,6 +200,10 @@ struct Link {
     /// Messages that are ready to be delivered.
     deliverable: crate::fasthash::FastIndexMap<IpAddr, VecDeque<Envelope>>,
 
+    /// How many messages `deliverable` holds in all (rtsim patch): a host's
+    /// run asks each of its links, and most have none.
+    undelivered: usize,
+
     /// No message in `sent` is due before this time (`None`: none is due at
     /// all). A lower bound, exact after each scan: it lets
     /// [`Link::process_deliverables`] skip the scan of `sent`, which used to
@@ -494,6 +498,7 @@ impl Link {
             config: config::Link::default(),
             sent: VecDeque::new(),
             deliverable: Default::default(),
+            undelivered: 0,
             next_due: None,
             spare: VecDeque::new(),
             spare_deliverable: VecDeque::new(),
@@ -610,6 +615,7 @@ impl Link {
                         .entry(envelope.dst.ip())
                         .or_default()
                         .push_back(envelope);
+                    self.undelivered += 1;
                 }
                 DeliveryStatus::DeliverAfter(time) => {
                     next_due = Some(next_due.map_or(time, |due| due.min(time)));
@@ -637,12 +643,16 @@ impl Link {
         // that had none, on every call). Messages that fall due meanwhile (a
         // reply's enqueue moves them) go to the spare, as they went to the
         // drained queue before.
+        if self.undelivered == 0 {
+            return;
+        }
         let mut deliverable = match self.deliverable.get_mut(&host.addr) {
             Some(queue) if !queue.is_empty() => {
                 std::mem::replace(queue, std::mem::take(&mut self.spare_deliverable))
             }
             _ => return,
         };
+        self.undelivered -= deliverable.len();
 
         for message in deliverable.drain(..) {
             let (src, dst) = (message.src, message.dst);
