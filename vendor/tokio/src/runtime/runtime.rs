@@ -212,9 +212,10 @@ impl Runtime {
         let driver = scheduler.driver();
         let time = driver.time.as_ref()?;
         let clock = driver.clock();
-        if !clock.can_auto_advance() || !local.has_no_ready_task() {
+        if !local.has_no_ready_task() {
             return None;
         }
+        // Checks that the clock is paused and may auto-advance, too.
         let now = time.skip_idle_run(clock, duration)?;
         local.count_idle_run();
         Some(now)

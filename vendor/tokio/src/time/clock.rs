@@ -340,6 +340,24 @@ cfg_test_util! {
             Ok(())
         }
 
+        /// rtsim patch: if the clock is paused and may auto-advance, moves it
+        /// on by what `step` makes of its now, under one lock, and returns
+        /// the new now; `None` (nothing changed) otherwise or if `step` says
+        /// `None`. `step` must not use the clock.
+        #[cfg(feature = "rt")]
+        pub(crate) fn advance_paused_by(
+            &self,
+            step: impl FnOnce(Instant) -> Option<Duration>,
+        ) -> Option<Instant> {
+            let mut inner = self.inner.lock();
+            if inner.unfrozen.is_some() || inner.auto_advance_inhibit_count != 0 {
+                return None;
+            }
+            let duration = step(Instant::from_std(inner.base))?;
+            inner.base += duration;
+            Some(Instant::from_std(inner.base))
+        }
+
         /// Temporarily stop auto-advancing the clock (see `tokio::time::pause`).
         pub(crate) fn inhibit_auto_advance(&self) {
             let mut inner = self.inner.lock();

@@ -289,8 +289,9 @@ impl Driver {
 impl Handle {
     /// rtsim patch: moves a paused clock and this wheel on as a run of
     /// `duration` in which nothing is polled would (`Runtime::try_skip_idle_run`),
-    /// provided no timer is due up to the run's end; returns the new now, or
-    /// `None` (and changes nothing) if one is.
+    /// provided the clock is paused and may auto-advance and no timer is due
+    /// up to the run's end; returns the new now, or `None` (and changes
+    /// nothing) otherwise.
     ///
     /// Such a run ends with the park that auto-advances the clock to the
     /// deadline of the run's own sleep (rounded up to the wheel's
@@ -298,7 +299,8 @@ impl Handle {
     /// (a timer to fire or a level to cascade, the lower bound `park` uses)
     /// strictly later, that processing fires nothing: `poll` only moves the
     /// wheel's `elapsed`, and `next_wake` becomes the wheel's next expiration.
-    /// This does the same in one lock instead of entering the runtime.
+    /// This does the same under the clock's and the driver's locks, taken
+    /// once each, instead of entering the runtime.
     #[cfg(feature = "test-util")]
     pub(crate) fn skip_idle_run(
         &self,
@@ -306,30 +308,31 @@ impl Handle {
         duration: Duration,
     ) -> Option<crate::time::Instant> {
         let source = self.time_source();
-        let now = clock.now();
-        let now_tick = source.instant_to_tick(now);
-        let deadline_tick = source.deadline_to_tick(now + duration);
-        let mut lock = self.inner.lock();
-        // Strictly later: a timer due in the run's last millisecond fires in
-        // that run (and its task runs at the start of the next).
-        if lock
-            .wheel
-            .next_expiration_time()
-            .is_some_and(|tick| tick <= deadline_tick)
-        {
-            return None;
-        }
-        let advance = source.tick_to_duration(deadline_tick.saturating_sub(now_tick));
-        clock.advance(advance).ok()?;
-        let now = now + advance;
-        // As `process_at_time` guards against a clock behind the wheel.
-        let tick = source.instant_to_tick(now).max(lock.wheel.elapsed());
-        lock.wheel.skip_to(tick);
-        lock.next_wake = lock
-            .wheel
-            .poll_at()
-            .map(|t| NonZeroU64::new(t).unwrap_or_else(|| NonZeroU64::new(1).unwrap()));
-        Some(now)
+        clock.advance_paused_by(|now| {
+            let now_tick = source.instant_to_tick(now);
+            let deadline_tick = source.deadline_to_tick(now + duration);
+            let mut lock = self.inner.lock();
+            // Strictly later: a timer due in the run's last millisecond fires
+            // in that run (and its task runs at the start of the next).
+            if lock
+                .wheel
+                .next_expiration_time()
+                .is_some_and(|tick| tick <= deadline_tick)
+            {
+                return None;
+            }
+            let advance = source.tick_to_duration(deadline_tick.saturating_sub(now_tick));
+            // As `process_at_time` guards against a clock behind the wheel.
+            let tick = source
+                .instant_to_tick(now + advance)
+                .max(lock.wheel.elapsed());
+            lock.wheel.skip_to(tick);
+            lock.next_wake = lock
+                .wheel
+                .poll_at()
+                .map(|t| NonZeroU64::new(t).unwrap_or_else(|| NonZeroU64::new(1).unwrap()));
+            Some(advance)
+        })
     }
 
     pub(self) fn process(&self, clock: &Clock) {
