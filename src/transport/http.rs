@@ -200,26 +200,33 @@ impl HttpConnection {
         body: Option<(Bytes, &'static str)>,
         patience: Duration,
     ) -> Result<Response<Incoming>, RequestError> {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path_and_query)
-            .header(header::HOST, self.authority.clone())
-            .header(
-                header::USER_AGENT,
-                HeaderValue::from_static("rtsim/0.1 (simulated browser)"),
-            )
-            .header(header::ACCEPT, HeaderValue::from_static("*/*"));
-        for (name, value) in extra_headers {
-            builder = builder.header(*name, *value);
-        }
-        let body = match body {
-            Some((bytes, content_type)) => {
-                builder = builder.header(header::CONTENT_TYPE, content_type);
-                Full::new(bytes)
-            }
-            None => Full::new(Bytes::new()),
+        // Built in place rather than with `Request::builder()`, which moves the request's parts
+        // through every `.header()` call: the same request (headers in the same order), for a
+        // fraction of the copying.
+        let (body, content_type) = match body {
+            Some((bytes, content_type)) => (Full::new(bytes), Some(content_type)),
+            None => (Full::new(Bytes::new()), None),
         };
-        let request = builder.body(body).expect("request parts are valid");
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = path_and_query.parse().expect("a valid request path");
+        let headers = request.headers_mut();
+        headers.append(header::HOST, self.authority.clone());
+        headers.append(
+            header::USER_AGENT,
+            HeaderValue::from_static("rtsim/0.1 (simulated browser)"),
+        );
+        headers.append(header::ACCEPT, HeaderValue::from_static("*/*"));
+        for (name, value) in extra_headers {
+            let name = header::HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+            headers.append(name, HeaderValue::from_str(value).expect("a header value"));
+        }
+        if let Some(content_type) = content_type {
+            headers.append(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(content_type).expect("a content type"),
+            );
+        }
         let exchange = async {
             self.sender.ready().await.map_err(RequestError::Http)?;
             self.sender

@@ -159,7 +159,7 @@ impl Default for Policy {
 #[derive(Default)]
 pub struct Shutdown {
     triggered: std::cell::Cell<bool>,
-    waiting: RefCell<std::collections::BTreeMap<u64, std::task::Waker>>,
+    waiting: RefCell<Waiters>,
     next: std::cell::Cell<u64>,
     /// Over how long the connections' closes are spread (zero: all at once).
     spread: std::cell::Cell<Duration>,
@@ -188,7 +188,11 @@ impl Shutdown {
     pub fn trigger(&self) {
         self.triggered.set(true);
         let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-        for waker in waiting.into_values() {
+        let mut waiting: Vec<(u64, std::task::Waker)> =
+            waiting.slots.into_iter().flatten().collect();
+        // In the order the watchers were made, whatever slots they took.
+        waiting.sort_unstable_by_key(|(id, _)| *id);
+        for (_, waker) in waiting {
             waker.wake();
         }
     }
@@ -210,6 +214,7 @@ impl Shutdown {
         ShutdownWatch {
             shutdown: self.clone(),
             id,
+            slot: None,
             index,
             delay: None,
         }
@@ -231,10 +236,48 @@ impl Shutdown {
     }
 }
 
+/// The wakers of the watchers waiting for a [`Shutdown`], each in a slot its watcher keeps: a
+/// connection polls its watcher on every poll of the connection, and finding its slot by index is
+/// cheaper than a map lookup keyed by the watcher's id (which only orders the wake-ups).
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Option<(u64, std::task::Waker)>>,
+    /// Slots free for reuse.
+    free: Vec<usize>,
+}
+
+impl Waiters {
+    fn insert(&mut self, id: u64, waker: std::task::Waker) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some((id, waker));
+                slot
+            }
+            None => {
+                self.slots.push(Some((id, waker)));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Frees `slot` if watcher `id` still holds it (a trigger empties every slot).
+    fn remove(&mut self, slot: usize, id: u64) {
+        if let Some(entry) = self.slots.get_mut(slot) {
+            if entry.as_ref().is_some_and(|(held_by, _)| *held_by == id) {
+                *entry = None;
+                self.free.push(slot);
+            }
+        }
+    }
+}
+
 /// One stream's view of [`Shutdown`].
 pub struct ShutdownWatch {
     shutdown: Rc<Shutdown>,
+    /// Orders the wake-ups: watchers are woken in the order they were made.
     id: u64,
+    /// Its slot in [`Waiters`], once it has waited.
+    slot: Option<usize>,
     /// The connection this watcher serves, in a spread shutdown.
     index: Option<u64>,
     /// Its connection's moment, once the shutdown has been triggered and is spread.
@@ -268,16 +311,19 @@ impl ShutdownWatch {
             return std::future::Future::poll(delay.as_mut(), cx);
         }
         let mut waiting = self.shutdown.waiting.borrow_mut();
-        match waiting.entry(self.id) {
+        let held = self
+            .slot
+            .and_then(|slot| waiting.slots.get_mut(slot))
+            .and_then(Option::as_mut)
+            .filter(|(held_by, _)| *held_by == self.id);
+        match held {
             // Polled again by the same task (every poll of a connection): keep the waker it has.
-            std::collections::btree_map::Entry::Occupied(mut e) => {
-                if !e.get().will_wake(cx.waker()) {
-                    e.insert(cx.waker().clone());
+            Some((_, waker)) => {
+                if !waker.will_wake(cx.waker()) {
+                    *waker = cx.waker().clone();
                 }
             }
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(cx.waker().clone());
-            }
+            None => self.slot = Some(waiting.insert(self.id, cx.waker().clone())),
         }
         std::task::Poll::Pending
     }
@@ -289,7 +335,9 @@ impl ShutdownWatch {
 
 impl Drop for ShutdownWatch {
     fn drop(&mut self) {
-        self.shutdown.waiting.borrow_mut().remove(&self.id);
+        if let Some(slot) = self.slot {
+            self.shutdown.waiting.borrow_mut().remove(slot, self.id);
+        }
     }
 }
 
