@@ -21,6 +21,11 @@ pub(crate) struct Topology {
     /// Specific configuration overrides between specific hosts.
     links: crate::fasthash::FastIndexMap<Pair, Link>,
 
+    /// Per host, the indexes in `links` of its links, ascending (rtsim patch:
+    /// every host run scanned every link for the ones that reach the host).
+    /// Links are only ever added, so this only grows with them.
+    host_links: crate::fasthash::FastIndexMap<IpAddr, Vec<usize>>,
+
     /// We don't use a Rt for async. Right now, we just use it to tick time
     /// forward in the same way we do it elsewhere. We'd like to represent
     /// network state with async in the future.
@@ -235,6 +240,7 @@ impl Topology {
         Topology {
             config,
             links: Default::default(),
+            host_links: Default::default(),
             origin,
             rt,
             now: origin,
@@ -246,7 +252,11 @@ impl Topology {
     /// Register a link between two hosts
     pub(crate) fn register(&mut self, a: IpAddr, b: IpAddr) {
         let pair = Pair::new(a, b);
-        assert!(self.links.insert(pair, Link::new(self.now)).is_none());
+        let (index, exists) = self.links.insert_full(pair, Link::new(self.now));
+        assert!(exists.is_none());
+        // Two distinct hosts (`Pair::new` checks).
+        self.host_links.entry(a).or_default().push(index);
+        self.host_links.entry(b).or_default().push(index);
         self.reshape();
     }
 
@@ -333,10 +343,16 @@ impl Topology {
         replies_at: Option<Duration>,
     ) {
         let replies_at = replies_at.map(|at| self.origin + at);
-        for (pair, link) in &mut self.links {
-            if pair.0 == dst.addr || pair.1 == dst.addr {
-                link.deliver_messages(&self.config, rand, dst, replies_at);
-            }
+        // The links with `dst` at one end, in `links` order as the scan found them.
+        let Some(indexes) = self.host_links.get(&dst.addr) else {
+            return;
+        };
+        for &index in indexes {
+            let (_, link) = self
+                .links
+                .get_index_mut(index)
+                .expect("host_links indexes links");
+            link.deliver_messages(&self.config, rand, dst, replies_at);
         }
     }
 
