@@ -276,8 +276,10 @@ pub struct ShutdownWatch {
     shutdown: Rc<Shutdown>,
     /// Orders the wake-ups: watchers are woken in the order they were made.
     id: u64,
-    /// Its slot in [`Waiters`], once it has waited.
-    slot: Option<usize>,
+    /// Its slot in [`Waiters`], once it has waited, and the waker it left there: a poll by the same
+    /// task compares against this copy and leaves the slot alone (with thousands of connections the
+    /// slab is rarely in cache, and this was a miss on every poll of every connection).
+    slot: Option<(usize, std::task::Waker)>,
     /// The connection this watcher serves, in a spread shutdown.
     index: Option<u64>,
     /// Its connection's moment, once the shutdown has been triggered and is spread.
@@ -310,21 +312,27 @@ impl ShutdownWatch {
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(shutdown.due(index))));
             return std::future::Future::poll(delay.as_mut(), cx);
         }
+        // Polled again by the same task (every poll of a connection): the slot keeps its waker.
+        if let Some((_, waker)) = &self.slot {
+            if waker.will_wake(cx.waker()) {
+                return std::task::Poll::Pending;
+            }
+        }
         let mut waiting = self.shutdown.waiting.borrow_mut();
         let held = self
             .slot
-            .and_then(|slot| waiting.slots.get_mut(slot))
+            .as_ref()
+            .and_then(|(slot, _)| waiting.slots.get_mut(*slot))
             .and_then(Option::as_mut)
             .filter(|(held_by, _)| *held_by == self.id);
-        match held {
-            // Polled again by the same task (every poll of a connection): keep the waker it has.
+        let slot = match held {
             Some((_, waker)) => {
-                if !waker.will_wake(cx.waker()) {
-                    *waker = cx.waker().clone();
-                }
+                *waker = cx.waker().clone();
+                self.slot.as_ref().map(|(slot, _)| *slot)
             }
-            None => self.slot = Some(waiting.insert(self.id, cx.waker().clone())),
-        }
+            None => Some(waiting.insert(self.id, cx.waker().clone())),
+        };
+        self.slot = slot.map(|slot| (slot, cx.waker().clone()));
         std::task::Poll::Pending
     }
 
@@ -335,8 +343,8 @@ impl ShutdownWatch {
 
 impl Drop for ShutdownWatch {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot {
-            self.shutdown.waiting.borrow_mut().remove(slot, self.id);
+        if let Some((slot, _)) = &self.slot {
+            self.shutdown.waiting.borrow_mut().remove(*slot, self.id);
         }
     }
 }
