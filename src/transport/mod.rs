@@ -159,7 +159,7 @@ impl Default for Policy {
 #[derive(Default)]
 pub struct Shutdown {
     triggered: std::cell::Cell<bool>,
-    waiting: RefCell<std::collections::BTreeMap<u64, std::task::Waker>>,
+    waiting: RefCell<Waiters>,
     next: std::cell::Cell<u64>,
     /// Over how long the connections' closes are spread (zero: all at once).
     spread: std::cell::Cell<Duration>,
@@ -188,7 +188,11 @@ impl Shutdown {
     pub fn trigger(&self) {
         self.triggered.set(true);
         let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-        for waker in waiting.into_values() {
+        let mut waiting: Vec<(u64, std::task::Waker)> =
+            waiting.slots.into_iter().flatten().collect();
+        // In the order the watchers were made, whatever slots they took.
+        waiting.sort_unstable_by_key(|(id, _)| *id);
+        for (_, waker) in waiting {
             waker.wake();
         }
     }
@@ -210,6 +214,7 @@ impl Shutdown {
         ShutdownWatch {
             shutdown: self.clone(),
             id,
+            slot: None,
             index,
             delay: None,
         }
@@ -231,10 +236,50 @@ impl Shutdown {
     }
 }
 
+/// The wakers of the watchers waiting for a [`Shutdown`], each in a slot its watcher keeps: a
+/// connection polls its watcher on every poll of the connection, and finding its slot by index is
+/// cheaper than a map lookup keyed by the watcher's id (which only orders the wake-ups).
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Option<(u64, std::task::Waker)>>,
+    /// Slots free for reuse.
+    free: Vec<usize>,
+}
+
+impl Waiters {
+    fn insert(&mut self, id: u64, waker: std::task::Waker) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some((id, waker));
+                slot
+            }
+            None => {
+                self.slots.push(Some((id, waker)));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Frees `slot` if watcher `id` still holds it (a trigger empties every slot).
+    fn remove(&mut self, slot: usize, id: u64) {
+        if let Some(entry) = self.slots.get_mut(slot) {
+            if entry.as_ref().is_some_and(|(held_by, _)| *held_by == id) {
+                *entry = None;
+                self.free.push(slot);
+            }
+        }
+    }
+}
+
 /// One stream's view of [`Shutdown`].
 pub struct ShutdownWatch {
     shutdown: Rc<Shutdown>,
+    /// Orders the wake-ups: watchers are woken in the order they were made.
     id: u64,
+    /// Its slot in [`Waiters`], once it has waited, and the waker it left there: a poll by the same
+    /// task compares against this copy and leaves the slot alone (with thousands of connections the
+    /// slab is rarely in cache, and this was a miss on every poll of every connection).
+    slot: Option<(usize, std::task::Waker)>,
     /// The connection this watcher serves, in a spread shutdown.
     index: Option<u64>,
     /// Its connection's moment, once the shutdown has been triggered and is spread.
@@ -267,18 +312,27 @@ impl ShutdownWatch {
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(shutdown.due(index))));
             return std::future::Future::poll(delay.as_mut(), cx);
         }
-        let mut waiting = self.shutdown.waiting.borrow_mut();
-        match waiting.entry(self.id) {
-            // Polled again by the same task (every poll of a connection): keep the waker it has.
-            std::collections::btree_map::Entry::Occupied(mut e) => {
-                if !e.get().will_wake(cx.waker()) {
-                    e.insert(cx.waker().clone());
-                }
-            }
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(cx.waker().clone());
+        // Polled again by the same task (every poll of a connection): the slot keeps its waker.
+        if let Some((_, waker)) = &self.slot {
+            if waker.will_wake(cx.waker()) {
+                return std::task::Poll::Pending;
             }
         }
+        let mut waiting = self.shutdown.waiting.borrow_mut();
+        let held = self
+            .slot
+            .as_ref()
+            .and_then(|(slot, _)| waiting.slots.get_mut(*slot))
+            .and_then(Option::as_mut)
+            .filter(|(held_by, _)| *held_by == self.id);
+        let slot = match held {
+            Some((_, waker)) => {
+                *waker = cx.waker().clone();
+                self.slot.as_ref().map(|(slot, _)| *slot)
+            }
+            None => Some(waiting.insert(self.id, cx.waker().clone())),
+        };
+        self.slot = slot.map(|slot| (slot, cx.waker().clone()));
         std::task::Poll::Pending
     }
 
@@ -289,7 +343,9 @@ impl ShutdownWatch {
 
 impl Drop for ShutdownWatch {
     fn drop(&mut self) {
-        self.shutdown.waiting.borrow_mut().remove(&self.id);
+        if let Some((slot, _)) = &self.slot {
+            self.shutdown.waiting.borrow_mut().remove(*slot, self.id);
+        }
     }
 }
 
@@ -693,12 +749,58 @@ pub fn acked_seq(text: &[u8]) -> Option<u64> {
 
 /// Ids of the events in a JSON array as the polling transports send it.
 pub fn event_ids(body: &[u8]) -> Result<Vec<u64>, serde_json::Error> {
+    // Every polling answer is read here, and serde's general path was ~4% of a long-polling run.
+    if let Some(ids) = published_event_ids(body) {
+        return Ok(ids);
+    }
     #[derive(serde::Deserialize)]
     struct EventId {
         id: u64,
     }
     let events: Vec<EventId> = serde_json::from_slice(body)?;
     Ok(events.into_iter().map(|e| e.id).collect())
+}
+
+/// The ids of a JSON array of events exactly as [`crate::hub::event_payload`] writes them
+/// (`{"id":N,"published_us":T,"data":"..."}`, no whitespace, printable ASCII data without escapes),
+/// or `None` for anything else, which [`event_ids`] then reads with serde. Everything accepted is
+/// JSON that serde reads to the same ids, so the two paths cannot disagree.
+fn published_event_ids(body: &[u8]) -> Option<Vec<u64>> {
+    /// A JSON integer of at most 19 digits (below `u64::MAX`) without a leading zero.
+    fn integer(text: &[u8]) -> Option<(u64, &[u8])> {
+        let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 19 || (digits > 1 && text[0] == b'0') {
+            return None;
+        }
+        let value = text[..digits]
+            .iter()
+            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        Some((value, &text[digits..]))
+    }
+    let mut rest = body.strip_prefix(b"[")?;
+    let mut ids = Vec::new();
+    if rest == b"]" {
+        return Some(ids);
+    }
+    loop {
+        let (id, after) = integer(rest.strip_prefix(br#"{"id":"#)?)?;
+        let (_, after) = integer(after.strip_prefix(br#","published_us":"#)?)?;
+        rest = after.strip_prefix(br#","data":""#)?;
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        let data = &rest[..end];
+        // No escape, no control character, ASCII only (so valid UTF-8): a plain JSON string.
+        let control = data.iter().fold(false, |seen, &b| seen | (b < 0x20));
+        if rest[end] != b'"' || control || !data.is_ascii() {
+            return None;
+        }
+        rest = rest[end + 1..].strip_prefix(b"}")?;
+        ids.push(id);
+        match rest {
+            [b']'] => return Some(ids),
+            [b',', more @ ..] => rest = more,
+            _ => return None,
+        }
+    }
 }
 
 /// The id of one event payload (SSE data, WebSocket text).
@@ -754,5 +856,55 @@ mod tests {
         assert_eq!(event_ids(b"[]").unwrap(), Vec::<u64>::new());
         assert_eq!(event_id(&a), Some(4));
         assert!(event_ids(b"not json").is_err());
+    }
+
+    #[test]
+    fn the_fast_reading_of_event_ids_agrees_with_serde() {
+        #[derive(serde::Deserialize)]
+        struct EventId {
+            id: u64,
+        }
+        let serde = |body: &[u8]| {
+            serde_json::from_slice::<Vec<EventId>>(body)
+                .ok()
+                .map(|v| v.into_iter().map(|e| e.id).collect::<Vec<u64>>())
+        };
+        let a = crate::hub::event_payload(4, Duration::from_micros(17), 80);
+        let b = crate::hub::event_payload(u64::MAX / 10, Duration::ZERO, 64);
+        let published = http::events_json(&[
+            crate::hub::Event { id: 4, payload: a },
+            crate::hub::Event { id: 5, payload: b },
+        ]);
+        assert!(published_event_ids(&published).is_some());
+        let cases: Vec<&[u8]> = vec![
+            &published,
+            b"[]",
+            b"[ ]",
+            br#"[{"id":0,"published_us":0,"data":""}]"#,
+            br#"[{"id":01,"published_us":0,"data":""}]"#,
+            br#"[{"id":12345678901234567890,"published_us":0,"data":""}]"#,
+            br#"[{"id":1,"published_us":-3,"data":""}]"#,
+            br#"[{"id":1,"published_us":3,"data":"a\"b"}]"#,
+            br#"[{"id":1,"published_us":3,"data":"a\u0001"}]"#,
+            b"[{\"id\":1,\"published_us\":3,\"data\":\"a\x01\"}]",
+            b"[{\"id\":1,\"published_us\":3,\"data\":\"\xc3\xa9\"}]",
+            br#"[{"id":1,"published_us":3,"data":"x"},]"#,
+            br#"[{"id":1,"published_us":3,"data":"x"}] "#,
+            br#"[{"id":1,"published_us":3,"data":"x"}"#,
+            br#"[{"id":1,"published_us":3,"data":"x","id":2}]"#,
+            br#"[{"id":1.5,"published_us":3,"data":"x"}]"#,
+        ];
+        for body in cases {
+            let fast = published_event_ids(body);
+            if fast.is_some() {
+                assert_eq!(fast, serde(body), "{}", String::from_utf8_lossy(body));
+            }
+            assert_eq!(
+                event_ids(body).ok(),
+                serde(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }

@@ -365,7 +365,7 @@ struct StreamSocket {
     buf: crate::fasthash::FastIndexMap<u64, SequencedSegment>,
     next_send_seq: u64,
     recv_seq: u64,
-    sender: mpsc::Sender<SequencedSegment>,
+    sender: crate::segments::SegmentSender,
     flow_control: BidiFlowControl,
     /// A simple reference counter for tracking read/write half drops. Once 0, the
     /// socket may be removed from the host.
@@ -390,8 +390,14 @@ impl Display for SequencedSegment {
 }
 
 impl StreamSocket {
-    fn new(capacity: usize) -> (Self, mpsc::Receiver<SequencedSegment>, BidiFlowControl) {
-        let (tx, rx) = mpsc::channel(capacity);
+    fn new(
+        capacity: usize,
+    ) -> (
+        Self,
+        crate::segments::SegmentReceiver,
+        BidiFlowControl,
+    ) {
+        let (tx, rx) = crate::segments::channel(capacity);
         let flow_control = BidiFlowControl::new(capacity);
         let sock = Self {
             buf: Default::default(),
@@ -414,7 +420,7 @@ impl StreamSocket {
     // Buffer and re-order received segments by `seq` as the network may deliver
     // them out of order.
     fn buffer(&mut self, seq: u64, segment: SequencedSegment) -> Result<(), Protocol> {
-        use mpsc::error::TrySendError::*;
+        use crate::segments::TrySendError::*;
 
         // The next segment in order with nothing waiting behind it goes
         // straight to the socket (rtsim patch): the common case, which
@@ -441,8 +447,8 @@ impl StreamSocket {
                     let segment = self.buf.swap_remove(&self.recv_seq).unwrap();
                     permit.send(segment)
                 }
-                Err(Closed(())) => return Err(Protocol::Tcp(Segment::Rst)),
-                Err(Full(())) => {
+                Err(Closed) => return Err(Protocol::Tcp(Segment::Rst)),
+                Err(Full) => {
                     self.recv_seq -= 1;
                     break;
                 }
@@ -490,7 +496,7 @@ impl Tcp {
     pub(crate) fn new_stream(
         &mut self,
         pair: SocketPair,
-    ) -> (mpsc::Receiver<SequencedSegment>, BidiFlowControl) {
+    ) -> (crate::segments::SegmentReceiver, BidiFlowControl) {
         let (sock, rx, bidi) = StreamSocket::new(self.socket_capacity);
 
         let exists = self.sockets.insert(pair, sock);
@@ -566,7 +572,7 @@ impl Tcp {
 
     /// Returns true if the given stream has any Data segments waiting in the
     /// out-of-order reorder buffer that have not yet been delivered to the
-    /// receive mpsc channel.
+    /// receive segment channel.
     pub(crate) fn has_buffered_data(&self, pair: SocketPair) -> bool {
         self.sockets
             .get(&pair)

@@ -192,6 +192,9 @@ pub use dns::{ToIpAddr, ToIpAddrs, ToSocketAddrs};
 mod envelope;
 
 mod fasthash;
+
+// rtsim patch: each TCP socket's segment channel (was a tokio mpsc channel).
+mod segments;
 use envelope::Envelope;
 pub use envelope::{Datagram, Protocol, Segment};
 

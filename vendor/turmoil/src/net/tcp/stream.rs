@@ -14,7 +14,7 @@ use std::{
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     runtime::Handle,
-    sync::{mpsc, oneshot},
+    sync::oneshot,
     time::sleep,
 };
 
@@ -40,7 +40,7 @@ pub struct TcpStream {
 impl TcpStream {
     pub(crate) fn new(
         pair: SocketPair,
-        receiver: mpsc::Receiver<SequencedSegment>,
+        receiver: crate::segments::SegmentReceiver,
         flow_control: BidiFlowControl,
     ) -> Self {
         let pair = Arc::new(pair);
@@ -203,7 +203,7 @@ pub(crate) struct ReadHalf {
 }
 
 struct Rx {
-    recv: mpsc::Receiver<SequencedSegment>,
+    recv: crate::segments::SegmentReceiver,
     /// The remaining bytes of a received data segment.
     ///
     /// This is used to support read impls by stashing available bytes for
@@ -486,7 +486,7 @@ impl BidiFlowControl {
 /// End-to-end flow control for a single TCP stream direction.
 ///
 /// Shared between the sender's `WriteHalf` and receiver's `ReadHalf` via
-/// `Arc`. Credits are initialized to the mpsc channel capacity so the
+/// `Arc`. Credits are initialized to the segment channel capacity so the
 /// invariant `credits + segments_in_flight = capacity` holds.
 pub(crate) struct FlowControl {
     credits: AtomicUsize,
@@ -598,13 +598,13 @@ impl Drop for ReadHalf {
             // RFC 9293 §3.10.4: closing with unread data MUST send a RST so
             // the peer learns data was lost. "Unread data" = application
             // bytes received but not consumed: partial segment bytes stashed
-            // in the rx buffer, a Data segment still queued on the mpsc, or
+            // in the rx buffer, a Data segment still queued on the channel, or
             // a Data segment parked in the host's reorder buffer. A queued
             // FIN is not a reset condition — a graceful close followed by a
             // drop should stay graceful.
             let has_unread = !self.is_closed
                 && (self.rx.buffer.is_some()
-                    || matches!(self.rx.recv.try_recv(), Ok(SequencedSegment::Data(_)))
+                    || matches!(self.rx.recv.try_recv(), Some(SequencedSegment::Data(_)))
                     || world.current_host_mut().tcp.has_buffered_data(*self.pair));
 
             if has_unread {
