@@ -344,7 +344,7 @@ cfg_test_util! {
         /// on by what `step` makes of its now, under one lock, and returns
         /// the new now; `None` (nothing changed) otherwise or if `step` says
         /// `None`. `step` must not use the clock.
-        #[cfg(feature = "rt")]
+        #[cfg_attr(not(feature = "rt"), allow(dead_code))]
         pub(crate) fn advance_paused_by(
             &self,
             step: impl FnOnce(Instant) -> Option<Duration>,
