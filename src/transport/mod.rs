@@ -260,13 +260,18 @@ impl Waiters {
         }
     }
 
-    /// Frees `slot` if watcher `id` still holds it (a trigger empties every slot).
+    /// Whether watcher `id` still holds `slot` (a trigger empties every slot).
+    fn holds(&self, slot: usize, id: u64) -> bool {
+        self.slots
+            .get(slot)
+            .is_some_and(|entry| entry.as_ref().is_some_and(|(held_by, _)| *held_by == id))
+    }
+
+    /// Frees `slot` if watcher `id` still holds it.
     fn remove(&mut self, slot: usize, id: u64) {
-        if let Some(entry) = self.slots.get_mut(slot) {
-            if entry.as_ref().is_some_and(|(held_by, _)| *held_by == id) {
-                *entry = None;
-                self.free.push(slot);
-            }
+        if self.holds(slot, id) {
+            self.slots[slot] = None;
+            self.free.push(slot);
         }
     }
 }
@@ -319,20 +324,17 @@ impl ShutdownWatch {
             }
         }
         let mut waiting = self.shutdown.waiting.borrow_mut();
-        let held = self
-            .slot
-            .as_ref()
-            .and_then(|(slot, _)| waiting.slots.get_mut(*slot))
-            .and_then(Option::as_mut)
-            .filter(|(held_by, _)| *held_by == self.id);
-        let slot = match held {
-            Some((_, waker)) => {
-                *waker = cx.waker().clone();
-                self.slot.as_ref().map(|(slot, _)| *slot)
+        let waker = cx.waker().clone();
+        let held = self.slot.as_ref().map(|(slot, _)| *slot);
+        let slot = match held.filter(|&slot| waiting.holds(slot, self.id)) {
+            // Polled by another task: the slot takes its waker.
+            Some(slot) => {
+                waiting.slots[slot] = Some((self.id, waker.clone()));
+                slot
             }
-            None => Some(waiting.insert(self.id, cx.waker().clone())),
+            None => waiting.insert(self.id, waker.clone()),
         };
-        self.slot = slot.map(|slot| (slot, cx.waker().clone()));
+        self.slot = Some((slot, waker));
         std::task::Poll::Pending
     }
 
@@ -789,8 +791,7 @@ fn published_event_ids(body: &[u8]) -> Option<Vec<u64>> {
         let end = memchr::memchr2(b'"', b'\\', rest)?;
         let data = &rest[..end];
         // No escape, no control character, ASCII only (so valid UTF-8): a plain JSON string.
-        let control = data.iter().fold(false, |seen, &b| seen | (b < 0x20));
-        if rest[end] != b'"' || control || !data.is_ascii() {
+        if rest[end] != b'"' || !data.iter().all(|b| (0x20..=0x7f).contains(b)) {
             return None;
         }
         rest = rest[end + 1..].strip_prefix(b"}")?;
