@@ -24,6 +24,11 @@ use rtsim::scenario::Plan;
 use rtsim::transport::TransportKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The same allocator as the `rtsim` binary (src/main.rs), so the bench times what users run.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let mut clients = 1000u32;
     let mut minutes = 10u32;
