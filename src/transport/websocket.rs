@@ -292,8 +292,12 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let ping_interval = server.settings.ws_ping_interval;
     let ping_timeout = server.settings.ws_ping_timeout;
-    let mut next_ping = ping_interval.map(|every| Instant::now() + every);
-    let mut pong_deadline: Option<Instant> = None;
+    // The ping and pong timers live as long as the session and move only when their deadline
+    // changes, instead of a timer registered and cancelled per event and connection (cancelling
+    // alone was 4 % of a 10,000-client run: a wheel entry's list neighbours are other connections'
+    // timers, out of cache).
+    let mut ping_timer = Deadline::new(ping_interval.map(|every| Instant::now() + every));
+    let mut pong_timer = Deadline::new(None);
     loop {
         let backlog = server.hub.since(cursor);
         for event in &backlog.events {
@@ -328,7 +332,7 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
                         }
                     }
                 }
-                Some(Ok(Message::Pong(_))) => pong_deadline = None,
+                Some(Ok(Message::Pong(_))) => pong_timer.set(None),
                 // tungstenite has queued the reply (echoing the code, or 1002 for a code that may
                 // not be sent): it must reach the client before the connection closes.
                 Some(Ok(Message::Close(_))) => return finish(ws, None, false).await,
@@ -342,23 +346,62 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
                 None => return,
                 Some(Ok(_)) => {}
             },
-            () = sleep_until_option(next_ping) => {
+            () = ping_timer.elapsed() => {
                 if ws.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
                 let now = Instant::now();
-                next_ping = ping_interval.map(|every| now + every);
-                pong_deadline.get_or_insert(now + ping_timeout);
+                ping_timer.set(ping_interval.map(|every| now + every));
+                if pong_timer.at().is_none() {
+                    pong_timer.set(Some(now + ping_timeout));
+                }
             }
-            () = sleep_until_option(pong_deadline) => return,
+            () = pong_timer.elapsed() => return,
         }
     }
 }
 
-async fn sleep_until_option(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// Where an unset [`Deadline`] parks its timer: far beyond any simulated run.
+const NEVER: Duration = Duration::from_secs(86_400 * 365);
+
+/// A deadline that may be unset, kept in one timer for a whole session: [`Deadline::set`] moves the
+/// timer only when the instant changes, and an unset deadline never fires.
+struct Deadline {
+    at: Option<Instant>,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Deadline {
+    fn new(at: Option<Instant>) -> Self {
+        // An unset deadline keeps a timer that is never polled (so never registered): `elapsed`
+        // does not look at it.
+        let timer = Box::pin(tokio::time::sleep_until(at.unwrap_or_else(Instant::now)));
+        Self { at, timer }
+    }
+
+    fn at(&self) -> Option<Instant> {
+        self.at
+    }
+
+    fn set(&mut self, at: Option<Instant>) {
+        if at != self.at {
+            // Unset, the timer is moved far out rather than left where it was: a registered timer
+            // left in place would still wake the task at its old instant. Moving a timer later only
+            // records the new instant; tokio re-files it when the old one comes round, without a
+            // wake.
+            self.timer
+                .as_mut()
+                .reset(at.unwrap_or_else(|| Instant::now() + NEVER));
+            self.at = at;
+        }
+    }
+
+    /// Completes at the deadline; pending for ever while it is unset.
+    async fn elapsed(&mut self) {
+        match self.at {
+            Some(_) => self.timer.as_mut().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -435,8 +478,12 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
         .settings
         .ws_ping_interval
         .map(|every| every + client.settings.ws_ping_timeout);
-    let mut last_heard = Instant::now();
-    let mut next_upstream = client.next_upstream_gap().map(|gap| Instant::now() + gap);
+    let mut upstream_timer =
+        Deadline::new(client.next_upstream_gap().map(|gap| Instant::now() + gap));
+    // One silence timer for the session, moved later on every frame: a later deadline is recorded in
+    // the timer without touching the timer wheel (tokio re-files it when the old one comes round,
+    // without waking this task), where a timer built and dropped per frame cost two wheel operations.
+    let mut silence_timer = Deadline::new(silence_limit.map(|limit| Instant::now() + limit));
     // With upstream_acks: what the last session left unacknowledged goes again, oldest first.
     for (_, text) in client.unacknowledged() {
         if ws.send(Message::text(text)).await.is_err() {
@@ -444,12 +491,11 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
         }
     }
     loop {
-        let silent_until = silence_limit.map(|limit| last_heard + limit);
         tokio::select! {
             // Fixed branch order: tokio's random order is unseeded and would break determinism.
             biased;
             message = ws.next() => {
-                last_heard = Instant::now();
+                silence_timer.set(silence_limit.map(|limit| Instant::now() + limit));
                 match message {
                     Some(Ok(Message::Text(text))) => {
                         if let Some(id) = super::event_id(text.as_bytes()) {
@@ -472,14 +518,14 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
                     Some(Ok(_)) => {}
                 }
             }
-            () = sleep_until_option(next_upstream) => {
+            () = upstream_timer.elapsed() => {
                 let (_, message) = client.upstream_message();
                 if ws.send(Message::text(message)).await.is_err() {
                     return Session::Ended;
                 }
-                next_upstream = client.next_upstream_gap().map(|gap| Instant::now() + gap);
+                upstream_timer.set(client.next_upstream_gap().map(|gap| Instant::now() + gap));
             }
-            () = sleep_until_option(silent_until) => return Session::Ended,
+            () = silence_timer.elapsed() => return Session::Ended,
         }
     }
 }
