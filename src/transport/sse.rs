@@ -243,7 +243,6 @@ async fn one_stream(
     client.session_up();
     let mut body = response.into_body();
     let mut parser = EventStreamParser::new();
-    let mut events = Vec::new();
     // The silence timer is re-armed only when it fires (to the last byte's time plus the limit), not on
     // every chunk: one timer operation per `client_timeout` instead of one per event.
     let limit = client.settings.sse_client_timeout;
@@ -257,7 +256,7 @@ async fn one_stream(
             () = silence.as_mut(), if limit.is_some() => {
                 let due = last_heard + limit.expect("guarded by the branch condition");
                 if Instant::now() >= due {
-                    return Some(true);
+                    break;
                 }
                 silence.as_mut().reset(due);
                 continue;
@@ -265,25 +264,27 @@ async fn one_stream(
         };
         last_heard = Instant::now();
         let Some(Ok(frame)) = frame else {
-            return Some(true);
+            break;
         };
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        parser.feed(&data, &mut events);
-        for event in events.drain(..) {
+        parser.feed(&data, &mut |event| {
             if event.event_type == "reset" {
                 // The server could not resume us from our Last-Event-ID, and said so.
                 client.recorder.borrow_mut().resume_reset();
             } else if let Ok(id) = event.last_event_id.parse::<u64>() {
                 client.deliver(id);
             }
-        }
-        if !parser.last_event_id.is_empty() {
-            last_event_id.clone_from(&parser.last_event_id);
-        }
-        if let Some(ms) = parser.retry_ms {
-            *retry = Duration::from_millis(ms);
-        }
+        });
     }
+    // What the next connection resumes with, as an `EventSource` keeps it across reconnections: read
+    // once when the stream ends rather than copied after every chunk.
+    if !parser.last_event_id.is_empty() {
+        last_event_id.clone_from(&parser.last_event_id);
+    }
+    if let Some(ms) = parser.retry_ms {
+        *retry = Duration::from_millis(ms);
+    }
+    Some(true)
 }
