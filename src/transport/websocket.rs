@@ -298,6 +298,7 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
     // timers, out of cache).
     let mut ping_timer = Deadline::new(ping_interval.map(|every| Instant::now() + every));
     let mut pong_timer = Deadline::new(None);
+    let mut reads = ReadGate::new();
     loop {
         let backlog = server.hub.since(cursor);
         for event in &backlog.events {
@@ -321,7 +322,7 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
                 return finish(ws, Some(going), true).await;
             }
             () = updates.changed() => {}
-            message = ws.next() => match message {
+            message = reads.next(&mut ws) => match message {
                 Some(Ok(Message::Text(text))) => {
                     if let Some(header) = super::upstream_header(text.as_bytes()) {
                         super::receive_upstream_message(&server, &header);
@@ -358,6 +359,65 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
             }
             () = pong_timer.elapsed() => return,
         }
+    }
+}
+
+/// Polls a stream again only once its waker has fired: the server's loop wakes for every event it
+/// sends, and polling the socket's read side each time to learn that nothing came touched its buffers
+/// (out of cache at 10,000 connections) for nothing. The stream is polled at the first call, again
+/// after every item (more may be buffered), and after a wake; in between it could only say `Pending`.
+struct ReadGate {
+    flag: std::sync::Arc<WakeFlag>,
+    waker: std::task::Waker,
+}
+
+/// Set by a wake from the stream; wakes the task that last polled the gate.
+#[derive(Default)]
+struct WakeFlag {
+    woken: std::sync::atomic::AtomicBool,
+    task: futures_util::task::AtomicWaker,
+}
+
+impl std::task::Wake for WakeFlag {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.woken.store(true, std::sync::atomic::Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl ReadGate {
+    fn new() -> Self {
+        let flag = std::sync::Arc::new(WakeFlag::default());
+        flag.woken.store(true, std::sync::atomic::Ordering::Relaxed);
+        let waker = std::task::Waker::from(flag.clone());
+        Self { flag, waker }
+    }
+
+    async fn next<S: futures_util::Stream + Unpin>(&mut self, stream: &mut S) -> Option<S::Item> {
+        std::future::poll_fn(|cx| {
+            self.flag.task.register(cx.waker());
+            // Cleared before the poll: a wake during it (a yield for tokio's budget) sets it again.
+            if !self
+                .flag
+                .woken
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+            {
+                return std::task::Poll::Pending;
+            }
+            let mut gated = std::task::Context::from_waker(&self.waker);
+            let polled = stream.poll_next_unpin(&mut gated);
+            if polled.is_ready() {
+                self.flag
+                    .woken
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            polled
+        })
+        .await
     }
 }
 
@@ -527,5 +587,77 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
             }
             () = silence_timer.elapsed() => return Session::Ended,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::rc::Rc;
+    use std::task::{Context, Poll, Waker};
+
+    use super::ReadGate;
+
+    /// A stream that counts its polls, yields what `items` holds, and otherwise stores the waker.
+    struct Probe {
+        polls: Rc<Cell<u32>>,
+        items: Rc<Cell<u32>>,
+        waker: Rc<std::cell::RefCell<Option<Waker>>>,
+    }
+
+    impl futures_util::Stream for Probe {
+        type Item = u32;
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u32>> {
+            self.polls.set(self.polls.get() + 1);
+            match self.items.get() {
+                0 => {
+                    *self.waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                n => {
+                    self.items.set(n - 1);
+                    Poll::Ready(Some(n))
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_gated_stream_is_polled_only_after_an_item_or_a_wake() {
+        let polls = Rc::new(Cell::new(0));
+        let items = Rc::new(Cell::new(2));
+        let waker = Rc::new(std::cell::RefCell::new(None));
+        let mut probe = Probe {
+            polls: polls.clone(),
+            items: items.clone(),
+            waker: waker.clone(),
+        };
+        let mut gate = ReadGate::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut poll = |gate: &mut ReadGate, probe: &mut Probe| {
+            let next = std::pin::pin!(gate.next(probe));
+            next.poll(&mut cx)
+        };
+        // Both buffered items come out, each poll reaching the stream.
+        assert_eq!(poll(&mut gate, &mut probe), Poll::Ready(Some(2)));
+        assert_eq!(poll(&mut gate, &mut probe), Poll::Ready(Some(1)));
+        assert_eq!(poll(&mut gate, &mut probe), Poll::Pending);
+        assert_eq!(polls.get(), 3);
+        // Without a wake the stream is not polled again, however often the task is.
+        for _ in 0..5 {
+            assert_eq!(poll(&mut gate, &mut probe), Poll::Pending);
+        }
+        assert_eq!(polls.get(), 3);
+        // Something arrives and the stream wakes its waker: the next poll reaches it.
+        items.set(1);
+        waker
+            .borrow_mut()
+            .take()
+            .expect("the stream kept a waker")
+            .wake();
+        assert_eq!(poll(&mut gate, &mut probe), Poll::Ready(Some(1)));
+        assert_eq!(polls.get(), 4);
     }
 }
