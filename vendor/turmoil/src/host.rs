@@ -347,6 +347,11 @@ pub(crate) struct Tcp {
     /// Active stream sockets
     sockets: crate::fasthash::FastIndexMap<SocketPair, StreamSocket>,
 
+    /// How many of `sockets` use each local port (rtsim patch): finding a
+    /// free ephemeral port scanned every socket, so connecting N clients from
+    /// one host cost O(N²).
+    local_ports: std::collections::HashMap<u16, usize, crate::fasthash::FxBuild>,
+
     /// TcpStream channel capacity
     socket_capacity: usize,
 }
@@ -464,13 +469,14 @@ impl Tcp {
         Self {
             binds: IndexMap::new(),
             sockets: Default::default(),
+            local_ports: Default::default(),
             server_socket_capacity: capacity,
             socket_capacity: capacity,
         }
     }
 
     fn is_port_assigned(&self, port: u16) -> bool {
-        self.binds.keys().any(|p| *p == port) || self.sockets.keys().any(|a| a.local.port() == port)
+        self.binds.keys().any(|p| *p == port) || self.local_ports.contains_key(&port)
     }
 
     pub(crate) fn bind(&mut self, addr: SocketAddr) -> io::Result<TcpListener> {
@@ -502,6 +508,7 @@ impl Tcp {
         let exists = self.sockets.insert(pair, sock);
 
         assert!(exists.is_none(), "{pair:?} is already connected");
+        *self.local_ports.entry(pair.local.port()).or_default() += 1;
 
         (rx, bidi)
     }
@@ -587,7 +594,18 @@ impl Tcp {
     /// Remove the stream socket without decrementing the half-close refcount.
     /// Used when sending RST: the connection is torn down immediately.
     pub(crate) fn reset_stream(&mut self, pair: SocketPair) {
-        self.sockets.swap_remove(&pair);
+        if self.sockets.swap_remove(&pair).is_some() {
+            self.release_local_port(pair.local.port());
+        }
+    }
+
+    fn release_local_port(&mut self, port: u16) {
+        if let Some(count) = self.local_ports.get_mut(&port) {
+            *count -= 1;
+            if *count == 0 {
+                self.local_ports.remove(&port);
+            }
+        }
     }
 
     pub(crate) fn close_stream_half(&mut self, pair: SocketPair) {
@@ -598,6 +616,7 @@ impl Tcp {
 
             if sock.ref_ct == 0 {
                 self.sockets.swap_remove(&pair).unwrap();
+                self.release_local_port(pair.local.port());
             }
         }
     }
