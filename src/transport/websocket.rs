@@ -7,17 +7,22 @@
 //! (a restrictive proxy), a client with `fallback = "long-polling"` switches to long polling, as
 //! Socket.IO and SignalR do: engine.io's polling sessions (see [`super::engine_io`]).
 
+use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
+use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -369,33 +374,34 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
 /// (out of cache at 10,000 connections) for nothing. The stream is polled at the first call, again
 /// after every item (more may be buffered), and after a wake; in between it could only say `Pending`.
 struct ReadGate {
-    flag: std::sync::Arc<WakeFlag>,
-    waker: std::task::Waker,
+    flag: Arc<WakeFlag>,
+    waker: Waker,
 }
 
 /// Set by a wake from the stream; wakes the task that last polled the gate.
-#[derive(Default)]
 struct WakeFlag {
-    woken: std::sync::atomic::AtomicBool,
-    task: futures_util::task::AtomicWaker,
+    woken: AtomicBool,
+    task: AtomicWaker,
 }
 
-impl std::task::Wake for WakeFlag {
-    fn wake(self: std::sync::Arc<Self>) {
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        self.woken.store(true, std::sync::atomic::Ordering::Release);
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
         self.task.wake();
     }
 }
 
 impl ReadGate {
     fn new() -> Self {
-        let flag = std::sync::Arc::new(WakeFlag::default());
-        flag.woken.store(true, std::sync::atomic::Ordering::Relaxed);
-        let waker = std::task::Waker::from(flag.clone());
+        let flag = Arc::new(WakeFlag {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        let waker = Waker::from(flag.clone());
         Self { flag, waker }
     }
 
@@ -403,19 +409,13 @@ impl ReadGate {
         std::future::poll_fn(|cx| {
             self.flag.task.register(cx.waker());
             // Cleared before the poll: a wake during it (a yield for tokio's budget) sets it again.
-            if !self
-                .flag
-                .woken
-                .swap(false, std::sync::atomic::Ordering::AcqRel)
-            {
-                return std::task::Poll::Pending;
+            if !self.flag.woken.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
             }
-            let mut gated = std::task::Context::from_waker(&self.waker);
+            let mut gated = Context::from_waker(&self.waker);
             let polled = stream.poll_next_unpin(&mut gated);
             if polled.is_ready() {
-                self.flag
-                    .woken
-                    .store(true, std::sync::atomic::Ordering::Release);
+                self.flag.woken.store(true, Ordering::Release);
             }
             polled
         })
@@ -430,7 +430,7 @@ const NEVER: Duration = Duration::from_secs(86_400 * 365);
 /// timer only when the instant changes, and an unset deadline never fires.
 struct Deadline {
     at: Option<Instant>,
-    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Deadline {
