@@ -214,6 +214,24 @@ impl HttpConnection {
         body: Option<(Bytes, &'static str)>,
         patience: Duration,
     ) -> Result<Response<Incoming>, RequestError> {
+        tokio::time::timeout(
+            patience,
+            self.request(method, path_and_query, extra_headers, body),
+        )
+        .await
+        .map_err(|_| RequestError::Timeout)?
+    }
+
+    /// [`HttpConnection::send_any`] without a time limit of its own: for callers that limit the whole
+    /// exchange, head and body, with one timer (a timer per phase cost a registration and a
+    /// cancellation in the timer wheel each, per request).
+    async fn request(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        extra_headers: &[(&str, &str)],
+        body: Option<(Bytes, &'static str)>,
+    ) -> Result<Response<Incoming>, RequestError> {
         // Built in place rather than with `Request::builder()`, which moves the request's parts
         // through every `.header()` call: the same request (headers in the same order), for a
         // fraction of the copying.
@@ -241,16 +259,12 @@ impl HttpConnection {
                 HeaderValue::from_str(content_type).expect("a content type"),
             );
         }
-        let exchange = async {
-            self.sender.ready().await.map_err(RequestError::Http)?;
-            self.sender
-                .send_request(request)
-                .await
-                .map_err(RequestError::Http)
-        };
-        let response = tokio::time::timeout(patience, exchange)
+        self.sender.ready().await.map_err(RequestError::Http)?;
+        let response = self
+            .sender
+            .send_request(request)
             .await
-            .map_err(|_| RequestError::Timeout)??;
+            .map_err(RequestError::Http)?;
         let close = response
             .headers()
             .get_all(header::CONNECTION)
@@ -275,10 +289,7 @@ impl HttpConnection {
         let response = self
             .send_any(method, path_and_query, extra_headers, body, patience)
             .await?;
-        if !response.status().is_success() && response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return Err(RequestError::Status(response.status()));
-        }
-        Ok(response)
+        success(response)
     }
 
     /// A request whose answer, whatever its status, is read whole within `patience` (engine.io's
@@ -290,16 +301,19 @@ impl HttpConnection {
         body: Option<(Bytes, &'static str)>,
         patience: Duration,
     ) -> Result<(StatusCode, Bytes), RequestError> {
-        let deadline = tokio::time::Instant::now() + patience;
-        let response = self
-            .send_any(method, path_and_query, &[], body, patience)
-            .await?;
-        let status = response.status();
-        let body = tokio::time::timeout_at(deadline, response.into_body().collect())
+        let exchange = async {
+            let response = self.request(method, path_and_query, &[], body).await?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(RequestError::Http)?;
+            Ok((status, body.to_bytes()))
+        };
+        tokio::time::timeout(patience, exchange)
             .await
             .map_err(|_| RequestError::Timeout)?
-            .map_err(RequestError::Http)?;
-        Ok((status, body.to_bytes()))
     }
 
     /// A GET whose whole body is read within `patience`, with the cursor of the server's reset
@@ -309,21 +323,32 @@ impl HttpConnection {
         path_and_query: &str,
         patience: Duration,
     ) -> Result<(Bytes, Option<u64>), RequestError> {
-        let deadline = tokio::time::Instant::now() + patience;
-        let response = self
-            .send(Method::GET, path_and_query, &[], None, patience)
-            .await?;
-        let reset = response
-            .headers()
-            .get(super::RESET_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(super::reset_header_cursor);
-        let body = tokio::time::timeout_at(deadline, response.into_body().collect())
+        let exchange = async {
+            let response = success(self.request(Method::GET, path_and_query, &[], None).await?)?;
+            let reset = response
+                .headers()
+                .get(super::RESET_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(super::reset_header_cursor);
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(RequestError::Http)?;
+            Ok((body.to_bytes(), reset))
+        };
+        tokio::time::timeout(patience, exchange)
             .await
             .map_err(|_| RequestError::Timeout)?
-            .map_err(RequestError::Http)?;
-        Ok((body.to_bytes(), reset))
     }
+}
+
+/// The response, or [`RequestError::Status`] for an error status (a `101` is an answer too).
+fn success(response: Response<Incoming>) -> Result<Response<Incoming>, RequestError> {
+    if !response.status().is_success() && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(RequestError::Status(response.status()));
+    }
+    Ok(response)
 }
 
 impl RequestError {

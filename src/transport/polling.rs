@@ -94,7 +94,10 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
     // The request in hand was already resent once after a stale connection closed under it.
     let mut resent = false;
     loop {
-        tokio::time::sleep_until(next_poll).await;
+        // Long polling asks again at once: no timer for an instant already reached.
+        if next_poll > Instant::now() {
+            tokio::time::sleep_until(next_poll).await;
+        }
         if connection.as_ref().is_none_or(|c| !c.is_open()) {
             match HttpConnection::open(client, Purpose::Session).await {
                 Ok(open) => connection = Some(open),
