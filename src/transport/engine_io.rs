@@ -547,6 +547,8 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
                         outgoing.borrow_mut().push_back((acked, format!("4{text}")));
                         next_upstream = client.next_upstream_gap().map(|gap| Instant::now() + gap);
                     }
+                    // The idle sending connection closed by the server is let go of at once.
+                    () = http::idle(&mut sends, std::future::pending::<()>()) => {}
                 }
                 continue;
             }
@@ -559,7 +561,7 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
                 body.extend_from_slice(packet.as_bytes());
             }
             // A browser sends while the poll is held: on a second pooled connection.
-            if sends.as_ref().is_none_or(|c| !c.is_open()) {
+            if http::usable(&mut sends).is_none() {
                 match HttpConnection::open(client, Purpose::Upstream).await {
                     Ok(open) => sends = Some(open),
                     Err(_) => return,

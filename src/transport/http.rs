@@ -4,7 +4,6 @@
 //! Real HTTP through hyper: every request and response crosses the socket with its headers.
 
 use std::convert::Infallible;
-use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
@@ -12,10 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
-use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 
 use super::{ClientCtx, ServerCtx};
 use crate::hub::Event;
@@ -146,220 +143,9 @@ pub fn cursor(request: &Request<Incoming>, name: &str) -> Result<u64, String> {
     }
 }
 
-/// A client's keep-alive HTTP/1.1 connection to the server.
-pub struct HttpConnection {
-    sender: SendRequest<Full<Bytes>>,
-    /// The `Host` header, encoded once per connection rather than per request.
-    authority: HeaderValue,
-    /// The server answered with `Connection: close` (a draining server does): no further request
-    /// may go on this connection (RFC 9112 §9.6), even before hyper has seen it close.
-    closing: bool,
-    /// Responses received on this connection so far: a request on a connection that has answered
-    /// before is on a reused keep-alive connection, which the server may have closed meanwhile.
-    answered: u32,
-}
-
-/// Why a request got no usable answer.
-#[derive(Debug)]
-pub enum RequestError {
-    /// Connecting failed.
-    Connect(io::Error),
-    /// The connection broke or the answer was malformed.
-    Http(hyper::Error),
-    /// No answer within the client's patience.
-    Timeout,
-    /// The server (or a middlebox) answered with an error status.
-    Status(StatusCode),
-}
-
-impl HttpConnection {
-    /// Connects and performs the HTTP/1.1 handshake (nothing crosses the wire until the first request).
-    pub async fn open(client: &ClientCtx, purpose: Purpose) -> Result<Self, RequestError> {
-        let io = client
-            .connect(purpose)
-            .await
-            .map_err(RequestError::Connect)?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(RequestError::Http)?;
-        tokio::task::spawn_local(async move {
-            // Ends when the connection closes or breaks; the sender sees the error.
-            let _ = connection.await;
-        });
-        Ok(Self {
-            sender,
-            authority: HeaderValue::from_str(client.connector.authority())
-                .map_err(|e| RequestError::Connect(io::Error::other(e)))?,
-            closing: false,
-            answered: 0,
-        })
-    }
-
-    /// False once the connection has closed.
-    pub fn is_open(&self) -> bool {
-        !self.closing && !self.sender.is_closed()
-    }
-
-    /// True once this connection has carried a response (a further request reuses it).
-    pub fn is_reused(&self) -> bool {
-        self.answered > 0
-    }
-
-    /// Sends a request with the headers a browser's `fetch` would send; any status is an answer.
-    pub async fn send_any(
-        &mut self,
-        method: Method,
-        path_and_query: &str,
-        extra_headers: &[(&str, &str)],
-        body: Option<(Bytes, &'static str)>,
-        patience: Duration,
-    ) -> Result<Response<Incoming>, RequestError> {
-        tokio::time::timeout(
-            patience,
-            self.request(method, path_and_query, extra_headers, body),
-        )
-        .await
-        .map_err(|_| RequestError::Timeout)?
-    }
-
-    /// [`HttpConnection::send_any`] without a time limit of its own: for callers that limit the whole
-    /// exchange, head and body, with one timer (a timer per phase cost a registration and a
-    /// cancellation in the timer wheel each, per request).
-    async fn request(
-        &mut self,
-        method: Method,
-        path_and_query: &str,
-        extra_headers: &[(&str, &str)],
-        body: Option<(Bytes, &'static str)>,
-    ) -> Result<Response<Incoming>, RequestError> {
-        // Built in place rather than with `Request::builder()`, which moves the request's parts
-        // through every `.header()` call: the same request (headers in the same order), for a
-        // fraction of the copying.
-        let (body, content_type) = match body {
-            Some((bytes, content_type)) => (Full::new(bytes), Some(content_type)),
-            None => (Full::new(Bytes::new()), None),
-        };
-        let mut request = Request::new(body);
-        *request.method_mut() = method;
-        *request.uri_mut() = path_and_query.parse().expect("a valid request path");
-        let headers = request.headers_mut();
-        headers.append(header::HOST, self.authority.clone());
-        headers.append(
-            header::USER_AGENT,
-            HeaderValue::from_static("rtsim/0.1 (simulated browser)"),
-        );
-        headers.append(header::ACCEPT, HeaderValue::from_static("*/*"));
-        for (name, value) in extra_headers {
-            let name = header::HeaderName::from_bytes(name.as_bytes()).expect("a header name");
-            headers.append(name, HeaderValue::from_str(value).expect("a header value"));
-        }
-        if let Some(content_type) = content_type {
-            headers.append(
-                header::CONTENT_TYPE,
-                HeaderValue::from_str(content_type).expect("a content type"),
-            );
-        }
-        self.sender.ready().await.map_err(RequestError::Http)?;
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(RequestError::Http)?;
-        let close = response
-            .headers()
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|token| token.trim().eq_ignore_ascii_case("close"));
-        self.closing |= close;
-        self.answered += 1;
-        Ok(response)
-    }
-
-    /// [`HttpConnection::send_any`], with an error status as [`RequestError::Status`].
-    pub async fn send(
-        &mut self,
-        method: Method,
-        path_and_query: &str,
-        extra_headers: &[(&str, &str)],
-        body: Option<(Bytes, &'static str)>,
-        patience: Duration,
-    ) -> Result<Response<Incoming>, RequestError> {
-        let response = self
-            .send_any(method, path_and_query, extra_headers, body, patience)
-            .await?;
-        success(response)
-    }
-
-    /// A request whose answer, whatever its status, is read whole within `patience` (engine.io's
-    /// refusals carry their reason in a JSON body).
-    pub async fn exchange(
-        &mut self,
-        method: Method,
-        path_and_query: &str,
-        body: Option<(Bytes, &'static str)>,
-        patience: Duration,
-    ) -> Result<(StatusCode, Bytes), RequestError> {
-        let exchange = async {
-            let response = self.request(method, path_and_query, &[], body).await?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(RequestError::Http)?;
-            Ok((status, body.to_bytes()))
-        };
-        tokio::time::timeout(patience, exchange)
-            .await
-            .map_err(|_| RequestError::Timeout)?
-    }
-
-    /// A GET whose whole body is read within `patience`, with the cursor of the server's reset
-    /// header when it could not resume from the cursor asked for.
-    pub async fn get_body_and_reset(
-        &mut self,
-        path_and_query: &str,
-        patience: Duration,
-    ) -> Result<(Bytes, Option<u64>), RequestError> {
-        let exchange = async {
-            let response = success(self.request(Method::GET, path_and_query, &[], None).await?)?;
-            let reset = response
-                .headers()
-                .get(super::RESET_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(super::reset_header_cursor);
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(RequestError::Http)?;
-            Ok((body.to_bytes(), reset))
-        };
-        tokio::time::timeout(patience, exchange)
-            .await
-            .map_err(|_| RequestError::Timeout)?
-    }
-}
-
-/// The response, or [`RequestError::Status`] for an error status (a `101` is an answer too).
-fn success(response: Response<Incoming>) -> Result<Response<Incoming>, RequestError> {
-    if !response.status().is_success() && response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Err(RequestError::Status(response.status()));
-    }
-    Ok(response)
-}
-
-impl RequestError {
-    /// The connection closed before any answer to the request: on a reused keep-alive connection
-    /// that is the server closing it while idle (a drain, a keep-alive timeout) as the request
-    /// crossed, and a browser resends an idempotent request once on a new connection (RFC 9110
-    /// §9.2.2) instead of reporting an error.
-    pub fn is_closed_before_answer(&self) -> bool {
-        matches!(self, RequestError::Http(e) if e.is_incomplete_message())
-    }
-}
+pub use super::http_client::{
+    idle, usable, HttpConnection, HttpError, RequestError, Response as ClientResponse,
+};
 
 /// How long a client waits for an answer beyond what the exchange is meant to take.
 pub fn patience(client: &ClientCtx, held_for: Duration) -> Duration {
@@ -379,16 +165,16 @@ pub async fn upstream_loop(client: Rc<ClientCtx>) {
     }
     let mut connection: Option<HttpConnection> = None;
     while let Some(gap) = client.next_upstream_gap() {
-        tokio::time::sleep(gap).await;
+        idle(&mut connection, tokio::time::sleep(gap)).await;
         let message = Bytes::from(client.upstream_message().1);
-        for attempt in 0..2 {
-            if connection.as_ref().is_none_or(|c| !c.is_open()) {
+        for _attempt in 0..2 {
+            if usable(&mut connection).is_none() {
                 connection = HttpConnection::open(&client, Purpose::Upstream).await.ok();
             }
             let Some(open) = connection.as_mut() else {
                 break;
             };
-            let sent = open
+            let answered = match open
                 .send(
                     Method::POST,
                     "/messages",
@@ -396,15 +182,18 @@ pub async fn upstream_loop(client: Rc<ClientCtx>) {
                     Some((message.clone(), "application/json")),
                     patience(&client, Duration::ZERO),
                 )
-                .await;
-            match sent {
+                .await
+            {
                 Ok(response) => {
-                    let _ = response.into_body().collect().await;
-                    break;
+                    let _ = response.read_to_end().await;
+                    true
                 }
-                Err(_) if attempt == 0 => connection = None,
-                Err(_) => connection = None,
+                Err(_) => false,
+            };
+            if answered {
+                break;
             }
+            connection = None;
         }
     }
 }
@@ -423,15 +212,15 @@ async fn outbox_loop(client: Rc<ClientCtx>) {
     let mut failures = 0u32;
     loop {
         let Some((seq, text)) = client.oldest_unacknowledged() else {
-            client.outbox_changed.notified().await;
+            idle(&mut connection, client.outbox_changed.notified()).await;
             continue;
         };
-        if connection.as_ref().is_none_or(|c| !c.is_open()) {
+        if usable(&mut connection).is_none() {
             connection = HttpConnection::open(&client, Purpose::Upstream).await.ok();
         }
-        let sent = match connection.as_mut() {
-            Some(open) => {
-                open.send(
+        let answered = match connection.as_mut() {
+            Some(open) => match open
+                .send(
                     Method::POST,
                     "/messages",
                     &[],
@@ -439,20 +228,22 @@ async fn outbox_loop(client: Rc<ClientCtx>) {
                     patience(&client, Duration::ZERO),
                 )
                 .await
-            }
-            None => Err(RequestError::Timeout),
+            {
+                Ok(response) => {
+                    let _ = response.read_to_end().await;
+                    true
+                }
+                Err(_) => false,
+            },
+            None => false,
         };
-        match sent {
-            Ok(response) => {
-                let _ = response.into_body().collect().await;
-                client.acknowledged(seq);
-                failures = 0;
-            }
-            Err(_) => {
-                connection = None;
-                client.wait_before_reconnect(failures, Duration::ZERO).await;
-                failures += 1;
-            }
+        if answered {
+            client.acknowledged(seq);
+            failures = 0;
+        } else {
+            connection = None;
+            client.wait_before_reconnect(failures, Duration::ZERO).await;
+            failures += 1;
         }
     }
 }

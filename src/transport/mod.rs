@@ -29,6 +29,7 @@ use crate::scenario::{TransportSettings, Workload};
 pub mod engine_io;
 pub mod event_stream;
 pub mod http;
+pub mod http_client;
 mod kind;
 pub mod long_polling;
 pub mod polling;

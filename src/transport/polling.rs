@@ -4,6 +4,7 @@
 //! Cheap to build and proxy-proof; it pays with half an interval of delay on average and a request per
 //! client per interval whether or not anything happened.
 
+use std::fmt::Write as _;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -93,12 +94,14 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
     let mut failures = 0u32;
     // The request in hand was already resent once after a stale connection closed under it.
     let mut resent = false;
+    // The request target, rewritten in place for each request.
+    let mut target = String::new();
     loop {
         // Long polling asks again at once: no timer for an instant already reached.
         if next_poll > Instant::now() {
-            tokio::time::sleep_until(next_poll).await;
+            http::idle(&mut connection, tokio::time::sleep_until(next_poll)).await;
         }
-        if connection.as_ref().is_none_or(|c| !c.is_open()) {
+        if http::usable(&mut connection).is_none() {
             match HttpConnection::open(client, Purpose::Session).await {
                 Ok(open) => connection = Some(open),
                 Err(_) => {
@@ -113,11 +116,10 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
         let open = connection.as_mut().expect("connection was just opened");
         let reused = open.is_reused();
         let started = Instant::now();
+        target.clear();
+        let _ = write!(target, "{}?since={cursor}", schedule.path);
         let answer = open
-            .get_body_and_reset(
-                &format!("{}?since={cursor}", schedule.path),
-                http::patience(client, schedule.held),
-            )
+            .get_body_and_reset(&target, http::patience(client, schedule.held))
             .await;
         match answer.map(|(body, reset)| (super::event_ids(&body), reset)) {
             Ok((Ok(ids), reset)) => {

@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
-use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
@@ -236,12 +235,11 @@ async fn one_stream(
         .settings
         .sse_client_timeout
         .unwrap_or(Duration::MAX / 4);
-    let response = connection
+    let mut response = connection
         .send(Method::GET, "/events", &headers, None, patience)
         .await
         .ok()?;
     client.session_up();
-    let mut body = response.into_body();
     let mut parser = EventStreamParser::new();
     // The silence timer is re-armed only when it fires (to the last byte's time plus the limit), not on
     // every chunk: one timer operation per `client_timeout` instead of one per event.
@@ -249,10 +247,10 @@ async fn one_stream(
     let mut last_heard = Instant::now();
     let mut silence = Box::pin(tokio::time::sleep(limit.unwrap_or(Duration::MAX / 4)));
     loop {
-        let frame = tokio::select! {
+        let data = tokio::select! {
             // Fixed branch order: tokio's random order is unseeded and would break determinism.
             biased;
-            frame = body.frame() => frame,
+            data = response.next_data() => data,
             () = silence.as_mut(), if limit.is_some() => {
                 let due = last_heard + limit.expect("guarded by the branch condition");
                 if Instant::now() >= due {
@@ -263,13 +261,10 @@ async fn one_stream(
             }
         };
         last_heard = Instant::now();
-        let Some(Ok(frame)) = frame else {
+        let Ok(Some(data)) = data else {
             break;
         };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        parser.feed(&data, &mut |event| {
+        parser.feed(data, &mut |event| {
             if event.event_type == "reset" {
                 // The server could not resume us from our Last-Event-ID, and said so.
                 client.recorder.borrow_mut().resume_reset();
