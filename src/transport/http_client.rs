@@ -510,9 +510,18 @@ struct Head {
 
 /// Parses a response head at the front of `buffer`; `None` while it is incomplete.
 fn parse_head(buffer: &[u8], head_request: bool) -> Result<Option<Head>, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let length = match response.parse(buffer) {
+    if buffer.is_empty() {
+        return Ok(None);
+    }
+    // Uninitialised: zeroing 64 header slots cost more than parsing the head.
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buffer,
+        &mut headers,
+    );
+    let length = match parsed {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(HttpError::Malformed("invalid response head")),
