@@ -36,11 +36,15 @@ cfg_test_util! {
     cfg_rt! {
         #[track_caller]
         fn with_clock<R>(f: impl FnOnce(Option<&Clock>) -> Result<R, &'static str>) -> R {
-            use crate::runtime::Handle;
-
-            let res = match Handle::try_current() {
-                Ok(handle) => f(Some(handle.inner.driver().clock())),
-                Err(ref e) if e.is_missing_context() => f(None),
+            // rtsim patch: borrows the current handle instead of cloning it
+            // (`Handle::try_current`), which cost an `Arc` increment and
+            // decrement on every clock read (`PATCHES.md`).
+            let mut f = Some(f);
+            let res = match crate::runtime::context::with_current(|handle| {
+                (f.take().expect("called once"))(Some(handle.driver().clock()))
+            }) {
+                Ok(res) => res,
+                Err(ref e) if e.is_missing_context() => (f.take().expect("not called"))(None),
                 Err(_) => panic!("{}", crate::util::error::THREAD_LOCAL_DESTROYED_ERROR),
             };
 
