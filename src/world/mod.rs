@@ -76,8 +76,9 @@ impl SimClock {
 impl Clock for SimClock {
     fn now(&self) -> Duration {
         let exact = || turmoil::sim_elapsed().unwrap_or_default();
-        let runtime = match tokio::runtime::Handle::try_current() {
-            Ok(handle) if self.anchored => handle.id(),
+        // The vendored tokio's `try_current_id` borrows the runtime's handle rather than cloning it.
+        let runtime = match tokio::runtime::Handle::try_current_id() {
+            Some(id) if self.anchored => id,
             _ => return exact(),
         };
         let now = tokio::time::Instant::now();

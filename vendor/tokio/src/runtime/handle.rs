@@ -489,6 +489,21 @@ impl Handle {
         runtime::Id::new(owned_id)
     }
 
+    /// rtsim patch: the id of the runtime this thread is in, without cloning its handle as
+    /// `Handle::try_current()?.id()` does; `None` outside a runtime (`PATCHES.md`).
+    #[doc(hidden)]
+    pub fn try_current_id() -> Option<runtime::Id> {
+        context::with_current(|inner| {
+            let owned_id = match inner {
+                scheduler::Handle::CurrentThread(handle) => handle.owned_id(),
+                #[cfg(feature = "rt-multi-thread")]
+                scheduler::Handle::MultiThread(handle) => handle.owned_id(),
+            };
+            runtime::Id::new(owned_id)
+        })
+        .ok()
+    }
+
     /// Returns the name of the current `Runtime`.
     ///
     /// # Examples
