@@ -542,10 +542,12 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
         .map(|every| every + client.settings.ws_ping_timeout);
     let mut upstream_timer =
         Deadline::new(client.next_upstream_gap().map(|gap| Instant::now() + gap));
-    // One silence timer for the session, moved later on every frame: a later deadline is recorded in
-    // the timer without touching the timer wheel (tokio re-files it when the old one comes round,
-    // without waking this task), where a timer built and dropped per frame cost two wheel operations.
-    let mut silence_timer = Deadline::new(silence_limit.map(|limit| Instant::now() + limit));
+    // One silence timer for the session, re-armed only when it fires, to the last frame's time plus
+    // the limit (as the SSE client does): a frame only notes the time. Moving the timer on every
+    // frame, even later (which tokio records without touching the wheel), cost more than the wake
+    // it saves once per limit.
+    let mut last_heard = Instant::now();
+    let mut silence_timer = Deadline::new(silence_limit.map(|limit| last_heard + limit));
     // With upstream_acks: what the last session left unacknowledged goes again, oldest first.
     for (_, text) in client.unacknowledged() {
         if ws.send(Message::text(text)).await.is_err() {
@@ -557,7 +559,7 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
             // Fixed branch order: tokio's random order is unseeded and would break determinism.
             biased;
             message = ws.next() => {
-                silence_timer.set(silence_limit.map(|limit| Instant::now() + limit));
+                last_heard = Instant::now();
                 match message {
                     Some(Ok(Message::Text(text))) => {
                         if let Some(id) = super::event_id(text.as_bytes()) {
@@ -587,7 +589,13 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
                 }
                 upstream_timer.set(client.next_upstream_gap().map(|gap| Instant::now() + gap));
             }
-            () = silence_timer.elapsed() => return Session::Ended,
+            () = silence_timer.elapsed() => {
+                let due = silence_limit.map(|limit| last_heard + limit);
+                if due.is_none_or(|due| Instant::now() >= due) {
+                    return Session::Ended;
+                }
+                silence_timer.set(due);
+            }
         }
     }
 }
