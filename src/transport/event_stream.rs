@@ -12,10 +12,20 @@
 pub struct SseEvent<'a> {
     /// `event:` field, or `message` when absent.
     pub event_type: &'a str,
-    /// The `data:` lines joined with LF.
-    pub data: &'a str,
+    /// The `data:` lines joined with LF, as they came: [`SseEvent::data`] decodes them. Kept
+    /// undecoded because a reader that only needs the id (rtsim's client) would otherwise validate
+    /// every payload's UTF-8 for nothing.
+    pub data_bytes: &'a [u8],
     /// The stream's last event ID when this event was dispatched.
     pub last_event_id: &'a str,
+}
+
+impl<'a> SseEvent<'a> {
+    /// The event's data decoded as UTF-8, invalid sequences replaced, as a browser decodes the
+    /// stream. Line ends are ASCII, so decoding the joined lines is decoding each line.
+    pub fn data(&self) -> std::borrow::Cow<'a, str> {
+        text(self.data_bytes)
+    }
 }
 
 /// Incremental parser state for one stream.
@@ -25,7 +35,7 @@ pub struct EventStreamParser {
     /// The previous chunk ended in CR: a leading LF in the next chunk belongs to it.
     after_cr: bool,
     bom_checked: bool,
-    data: String,
+    data: Vec<u8>,
     event_type: String,
     last_event_id_buffer: String,
     /// The last event ID, as `EventSource` would send it in `Last-Event-ID` on reconnect.
@@ -107,8 +117,8 @@ impl EventStreamParser {
             b"data" => {
                 // One allocation per event for the usual single `data:` line, not one per push.
                 self.data.reserve(value.len() + 1);
-                self.data.push_str(&text(value));
-                self.data.push('\n');
+                self.data.extend_from_slice(value);
+                self.data.push(b'\n');
             }
             b"id" if !value.contains(&0) => {
                 self.last_event_id_buffer.clear();
@@ -135,7 +145,7 @@ impl EventStreamParser {
                 "" => "message",
                 named => named,
             },
-            data: self.data.strip_suffix('\n').unwrap_or(&self.data),
+            data_bytes: self.data.strip_suffix(b"\n").unwrap_or(&self.data),
             last_event_id: &self.last_event_id,
         });
         self.data.clear();
@@ -171,7 +181,7 @@ mod tests {
             parser.feed(chunk, &mut |event| {
                 out.push(Owned {
                     event_type: event.event_type.to_owned(),
-                    data: event.data.to_owned(),
+                    data: event.data().into_owned(),
                     last_event_id: event.last_event_id.to_owned(),
                 })
             });

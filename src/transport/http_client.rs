@@ -412,31 +412,30 @@ impl Response<'_> {
                 }
                 Framing::UntilClose if buffered > 0 => break connection.read.len(),
                 Framing::Chunked(chunk @ (Chunk::Size | Chunk::DataEnd | Chunk::Trailers)) => {
-                    match take_line(&mut connection.read) {
+                    match line_end(&connection.read) {
                         Err(error) => return Err(connection.broke(error)),
                         Ok(None) => {}
-                        Ok(Some(line)) => {
-                            self.framing = match (chunk, line) {
-                                (Chunk::Size, line) => match chunk_size(&line) {
-                                    Some(0) => Framing::Chunked(Chunk::Trailers),
-                                    Some(size) => Framing::Chunked(Chunk::Data(size)),
-                                    None => {
-                                        return Err(connection
-                                            .broke(HttpError::Malformed("invalid chunk size")))
-                                    }
+                        Ok(Some((length, consumed))) => {
+                            let line = &connection.read[..length];
+                            let next = match chunk {
+                                Chunk::Size => match chunk_size(line) {
+                                    Some(0) => Ok(Framing::Chunked(Chunk::Trailers)),
+                                    Some(size) => Ok(Framing::Chunked(Chunk::Data(size))),
+                                    None => Err(HttpError::Malformed("invalid chunk size")),
                                 },
-                                (Chunk::DataEnd, line) if line.is_empty() => {
-                                    Framing::Chunked(Chunk::Size)
+                                Chunk::DataEnd if line.is_empty() => {
+                                    Ok(Framing::Chunked(Chunk::Size))
                                 }
-                                (Chunk::DataEnd, _) => {
-                                    return Err(connection.broke(HttpError::Malformed(
-                                        "chunk data longer than its size",
-                                    )))
+                                Chunk::DataEnd => {
+                                    Err(HttpError::Malformed("chunk data longer than its size"))
                                 }
-                                (_, line) if line.is_empty() => Framing::Done,
+                                _ if line.is_empty() => Ok(Framing::Done),
                                 // A trailer field: nothing here reads trailers.
-                                (_, _) => Framing::Chunked(Chunk::Trailers),
+                                _ => Ok(Framing::Chunked(Chunk::Trailers)),
                             };
+                            let next = next.map_err(|error| connection.broke(error))?;
+                            connection.read.advance(consumed);
+                            self.framing = next;
                             if self.framing == Framing::Done {
                                 connection.busy = false;
                                 return Ok(None);
@@ -593,17 +592,17 @@ fn parse_head(buffer: &[u8], head_request: bool) -> Result<Option<Head>, HttpErr
     }))
 }
 
-/// Takes one line (without its CRLF or LF) off the front of `buffer`; `None` until a whole line is
-/// there.
-fn take_line(buffer: &mut BytesMut) -> Result<Option<BytesMut>, HttpError> {
-    match buffer.iter().position(|&b| b == b'\n') {
+/// The first line in `buffer`: its length without the CRLF or LF that ends it, and with it; `None`
+/// until a whole line is there. Read in place: the caller advances past it.
+fn line_end(buffer: &[u8]) -> Result<Option<(usize, usize)>, HttpError> {
+    match memchr::memchr(b'\n', buffer) {
         Some(end) => {
-            let mut line = buffer.split_to(end + 1);
-            line.truncate(end);
-            if line.last() == Some(&b'\r') {
-                line.truncate(end - 1);
-            }
-            Ok(Some(line))
+            let length = if end > 0 && buffer[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
+            Ok(Some((length, end + 1)))
         }
         None if buffer.len() > MAX_LINE_BYTES => Err(HttpError::Malformed("chunk line too long")),
         None => Ok(None),
@@ -617,7 +616,15 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
     if digits == 0 || digits > 15 || !(rest.is_empty() || rest[0] == b';') {
         return None;
     }
-    u64::from_str_radix(std::str::from_utf8(&line[..digits]).ok()?, 16).ok()
+    // At most 15 hex digits: no overflow.
+    Some(line[..digits].iter().fold(0u64, |size, &digit| {
+        let value = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => digit - b'A' + 10,
+        };
+        size << 4 | u64::from(value)
+    }))
 }
 
 /// The bytes of a request, header for header the ones hyper's client writes for it: the request
