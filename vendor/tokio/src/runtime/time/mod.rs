@@ -314,11 +314,8 @@ impl Handle {
             let mut lock = self.inner.lock();
             // Strictly later: a timer due in the run's last millisecond fires
             // in that run (and its task runs at the start of the next).
-            if lock
-                .wheel
-                .next_expiration_time()
-                .is_some_and(|tick| tick <= deadline_tick)
-            {
+            let next_expiration = lock.wheel.next_expiration_time();
+            if next_expiration.is_some_and(|tick| tick <= deadline_tick) {
                 return None;
             }
             let advance = source.tick_to_duration(deadline_tick.saturating_sub(now_tick));
@@ -327,9 +324,11 @@ impl Handle {
                 .instant_to_tick(now + advance)
                 .max(lock.wheel.elapsed());
             lock.wheel.skip_to(tick);
-            lock.next_wake = lock
-                .wheel
-                .poll_at()
+            // Moving `elapsed` up to a tick before the next expiration leaves that expiration
+            // where it was: the scan of the levels above gives the wheel's `poll_at` without
+            // scanning them again.
+            debug_assert_eq!(next_expiration, lock.wheel.poll_at());
+            lock.next_wake = next_expiration
                 .map(|t| NonZeroU64::new(t).unwrap_or_else(|| NonZeroU64::new(1).unwrap()));
             Some(advance)
         })
