@@ -1,7 +1,9 @@
-//! HTTP/1.1 plumbing the three HTTP transports share: response building, a streaming body, a keep-alive
-//! client connection, and the upstream `POST /messages` loop.
+//! HTTP/1.1 plumbing the three HTTP transports share: response building, a streaming body, the
+//! upstream `POST /messages` loop, and (from [`super::http_client`]) the clients' keep-alive
+//! connection.
 //!
-//! Real HTTP through hyper: every request and response crosses the socket with its headers.
+//! Real HTTP: hyper serves, the clients speak it on their sockets; every request and response crosses
+//! the socket with its headers.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -143,9 +145,7 @@ pub fn cursor(request: &Request<Incoming>, name: &str) -> Result<u64, String> {
     }
 }
 
-pub use super::http_client::{
-    idle, usable, HttpConnection, HttpError, RequestError, Response as ClientResponse,
-};
+pub use super::http_client::{idle, usable, HttpConnection, HttpError, RequestError};
 
 /// How long a client waits for an answer beyond what the exchange is meant to take.
 pub fn patience(client: &ClientCtx, held_for: Duration) -> Duration {

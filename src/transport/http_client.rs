@@ -264,7 +264,10 @@ impl HttpConnection {
         };
         self.read.advance(head.length);
         self.answered += 1;
-        self.closing |= head.close || head.framing == Framing::UntilClose;
+        // After `101 Switching Protocols` the connection no longer speaks HTTP.
+        self.closing |= head.close
+            || head.framing == Framing::UntilClose
+            || head.status == StatusCode::SWITCHING_PROTOCOLS;
         if head.framing == Framing::Done {
             self.busy = false;
         }
