@@ -805,10 +805,21 @@ fn published_event(text: &[u8]) -> Option<(u64, &[u8])> {
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     let data = &rest[..end];
     // No escape, no control character, ASCII only (so valid UTF-8): a plain JSON string.
-    if rest[end] != b'"' || !data.iter().all(|b| (0x20..=0x7f).contains(b)) {
+    if rest[end] != b'"' || !printable_ascii(data) {
         return None;
     }
     Some((id, rest[end + 1..].strip_prefix(b"}")?))
+}
+
+/// Every byte in 0x20..=0x7f. Without an early exit, so that the compiler checks many bytes at
+/// once: a byte below 0x20 sets the top bit of `byte - 0x20`, a byte above 0x7f has it set itself.
+/// (Checked byte by byte, this was 5 % of a WebSocket run: every event's data passes here.)
+fn printable_ascii(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(0u8, |bad, &byte| bad | (byte.wrapping_sub(0x20) | byte))
+        & 0x80
+        == 0
 }
 
 /// The id of one event payload (SSE data, WebSocket text).
@@ -830,6 +841,19 @@ pub fn event_id(payload: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_ascii_is_the_byte_range_for_every_byte() {
+        for byte in 0..=255u8 {
+            let expected = (0x20..=0x7f).contains(&byte);
+            assert_eq!(printable_ascii(&[byte]), expected, "{byte:#x}");
+            // Wherever it stands among printable bytes.
+            let mut long = vec![b'a'; 37];
+            long[29] = byte;
+            assert_eq!(printable_ascii(&long), expected, "{byte:#x} among others");
+        }
+        assert!(printable_ascii(b""));
+    }
 
     #[test]
     fn upstream_payload_has_its_size_and_time() {
