@@ -294,13 +294,13 @@ impl HttpConnection {
         patience: Duration,
     ) -> Result<Response<'_>, RequestError> {
         let body = body.as_ref().map(|(bytes, kind)| (&bytes[..], *kind));
-        let response = tokio::time::timeout(
-            patience,
-            self.request(method, path_and_query, extra_headers, body),
+        success(
+            within(
+                patience,
+                self.request(method, path_and_query, extra_headers, body),
+            )
+            .await?,
         )
-        .await
-        .map_err(|_| RequestError::Timeout)??;
-        success(response)
     }
 
     /// A request whose answer, whatever its status, is read whole within `patience` (engine.io's
@@ -318,9 +318,7 @@ impl HttpConnection {
             let status = response.status();
             Ok((status, response.read_to_end().await?))
         };
-        tokio::time::timeout(patience, exchange)
-            .await
-            .map_err(|_| RequestError::Timeout)?
+        within(patience, exchange).await
     }
 
     /// A GET whose whole body is read within `patience`, with the cursor of the server's reset
@@ -335,10 +333,18 @@ impl HttpConnection {
             let reset = response.reset_cursor();
             Ok((response.read_to_end().await?, reset))
         };
-        tokio::time::timeout(patience, exchange)
-            .await
-            .map_err(|_| RequestError::Timeout)?
+        within(patience, exchange).await
     }
+}
+
+/// `exchange`, or [`RequestError::Timeout`] when it is not done within `patience`.
+async fn within<T>(
+    patience: Duration,
+    exchange: impl Future<Output = Result<T, RequestError>>,
+) -> Result<T, RequestError> {
+    tokio::time::timeout(patience, exchange)
+        .await
+        .map_err(|_| RequestError::Timeout)?
 }
 
 /// Waits for `until` while watching the idle connection in `slot`, and lets the connection go
