@@ -281,9 +281,7 @@ fn rtsims_own_clients_receive_events_over_real_tcp() {
 
 // --- headless Chromium over the DevTools protocol -------------------------------------------------
 
-type DevTools = tokio_tungstenite::tungstenite::WebSocket<
-    tokio_tungstenite::tungstenite::stream::MaybeTlsStream<TcpStream>,
->;
+type DevTools = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
 
 /// A headless Chromium showing one page, in its own process group (killed whole on drop).
 struct Browser {
@@ -382,9 +380,8 @@ impl Browser {
             assert!(Instant::now() < deadline, "no page target: {targets}");
             std::thread::sleep(Duration::from_millis(100));
         };
-        let (socket, _) = tokio_tungstenite::tungstenite::connect(page_socket).unwrap();
-        if let tokio_tungstenite::tungstenite::stream::MaybeTlsStream::Plain(tcp) = socket.get_ref()
-        {
+        let (socket, _) = tungstenite::connect(page_socket).unwrap();
+        if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
             tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         }
         browser.socket = Some(socket);
@@ -393,7 +390,7 @@ impl Browser {
 
     /// Sends one DevTools command and returns its result.
     fn call(&mut self, method: &str, params: Value) -> Value {
-        use tokio_tungstenite::tungstenite::Message;
+        use tungstenite::Message;
         self.next_id += 1;
         let id = self.next_id;
         let command = serde_json::json!({ "id": id, "method": method, "params": params });
@@ -606,11 +603,8 @@ fn cursors_that_cannot_be_honoured_are_signalled_and_poison_nothing() {
     assert_eq!(data_ids.first(), Some(&(base + 1)), "{text}");
     // The same on WebSocket: a reset frame, then the welcome from where the session starts.
     let ahead = latest + 1_000_000;
-    let (mut ws, _) = tokio_tungstenite::tungstenite::connect(format!(
-        "ws://{}/ws?last_event_id={ahead}",
-        server.addr
-    ))
-    .unwrap();
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://{}/ws?last_event_id={ahead}", server.addr)).unwrap();
     let first: Value = serde_json::from_str(ws.read().unwrap().to_text().unwrap()).unwrap();
     assert_eq!(first["type"], "reset");
     assert_eq!(first["reason"], "ahead");

@@ -35,6 +35,7 @@ pub mod long_polling;
 pub mod polling;
 pub mod sse;
 pub mod websocket;
+pub mod ws_io;
 
 pub use http::ResponseBody;
 pub use kind::TransportKind;

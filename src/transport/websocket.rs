@@ -16,21 +16,21 @@ use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
 use futures_util::task::AtomicWaker;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
+use tungstenite::handshake::derive_accept_key;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Message, Utf8Bytes};
 
 use super::engine_io;
 use super::http::{self, ResponseBody};
+use super::ws_io::WsStream;
 use super::{ClientCtx, ConnectionGuard, Reset, ServerCtx, Transport, TransportKind};
 use crate::net::Purpose;
 use crate::profile::Fallback;
@@ -83,8 +83,7 @@ impl Transport for WebSocket {
                     let _open = session_server.connection_opened();
                     let socket = TokioIo::new(upgraded);
                     let config = server_config(&session_server);
-                    let ws =
-                        WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
+                    let ws = WsStream::from_raw_socket(socket, Role::Server, config);
                     serve_socket(ws, session_server, reset, connection).await;
                 }
             });
@@ -250,7 +249,7 @@ fn close_code_for(error: &tungstenite::Error) -> Option<(CloseCode, &'static str
 /// then closes the TCP connection first, as the server should (§7.1.1), and drains what the client
 /// still sends so the close does not turn into a reset that could destroy our Close frame in flight.
 async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
-    mut ws: WebSocketStream<S>,
+    mut ws: WsStream<S>,
     ours: Option<CloseFrame>,
     wait_reply: bool,
 ) {
@@ -280,7 +279,7 @@ async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// The server side of one WebSocket session.
 async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
-    mut ws: WebSocketStream<S>,
+    mut ws: WsStream<S>,
     server: Rc<ServerCtx>,
     reset: Reset,
     connection: Option<u64>,
@@ -522,12 +521,7 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
     };
     let url = format!("ws://{}/ws{query}", client.connector.authority());
     let patience = client.settings.request_timeout;
-    let mut ws = match tokio::time::timeout(
-        patience,
-        tokio_tungstenite::client_async_with_config(url, io, Some(config())),
-    )
-    .await
-    {
+    let mut ws = match tokio::time::timeout(patience, WsStream::connect(url, io, config())).await {
         Ok(Ok((ws, _response))) => ws,
         Ok(Err(tungstenite::Error::Http(_))) => {
             client.recorder.borrow_mut().upgrade_refused();

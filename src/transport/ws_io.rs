@@ -1,0 +1,275 @@
+//! tungstenite's RFC 6455 protocol driven from async code: [`WsStream`] runs tungstenite's
+//! `WebSocket` (framing, masking, pings, the close handshake) over a tokio socket, as
+//! tokio-tungstenite does, but without its compatibility layer's waker proxies.
+//!
+//! tokio-tungstenite hands the socket a waker of its own (an `Arc` with two `AtomicWaker`s per
+//! direction) and registers the task's waker in them on every poll: four compare-and-swaps on
+//! memory of its own, out of cache at 10,000 connections, for every frame read or written. Here the
+//! socket is polled with the task's own waker, kept in the stream and replaced only when the task
+//! polls with another one (`Waker::clone_from` is a no-op for the same waker).
+//!
+//! This module only adapts; it must not decide anything about sessions (that is
+//! [`super::websocket`]).
+
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Response;
+use tungstenite::handshake::{HandshakeError, MidHandshake};
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{ClientHandshake, Error, Message, WebSocket};
+
+/// Which of tungstenite's calls is running: its reads and writes are polled with that call's waker.
+#[derive(Clone, Copy)]
+enum Op {
+    Read,
+    Write,
+}
+
+/// The socket as tungstenite sees it: blocking-style `Read`/`Write` that answer `WouldBlock` where
+/// the socket is pending. A pending poll has stored the current call's waker in the socket, so the
+/// task is woken when the socket is ready.
+///
+/// Reading and writing keep a waker each, as tokio-tungstenite does, because a caller may read with a
+/// waker of its own (the server's read gate) and write with the task's: one slot for both would swap
+/// (and reference-count) wakers on every frame. A write made inside a read (tungstenite's automatic
+/// pong or close reply) uses the read's waker, so the reader hears when it can go on.
+struct Blocking<S> {
+    io: S,
+    op: Op,
+    read_waker: Waker,
+    write_waker: Waker,
+}
+
+impl<S> Blocking<S> {
+    fn new(io: S) -> Self {
+        Self {
+            io,
+            op: Op::Read,
+            read_waker: Waker::noop().clone(),
+            write_waker: Waker::noop().clone(),
+        }
+    }
+
+    /// Starts a call of kind `op` from a task polled with `waker`.
+    fn enter(&mut self, op: Op, waker: &Waker) {
+        self.op = op;
+        match op {
+            Op::Read => self.read_waker.clone_from(waker),
+            Op::Write => self.write_waker.clone_from(waker),
+        }
+    }
+
+    /// The socket, and the waker of the call that is running.
+    fn parts(&mut self) -> (Pin<&mut S>, Context<'_>)
+    where
+        S: Unpin,
+    {
+        let waker = match self.op {
+            Op::Read => &self.read_waker,
+            Op::Write => &self.write_waker,
+        };
+        (Pin::new(&mut self.io), Context::from_waker(waker))
+    }
+}
+
+fn would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
+    match poll {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
+impl<S: AsyncRead + Unpin> Read for Blocking<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut buf = ReadBuf::new(buf);
+        let (io, mut cx) = self.parts();
+        would_block(io.poll_read(&mut cx, &mut buf))?;
+        Ok(buf.filled().len())
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Write for Blocking<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let (io, mut cx) = self.parts();
+        would_block(io.poll_write(&mut cx, buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let (io, mut cx) = self.parts();
+        would_block(io.poll_flush(&mut cx))
+    }
+}
+
+/// A `WouldBlock` from the socket is `Pending`; anything else is the call's result.
+fn pending_if_blocked<T>(result: Result<T, Error>) -> Poll<Result<T, Error>> {
+    match result {
+        Err(Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        other => Poll::Ready(other),
+    }
+}
+
+/// A WebSocket session on an async socket: read with [`WsStream::next`] (or as a `Stream`), write
+/// with [`WsStream::feed`] / [`WsStream::send`] / [`WsStream::flush`], end with
+/// [`WsStream::close`]. Its calls behave as tokio-tungstenite's `WebSocketStream` (`Stream` and
+/// `Sink`) do.
+pub struct WsStream<S> {
+    ws: WebSocket<Blocking<S>>,
+    /// The connection closed or broke: reading gives `None` from now on.
+    ended: bool,
+    /// False while a written frame waits in tungstenite's buffer for the socket.
+    ready: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
+    /// A session on a socket whose opening handshake is done (the server's side, after hyper's
+    /// upgrade).
+    pub fn from_raw_socket(io: S, role: Role, config: WebSocketConfig) -> Self {
+        Self::new(WebSocket::from_raw_socket(
+            Blocking::new(io),
+            role,
+            Some(config),
+        ))
+    }
+
+    fn new(ws: WebSocket<Blocking<S>>) -> Self {
+        Self {
+            ws,
+            ended: false,
+            ready: true,
+        }
+    }
+
+    /// The client's opening handshake (RFC 6455 §4.1) on `io`, by tungstenite: the `GET` with
+    /// `Upgrade`, then the server's `101` checked. An HTTP answer other than `101` is
+    /// `Error::Http`.
+    pub async fn connect(
+        request: impl IntoClientRequest,
+        io: S,
+        config: WebSocketConfig,
+    ) -> Result<(Self, Response), Error> {
+        let request = request.into_client_request()?;
+        let mut started = Some((request, io));
+        let mut mid: Option<MidHandshake<ClientHandshake<Blocking<S>>>> = None;
+        let finished = poll_fn(|cx| {
+            let step = match (started.take(), mid.take()) {
+                (Some((request, io)), _) => {
+                    let mut io = Blocking::new(io);
+                    io.enter(Op::Read, cx.waker());
+                    ClientHandshake::start(io, request, Some(config))
+                        .map_err(HandshakeError::Failure)
+                        .and_then(|handshake| handshake.handshake())
+                }
+                (None, Some(handshake)) => {
+                    let mut handshake = handshake;
+                    let io = handshake.get_mut().get_mut();
+                    io.enter(Op::Read, cx.waker());
+                    handshake.handshake()
+                }
+                (None, None) => unreachable!("the handshake is polled after it finished"),
+            };
+            match step {
+                Ok(done) => Poll::Ready(Ok(done)),
+                Err(HandshakeError::Interrupted(handshake)) => {
+                    mid = Some(handshake);
+                    Poll::Pending
+                }
+                Err(HandshakeError::Failure(error)) => Poll::Ready(Err(error)),
+            }
+        })
+        .await?;
+        let (ws, response) = finished;
+        Ok((Self::new(ws), response))
+    }
+
+    /// The socket underneath, for the last steps of a close (shutdown, drain).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.ws.get_mut().io
+    }
+
+    fn poll_read_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        self.ws.get_mut().enter(Op::Read, cx.waker());
+        match pending_if_blocked(self.ws.read()) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(message)) => Poll::Ready(Some(Ok(message))),
+            Poll::Ready(Err(Error::AlreadyClosed | Error::ConnectionClosed)) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(error)) => {
+                self.ended = true;
+                Poll::Ready(Some(Err(error)))
+            }
+        }
+    }
+
+    /// The next message; `None` once the connection has closed (and after an error).
+    pub async fn next(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.poll_read_message(cx)).await
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.ws.get_mut().enter(Op::Write, cx.waker());
+        let flushed = std::task::ready!(pending_if_blocked(self.ws.flush()));
+        self.ready = true;
+        match flushed {
+            // The connection has just closed: flushing is done, not failed.
+            Err(Error::ConnectionClosed) => Poll::Ready(Ok(())),
+            other => Poll::Ready(other),
+        }
+    }
+
+    /// Queues `message`, first waiting for the socket to take what an earlier call left queued.
+    /// The frame may stay in tungstenite's buffer until [`WsStream::flush`].
+    pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
+        if !self.ready {
+            poll_fn(|cx| self.poll_flush(cx)).await?;
+        }
+        match self.ws.write(message) {
+            Ok(()) => {
+                self.ready = true;
+                Ok(())
+            }
+            // Accepted and queued: the next call flushes it.
+            Err(Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                self.ready = false;
+                Ok(())
+            }
+            Err(error) => {
+                self.ready = true;
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes out every queued frame.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// [`WsStream::feed`] then [`WsStream::flush`].
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Starts the closing handshake with `frame` (§7.1.2): sends the Close.
+    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        self.send(Message::Close(frame)).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures_util::Stream for WsStream<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_read_message(cx)
+    }
+}
