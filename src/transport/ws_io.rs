@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Response;
-use tungstenite::handshake::{HandshakeError, MidHandshake};
+use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{ClientHandshake, Error, Message, WebSocket};
 
@@ -153,26 +153,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
         config: WebSocketConfig,
     ) -> Result<(Self, Response), Error> {
         let request = request.into_client_request()?;
-        let mut started = Some((request, io));
-        let mut mid: Option<MidHandshake<ClientHandshake<Blocking<S>>>> = None;
+        // Starting only prepares the request's bytes; the rounds below write and read.
+        let mut mid = Some(ClientHandshake::start(
+            Blocking::new(io),
+            request,
+            Some(config),
+        )?);
         let finished = poll_fn(|cx| {
-            let step = match (started.take(), mid.take()) {
-                (Some((request, io)), _) => {
-                    let mut io = Blocking::new(io);
-                    io.enter(Op::Read, cx.waker());
-                    ClientHandshake::start(io, request, Some(config))
-                        .map_err(HandshakeError::Failure)
-                        .and_then(|handshake| handshake.handshake())
-                }
-                (None, Some(handshake)) => {
-                    let mut handshake = handshake;
-                    let io = handshake.get_mut().get_mut();
-                    io.enter(Op::Read, cx.waker());
-                    handshake.handshake()
-                }
-                (None, None) => unreachable!("the handshake is polled after it finished"),
-            };
-            match step {
+            let mut handshake = mid
+                .take()
+                .expect("the handshake is polled after it finished");
+            handshake.get_mut().get_mut().enter(Op::Read, cx.waker());
+            match handshake.handshake() {
                 Ok(done) => Poll::Ready(Ok(done)),
                 Err(HandshakeError::Interrupted(handshake)) => {
                     mid = Some(handshake);
