@@ -7,6 +7,7 @@
 //! (a restrictive proxy), a client with `fallback = "long-polling"` switches to long polling, as
 //! Socket.IO and SignalR do: engine.io's polling sessions (see [`super::engine_io`]).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -427,9 +428,16 @@ const NEVER: Duration = Duration::from_secs(86_400 * 365);
 
 /// A deadline that may be unset, kept in one timer for a whole session: [`Deadline::set`] moves the
 /// timer only when the instant changes, and an unset deadline never fires.
+///
+/// Once the timer has been polled and registered the task's waker, it is not polled again before
+/// its instant: the session's loop runs for every frame, and polling a timer that cannot be due
+/// touched its entry (out of cache at 10,000 connections) only to learn that. Reading the clock is
+/// cheaper, and the registered timer wakes the task when the instant comes.
 struct Deadline {
     at: Option<Instant>,
     timer: Pin<Box<Sleep>>,
+    /// The timer holds the task's waker for `at`: polled to `Pending` since the last move.
+    armed: bool,
 }
 
 impl Deadline {
@@ -437,7 +445,11 @@ impl Deadline {
         // An unset deadline keeps a timer that is never polled (so never registered): `elapsed`
         // does not look at it.
         let timer = Box::pin(tokio::time::sleep_until(at.unwrap_or_else(Instant::now)));
-        Self { at, timer }
+        Self {
+            at,
+            timer,
+            armed: false,
+        }
     }
 
     fn at(&self) -> Option<Instant> {
@@ -454,15 +466,26 @@ impl Deadline {
                 .as_mut()
                 .reset(at.unwrap_or_else(|| Instant::now() + NEVER));
             self.at = at;
+            self.armed = false;
         }
     }
 
     /// Completes at the deadline; pending for ever while it is unset.
     async fn elapsed(&mut self) {
-        match self.at {
-            Some(_) => self.timer.as_mut().await,
-            None => std::future::pending().await,
-        }
+        let Some(at) = self.at else {
+            return std::future::pending().await;
+        };
+        std::future::poll_fn(|cx| {
+            if self.armed && Instant::now() < at {
+                return Poll::Pending;
+            }
+            // Out of tokio's budget the timer answers `Pending` without registering a waker.
+            let registers = tokio::task::coop::has_budget_remaining();
+            let polled = self.timer.as_mut().poll(cx);
+            self.armed = polled.is_pending() && registers;
+            polled
+        })
+        .await
     }
 }
 
