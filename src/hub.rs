@@ -251,20 +251,24 @@ impl Hub {
 
     /// Events with an id greater than `cursor`, oldest first.
     pub fn since(&self, cursor: u64) -> Backlog {
+        let mut events = Vec::new();
+        let gap = self.since_into(cursor, &mut events);
+        Backlog { events, gap }
+    }
+
+    /// [`Hub::since`] into a vector the caller keeps (cleared first), so that a session sending
+    /// every event allocates none; returns the backlog's `gap`.
+    pub fn since_into(&self, cursor: u64, events: &mut Vec<Event>) -> bool {
+        events.clear();
         let history = self.history.borrow();
         let Some(oldest) = history.front().map(|e| e.id) else {
-            return Backlog {
-                events: Vec::new(),
-                gap: false,
-            };
+            return false;
         };
         let gap = cursor.saturating_add(1) < oldest && cursor < self.latest();
         // Ids rise but need not be consecutive: a replica without a backplane holds only its own.
         let skip = history.partition_point(|e| e.id <= cursor);
-        Backlog {
-            events: history.iter().skip(skip).cloned().collect(),
-            gap,
-        }
+        events.extend(history.iter().skip(skip).cloned());
+        gap
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, StreamExt};
@@ -27,7 +28,9 @@ use tokio::time::{Instant, Sleep};
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tungstenite::{Message, Utf8Bytes};
+use tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
+use tungstenite::protocol::frame::Frame;
+use tungstenite::Message;
 
 use super::engine_io;
 use super::http::{self, ResponseBody};
@@ -278,6 +281,14 @@ async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
     .await;
 }
 
+/// An event as a text frame. The hub writes its payloads as JSON from strings, so they are the
+/// valid UTF-8 a text frame must carry (RFC 6455 §5.6, checked by the receiving client): they go
+/// out as they are, shared without a copy, instead of being checked again for every session.
+fn event_frame(payload: Bytes) -> Message {
+    debug_assert!(std::str::from_utf8(&payload).is_ok(), "an event payload is not UTF-8");
+    Message::Frame(Frame::message(payload, OpCode::Data(OpData::Text), true))
+}
+
 /// The server side of one WebSocket session.
 async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
     mut ws: WsStream<S>,
@@ -306,19 +317,17 @@ async fn serve_socket<S: AsyncRead + AsyncWrite + Unpin>(
     let mut ping_timer = Deadline::new(ping_interval.map(|every| Instant::now() + every));
     let mut pong_timer = Deadline::new(None);
     let mut reads = ReadGate::new();
+    let mut backlog = Vec::new();
     loop {
-        let backlog = server.hub.since(cursor);
-        for event in &backlog.events {
-            // Payloads are JSON the hub wrote: valid UTF-8, shared without a copy.
-            let Ok(text) = Utf8Bytes::try_from(event.payload.clone()) else {
-                continue;
-            };
-            if ws.feed(Message::Text(text)).await.is_err() {
+        server.hub.since_into(cursor, &mut backlog);
+        let sent_from = cursor;
+        for event in backlog.drain(..) {
+            if ws.feed(event_frame(event.payload)).await.is_err() {
                 return;
             }
             cursor = event.id;
         }
-        if !backlog.events.is_empty() && ws.flush().await.is_err() {
+        if cursor != sent_from && ws.flush().await.is_err() {
             return;
         }
         tokio::select! {
@@ -686,5 +695,41 @@ mod tests {
             .wake();
         assert_eq!(poll(&mut gate, &mut probe), Poll::Ready(Some(1)));
         assert_eq!(polls.get(), 4);
+    }
+
+    /// A registered deadline is not polled before its instant, yet still fires at it; moving it
+    /// re-arms it at the new instant.
+    #[test]
+    fn a_gated_deadline_still_fires_at_its_instant() {
+        use std::time::Duration;
+
+        use tokio::time::Instant;
+
+        use super::Deadline;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let start = Instant::now();
+            let mut deadline = Deadline::new(Some(start + Duration::from_millis(10)));
+            // Frames keep the task busy before the instant: each poll is pending.
+            for _ in 0..3 {
+                let early = tokio::time::timeout(Duration::from_millis(3), deadline.elapsed()).await;
+                assert!(early.is_err(), "fired before its instant");
+            }
+            deadline.elapsed().await;
+            assert_eq!(Instant::now() - start, Duration::from_millis(10));
+            // Moved on, it fires at the new instant.
+            deadline.set(Some(start + Duration::from_millis(25)));
+            deadline.elapsed().await;
+            assert_eq!(Instant::now() - start, Duration::from_millis(25));
+            // Unset, it never fires.
+            deadline.set(None);
+            let never = tokio::time::timeout(Duration::from_secs(60), deadline.elapsed()).await;
+            assert!(never.is_err());
+        });
     }
 }
