@@ -26,6 +26,7 @@ use crate::net::{BoxIo, Connector, CountingStream, Purpose};
 use crate::recorder::SharedRecorder;
 use crate::scenario::{TransportSettings, Workload};
 
+mod deadline;
 pub mod engine_io;
 pub mod event_stream;
 pub mod http;

@@ -6,7 +6,6 @@
 //! starts from, so even a client that never saw an event can resume without a gap.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -18,8 +17,9 @@ use futures_util::FutureExt;
 use hyper::body::{Body, Frame, Incoming};
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
+use super::deadline::Deadline;
 use super::event_stream::EventStreamParser;
 use super::http::{self, HttpConnection, ResponseBody};
 use super::{ClientCtx, Reset, ServerCtx, ShutdownWatch, Transport, TransportKind};
@@ -97,7 +97,7 @@ struct EventStreamBody {
     cursor: u64,
     opening: Option<Bytes>,
     /// Fires at the earliest moment a heartbeat may be due; re-armed lazily (see `poll_frame`).
-    heartbeat: Option<Pin<Box<Sleep>>>,
+    heartbeat: Deadline,
     last_sent: Instant,
 }
 
@@ -115,10 +115,12 @@ impl EventStreamBody {
             // (an `EventSource` page sees it with `addEventListener("reset", …)`, not `onmessage`).
             opening.push_str(&format!("event: reset\ndata: {}\n\n", reset.json()));
         }
-        let heartbeat = server
-            .settings
-            .sse_heartbeat
-            .map(|every| Box::pin(tokio::time::sleep(every)));
+        let heartbeat = Deadline::new(
+            server
+                .settings
+                .sse_heartbeat
+                .map(|every| Instant::now() + every),
+        );
         Self {
             updates: server.hub.subscribe(),
             stopping,
@@ -176,21 +178,20 @@ impl Body for EventStreamBody {
             if this.updates.poll_changed(cx).is_ready() {
                 continue;
             }
-            let every = this.server.settings.sse_heartbeat;
-            let (Some(timer), Some(every)) = (this.heartbeat.as_mut(), every) else {
+            let Some(every) = this.server.settings.sse_heartbeat else {
                 return Poll::Pending;
             };
-            if timer.as_mut().poll(cx).is_pending() {
+            if this.heartbeat.poll_elapsed(cx).is_pending() {
                 return Poll::Pending;
             }
             // The timer is re-armed only when it fires, not on every event: one timer operation per
             // heartbeat interval instead of one per event.
             let due = this.last_sent + every;
             if Instant::now() >= due {
-                timer.as_mut().reset(Instant::now() + every);
+                this.heartbeat.set(Some(Instant::now() + every));
                 return this.sent(Bytes::from_static(b":\n\n"));
             }
-            timer.as_mut().reset(due);
+            this.heartbeat.set(Some(due));
         }
     }
 }
@@ -245,18 +246,18 @@ async fn one_stream(
     // every chunk: one timer operation per `client_timeout` instead of one per event.
     let limit = client.settings.sse_client_timeout;
     let mut last_heard = Instant::now();
-    let mut silence = Box::pin(tokio::time::sleep(limit.unwrap_or(Duration::MAX / 4)));
+    let mut silence = Deadline::new(limit.map(|limit| last_heard + limit));
     loop {
         let data = tokio::select! {
             // Fixed branch order: tokio's random order is unseeded and would break determinism.
             biased;
             data = response.next_data() => data,
-            () = silence.as_mut(), if limit.is_some() => {
-                let due = last_heard + limit.expect("guarded by the branch condition");
+            () = silence.elapsed() => {
+                let due = last_heard + limit.expect("an unset deadline never fires");
                 if Instant::now() >= due {
                     break;
                 }
-                silence.as_mut().reset(due);
+                silence.set(Some(due));
                 continue;
             }
         };

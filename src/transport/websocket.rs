@@ -7,8 +7,6 @@
 //! (a restrictive proxy), a client with `fallback = "long-polling"` switches to long polling, as
 //! Socket.IO and SignalR do: engine.io's polling sessions (see [`super::engine_io`]).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,14 +22,15 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
 use tungstenite::protocol::frame::Frame;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::Message;
 
+use super::deadline::Deadline;
 use super::engine_io;
 use super::http::{self, ResponseBody};
 use super::ws_io::WsStream;
@@ -285,7 +284,10 @@ async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
 /// valid UTF-8 a text frame must carry (RFC 6455 §5.6, checked by the receiving client): they go
 /// out as they are, shared without a copy, instead of being checked again for every session.
 fn event_frame(payload: Bytes) -> Message {
-    debug_assert!(std::str::from_utf8(&payload).is_ok(), "an event payload is not UTF-8");
+    debug_assert!(
+        std::str::from_utf8(&payload).is_ok(),
+        "an event payload is not UTF-8"
+    );
     Message::Frame(Frame::message(payload, OpCode::Data(OpData::Text), true))
 }
 
@@ -426,72 +428,6 @@ impl ReadGate {
             if polled.is_ready() {
                 self.flag.woken.store(true, Ordering::Release);
             }
-            polled
-        })
-        .await
-    }
-}
-
-/// Where an unset [`Deadline`] parks its timer: far beyond any simulated run.
-const NEVER: Duration = Duration::from_secs(86_400 * 365);
-
-/// A deadline that may be unset, kept in one timer for a whole session: [`Deadline::set`] moves the
-/// timer only when the instant changes, and an unset deadline never fires.
-///
-/// Once the timer has been polled and registered the task's waker, it is not polled again before
-/// its instant: the session's loop runs for every frame, and polling a timer that cannot be due
-/// touched its entry (out of cache at 10,000 connections) only to learn that. Reading the clock is
-/// cheaper, and the registered timer wakes the task when the instant comes.
-struct Deadline {
-    at: Option<Instant>,
-    timer: Pin<Box<Sleep>>,
-    /// The timer holds the task's waker for `at`: polled to `Pending` since the last move.
-    armed: bool,
-}
-
-impl Deadline {
-    fn new(at: Option<Instant>) -> Self {
-        // An unset deadline keeps a timer that is never polled (so never registered): `elapsed`
-        // does not look at it.
-        let timer = Box::pin(tokio::time::sleep_until(at.unwrap_or_else(Instant::now)));
-        Self {
-            at,
-            timer,
-            armed: false,
-        }
-    }
-
-    fn at(&self) -> Option<Instant> {
-        self.at
-    }
-
-    fn set(&mut self, at: Option<Instant>) {
-        if at != self.at {
-            // Unset, the timer is moved far out rather than left where it was: a registered timer
-            // left in place would still wake the task at its old instant. Moving a timer later only
-            // records the new instant; tokio re-files it when the old one comes round, without a
-            // wake.
-            self.timer
-                .as_mut()
-                .reset(at.unwrap_or_else(|| Instant::now() + NEVER));
-            self.at = at;
-            self.armed = false;
-        }
-    }
-
-    /// Completes at the deadline; pending for ever while it is unset.
-    async fn elapsed(&mut self) {
-        let Some(at) = self.at else {
-            return std::future::pending().await;
-        };
-        std::future::poll_fn(|cx| {
-            if self.armed && Instant::now() < at {
-                return Poll::Pending;
-            }
-            // Out of tokio's budget the timer answers `Pending` without registering a waker.
-            let registers = tokio::task::coop::has_budget_remaining();
-            let polled = self.timer.as_mut().poll(cx);
-            self.armed = polled.is_pending() && registers;
             polled
         })
         .await
@@ -695,41 +631,5 @@ mod tests {
             .wake();
         assert_eq!(poll(&mut gate, &mut probe), Poll::Ready(Some(1)));
         assert_eq!(polls.get(), 4);
-    }
-
-    /// A registered deadline is not polled before its instant, yet still fires at it; moving it
-    /// re-arms it at the new instant.
-    #[test]
-    fn a_gated_deadline_still_fires_at_its_instant() {
-        use std::time::Duration;
-
-        use tokio::time::Instant;
-
-        use super::Deadline;
-
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let start = Instant::now();
-            let mut deadline = Deadline::new(Some(start + Duration::from_millis(10)));
-            // Frames keep the task busy before the instant: each poll is pending.
-            for _ in 0..3 {
-                let early = tokio::time::timeout(Duration::from_millis(3), deadline.elapsed()).await;
-                assert!(early.is_err(), "fired before its instant");
-            }
-            deadline.elapsed().await;
-            assert_eq!(Instant::now() - start, Duration::from_millis(10));
-            // Moved on, it fires at the new instant.
-            deadline.set(Some(start + Duration::from_millis(25)));
-            deadline.elapsed().await;
-            assert_eq!(Instant::now() - start, Duration::from_millis(25));
-            // Unset, it never fires.
-            deadline.set(None);
-            let never = tokio::time::timeout(Duration::from_secs(60), deadline.elapsed()).await;
-            assert!(never.is_err());
-        });
     }
 }
