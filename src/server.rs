@@ -36,12 +36,9 @@ where
     // Numbered, so that its watchers (its own and its requests') share one moment in a spread drain.
     let index = server.connections_numbered.get();
     server.connections_numbered.set(index + 1);
-    let service = service_fn(move |mut request: Request<Incoming>| {
+    let service = service_fn(move |request: Request<Incoming>| {
         let server = server.clone();
-        request
-            .extensions_mut()
-            .insert(crate::transport::ConnectionIndex(index));
-        async move { Ok::<_, Infallible>(route(request, server).await) }
+        async move { Ok::<_, Infallible>(route(request, server, Some(index)).await) }
     });
     let mut stopping = server_shutdown.watch_connection(Some(index));
     let mut builder = http1::Builder::new();
@@ -67,8 +64,13 @@ where
 
 /// Answers one request: the transport that owns its path, `POST /messages`, or 404. Shared by
 /// [`serve_connection`] (the simulation) and `serve` (real sockets), which adds its own page and stats
-/// routes in front of it.
-pub async fn route(request: Request<Incoming>, server: Rc<ServerCtx>) -> Response<ResponseBody> {
+/// routes in front of it. `connection` numbers the connection the request came on (`None` when the
+/// server does not number them, as `serve` does not); see [`crate::transport::Transport::serve`].
+pub async fn route(
+    request: Request<Incoming>,
+    server: Rc<ServerCtx>,
+    connection: Option<u64>,
+) -> Response<ResponseBody> {
     server.recorder.borrow_mut().request();
     server.requests.set(server.requests.get() + 1);
     let path = request.uri().path();
@@ -96,7 +98,7 @@ pub async fn route(request: Request<Incoming>, server: Rc<ServerCtx>) -> Respons
             .map(transport_for)
             .find(|t| t.path() == path);
         match owner {
-            Some(transport) => transport.serve(request, server).await,
+            Some(transport) => transport.serve(request, server, connection).await,
             None => http::error(&server, StatusCode::NOT_FOUND, "no such endpoint"),
         }
     };

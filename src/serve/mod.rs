@@ -311,7 +311,7 @@ impl Live {
         let server = &self.server;
         let own = matches!(path.as_str(), "/" | "/index.html" | "/time" | "/stats");
         if !own {
-            return crate::server::route(request, server.clone()).await;
+            return crate::server::route(request, server.clone(), None).await;
         }
         let cors = match crate::server::admit(&request, server, "GET, HEAD, OPTIONS") {
             Ok(cors) => cors,

@@ -31,13 +31,13 @@ impl Transport for LongPolling {
         &self,
         request: Request<Incoming>,
         server: Rc<ServerCtx>,
+        connection: Option<u64>,
     ) -> LocalBoxFuture<'static, Response<ResponseBody>> {
         async move {
             let since = match http::cursor(&request, "since") {
                 Ok(since) => since,
                 Err(message) => return http::error(&server, StatusCode::BAD_REQUEST, &message),
             };
-            let connection = super::connection_index(&request);
             // The request's head shares hyper's read buffer; held for the whole hold it would make
             // hyper allocate a new buffer for the connection's next request.
             drop(request);

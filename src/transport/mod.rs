@@ -50,10 +50,14 @@ pub trait Transport {
 
     /// Server half: answers one request routed to [`Transport::path`]. It may hold the request (long
     /// polling), stream the response (SSE) or take over the connection (WebSocket upgrade).
+    /// `connection` is the index of the connection it came on, when the server numbers them
+    /// ([`crate::server::serve_connection`] does): its watchers share one moment in a spread
+    /// shutdown.
     fn serve(
         &self,
         request: Request<Incoming>,
         server: Rc<ServerCtx>,
+        connection: Option<u64>,
     ) -> LocalBoxFuture<'static, Response<ResponseBody>>;
 
     /// Client half: one user, connecting, receiving, noticing failures and reconnecting, until the
@@ -94,7 +98,7 @@ pub struct ServerCtx {
     pub open_connections: Option<Rc<crate::recorder::OpenCount>>,
     /// The WebSocket fallback's engine.io sessions this server holds (they die with it).
     pub sessions: RefCell<engine_io::SessionTable>,
-    /// Connections [`crate::server::serve_connection`] has numbered (see [`ConnectionIndex`]).
+    /// Connections [`crate::server::serve_connection`] has numbered (see [`Transport::serve`]).
     pub connections_numbered: std::cell::Cell<u64>,
 }
 
@@ -170,16 +174,6 @@ pub struct Shutdown {
     observed: std::cell::Cell<Option<tokio::time::Instant>>,
 }
 
-/// The index of the simulated connection a request came on (a request extension set by
-/// [`crate::server::serve_connection`]): its watchers share one moment in a spread shutdown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectionIndex(pub u64);
-
-/// The connection index of `request`, if its server numbers connections.
-pub fn connection_index<B>(request: &hyper::Request<B>) -> Option<u64> {
-    request.extensions().get::<ConnectionIndex>().map(|c| c.0)
-}
-
 impl Shutdown {
     /// Starts the shutdown with the connections' closes spread over `spread` (see [`Shutdown`]).
     pub fn trigger_spread(&self, spread: Duration) {
@@ -209,7 +203,7 @@ impl Shutdown {
         self.watch_connection(None)
     }
 
-    /// A watcher for connection `index` (see [`connection_index`]): ready at that connection's moment
+    /// A watcher for connection `index` (see [`Transport::serve`]): ready at that connection's moment
     /// in a spread shutdown, at once otherwise (and always at once without an index).
     pub fn watch_connection(self: &Rc<Self>, index: Option<u64>) -> ShutdownWatch {
         let id = self.next.get();

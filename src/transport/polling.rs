@@ -34,6 +34,7 @@ impl Transport for Polling {
         &self,
         request: Request<Incoming>,
         server: Rc<ServerCtx>,
+        _connection: Option<u64>,
     ) -> LocalBoxFuture<'static, Response<ResponseBody>> {
         async move {
             let since = match http::cursor(&request, "since") {

@@ -41,6 +41,7 @@ impl Transport for Sse {
         &self,
         request: Request<Incoming>,
         server: Rc<ServerCtx>,
+        connection: Option<u64>,
     ) -> LocalBoxFuture<'static, Response<ResponseBody>> {
         async move {
             let requested = match request.headers().get("last-event-id") {
@@ -61,9 +62,7 @@ impl Transport for Sse {
                 },
             };
             let reset = server.resume(requested);
-            let stopping = server
-                .shutdown
-                .watch_connection(super::connection_index(&request));
+            let stopping = server.shutdown.watch_connection(connection);
             let body = EventStreamBody::new(server.clone(), reset, stopping);
             let mut response =
                 http::response(&server, StatusCode::OK, "text/event-stream", Box::pin(body));

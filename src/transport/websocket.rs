@@ -53,6 +53,7 @@ impl Transport for WebSocket {
         &self,
         mut request: Request<Incoming>,
         server: Rc<ServerCtx>,
+        connection: Option<u64>,
     ) -> LocalBoxFuture<'static, Response<ResponseBody>> {
         async move {
             let key = match check_upgrade(&request) {
@@ -73,7 +74,6 @@ impl Transport for WebSocket {
                 },
             };
             let reset = server.resume(requested);
-            let connection = super::connection_index(&request);
             // The connection's slot (rtsim serve) goes with the session, which outlives the request.
             let guard = request.extensions_mut().remove::<ConnectionGuard>();
             let on_upgrade = hyper::upgrade::on(&mut request);
