@@ -5,6 +5,10 @@
 //! handed to [`crate::server`] (server side), so the same code runs over simulated and real TCP. They
 //! report what they observe to the recorder; they never compute metrics themselves.
 //!
+//! Beside the transports, the pieces they share: [`http_client`] (the clients' HTTP/1.1),
+//! [`event_stream`] (the `text/event-stream` parser), [`ws_io`] (tungstenite's RFC 6455 on an async
+//! socket), [`engine_io`] (the WebSocket fallback's polling sessions) and `deadline` (session timers).
+//!
 //! Adding a transport: a new file with a type implementing [`Transport`], a variant in
 //! [`TransportKind`], and one line in [`transport_for`].
 
