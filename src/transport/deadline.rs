@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 /// Where an unset [`Deadline`] parks its timer: far beyond any simulated run.
-pub const NEVER: Duration = Duration::from_secs(86_400 * 365);
+const NEVER: Duration = Duration::from_secs(86_400 * 365);
 
 /// A deadline that may be unset, kept in one timer for a whole session: [`Deadline::set`] moves the
 /// timer only when the instant changes, and an unset deadline never fires.

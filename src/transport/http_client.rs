@@ -22,9 +22,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::Instant;
 
-use super::deadline::{Deadline, NEVER};
 use super::ClientCtx;
 use crate::net::{BoxIo, Purpose};
 
@@ -324,29 +322,18 @@ impl HttpConnection {
     }
 
     /// A GET whose whole body is read within `patience`, with the cursor of the server's reset
-    /// header when it could not resume from the cursor asked for. `timer` is the caller's for all
-    /// its requests, moved to this one's limit: a polling loop keeps one timer instead of
-    /// registering and cancelling one per request (at 10,000 clients each of those touched other
-    /// clients' timers in tokio's wheel).
+    /// header when it could not resume from the cursor asked for.
     pub async fn get_body_and_reset(
         &mut self,
         path_and_query: &str,
         patience: Duration,
-        timer: &mut Deadline,
     ) -> Result<(Bytes, Option<u64>), RequestError> {
-        let now = Instant::now();
-        timer.set(Some(now.checked_add(patience).unwrap_or(now + NEVER)));
         let exchange = async {
             let response = success(self.request(Method::GET, path_and_query, &[], None).await?)?;
             let reset = response.reset_cursor();
             Ok((response.read_to_end().await?, reset))
         };
-        // The exchange first, then the limit, as tokio's `timeout` polls them.
-        tokio::select! {
-            biased;
-            answer = exchange => answer,
-            () = timer.elapsed() => Err(RequestError::Timeout),
-        }
+        within(patience, exchange).await
     }
 }
 

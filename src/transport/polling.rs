@@ -14,7 +14,6 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use tokio::time::Instant;
 
-use super::deadline::Deadline;
 use super::http::{self, HttpConnection, ResponseBody};
 use super::{ClientCtx, ServerCtx, Transport, TransportKind};
 use crate::net::Purpose;
@@ -98,8 +97,6 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
     let mut resent = false;
     // The request target, rewritten in place for each request.
     let mut target = String::new();
-    // Limits each request in turn (see `get_body_and_reset`).
-    let mut patience = Deadline::new(None);
     loop {
         // Long polling asks again at once: no timer for an instant already reached.
         if next_poll > Instant::now() {
@@ -123,11 +120,7 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
         target.clear();
         let _ = write!(target, "{}?since={cursor}", schedule.path);
         let answer = open
-            .get_body_and_reset(
-                &target,
-                http::patience(client, schedule.held),
-                &mut patience,
-            )
+            .get_body_and_reset(&target, http::patience(client, schedule.held))
             .await;
         match answer.map(|(body, reset)| (super::event_ids(&body), reset)) {
             Ok((Ok(ids), reset)) => {
