@@ -265,3 +265,130 @@ impl<S: AsyncRead + AsyncWrite + Unpin> futures_util::Stream for WsStream<S> {
         self.get_mut().poll_read_message(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::duplex;
+    use tungstenite::protocol::frame::coding::CloseCode;
+    use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+    use tungstenite::Message;
+
+    use super::WsStream;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A client and a server on a pipe of `room` bytes each way.
+    fn pair(
+        room: usize,
+    ) -> (
+        WsStream<tokio::io::DuplexStream>,
+        WsStream<tokio::io::DuplexStream>,
+    ) {
+        let (a, b) = duplex(room);
+        // As the simulation configures it: every frame is written at once (no write buffer), so
+        // a full pipe makes `feed` leave a frame queued, and a small read buffer.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(512)
+            .write_buffer_size(0);
+        (
+            WsStream::from_raw_socket(a, Role::Client, config),
+            WsStream::from_raw_socket(b, Role::Server, config),
+        )
+    }
+
+    #[test]
+    fn messages_cross_a_pipe_too_small_for_them_in_order() {
+        runtime().block_on(async {
+            // 16 bytes: most frames fill the pipe, so both sides wait for each other, and only
+            // wakers bring them back.
+            let (mut client, mut server) = pair(16);
+            let texts: Vec<String> = (0..20)
+                .map(|i| format!("event {i} {}", "x".repeat(i * 7)))
+                .collect();
+            let sent = texts.clone();
+            let writer = async move {
+                // How often a frame stayed queued because the pipe was full.
+                let mut queued = 0;
+                for text in sent {
+                    server.feed(Message::text(text)).await.unwrap();
+                    queued += usize::from(!server.ready);
+                }
+                server.flush().await.unwrap();
+                queued
+            };
+            let reader = async {
+                let mut got = Vec::new();
+                while got.len() < texts.len() {
+                    match client.next().await {
+                        Some(Ok(Message::Text(text))) => got.push(text.as_str().to_owned()),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                got
+            };
+            let (queued, got) = tokio::join!(writer, reader);
+            assert_eq!(got, texts);
+            assert!(
+                queued > 0,
+                "the pipe never filled: the test waits for nothing"
+            );
+        });
+    }
+
+    #[test]
+    fn a_ping_is_answered_and_a_close_ends_both_sides() {
+        runtime().block_on(async {
+            // Room for every frame: the steps below run one after the other.
+            let (mut client, mut server) = pair(4096);
+            server
+                .send(Message::Ping(b"are you there".to_vec().into()))
+                .await
+                .unwrap();
+            // The client sees the ping, and tungstenite queues the pong, sent on its next call.
+            match client.next().await {
+                Some(Ok(Message::Ping(data))) => assert_eq!(&data[..], b"are you there"),
+                other => panic!("unexpected {other:?}"),
+            }
+            client.flush().await.unwrap();
+            match server.next().await {
+                Some(Ok(Message::Pong(data))) => assert_eq!(&data[..], b"are you there"),
+                other => panic!("unexpected {other:?}"),
+            }
+            // The server closes; the client sees the Close and its reply goes back.
+            let going = CloseFrame {
+                code: CloseCode::Away,
+                reason: "bye".into(),
+            };
+            server.close(Some(going)).await.unwrap();
+            match client.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
+                other => panic!("unexpected {other:?}"),
+            }
+            client.flush().await.unwrap();
+            // The server reads the client's reply, and then the session is over on its side.
+            match server.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(server.next().await.is_none());
+            // Once ended, a stream keeps saying so.
+            assert!(server.next().await.is_none());
+        });
+    }
+
+    #[test]
+    fn a_dropped_peer_ends_the_stream() {
+        runtime().block_on(async {
+            let (mut client, server) = pair(4096);
+            drop(server);
+            // A connection gone without a Close is an error once, then the end.
+            assert!(matches!(client.next().await, Some(Err(_))));
+            assert!(client.next().await.is_none());
+        });
+    }
+}
