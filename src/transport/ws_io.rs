@@ -222,7 +222,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
     /// The frame may stay in tungstenite's buffer until [`WsStream::flush`].
     pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
         if !self.ready {
-            poll_fn(|cx| self.poll_flush(cx)).await?;
+            self.flush().await?;
         }
         match self.ws.write(message) {
             Ok(()) => {
