@@ -30,7 +30,7 @@ cfg_not_test_util! {
 cfg_test_util! {
     use crate::time::{Duration, Instant};
     use crate::loom::sync::Mutex;
-    use crate::loom::sync::atomic::Ordering;
+    use crate::loom::sync::atomic::{AtomicU64, Ordering};
     use std::sync::atomic::AtomicBool as StdAtomicBool;
 
     cfg_rt! {
@@ -69,7 +69,21 @@ cfg_test_util! {
     #[derive(Debug)]
     pub(crate) struct Clock {
         inner: Mutex<Inner>,
+
+        /// rtsim patch: while the clock is paused, its now as nanoseconds
+        /// after `origin`, so that `now` reads it without the lock (the lock
+        /// and unlock, two atomic read-modify-writes, were most of a clock
+        /// read, and a simulated host reads its clock several times per
+        /// request). `NOT_PAUSED` while it runs. Written under the lock by
+        /// every change to `base` or `unfrozen` (`Clock::publish`).
+        paused_nanos: AtomicU64,
+
+        /// rtsim patch: the clock's first `base`; `base` never goes below it.
+        origin: std::time::Instant,
     }
+
+    /// rtsim patch: `Clock::paused_nanos` of a clock that is not paused.
+    const NOT_PAUSED: u64 = u64::MAX;
 
     // Used to track if the clock was ever paused. This is an optimization to
     // avoid touching the mutex if `test-util` was accidentally enabled in
@@ -195,6 +209,7 @@ cfg_test_util! {
             }
 
             inner.unfrozen = Some(std::time::Instant::now());
+            clock.publish(&inner);
             Ok(())
         });
     }
@@ -312,6 +327,8 @@ cfg_test_util! {
                     unfrozen: Some(now),
                     auto_advance_inhibit_count: 0,
                 }),
+                paused_nanos: AtomicU64::new(NOT_PAUSED),
+                origin: now,
             };
 
             if start_paused {
@@ -340,6 +357,7 @@ cfg_test_util! {
             };
             inner.base += elapsed;
             inner.unfrozen = None;
+            self.publish(&inner);
 
             Ok(())
         }
@@ -359,6 +377,7 @@ cfg_test_util! {
             }
             let duration = step(Instant::from_std(inner.base))?;
             inner.base += duration;
+            self.publish(&inner);
             Some(Instant::from_std(inner.base))
         }
 
@@ -386,10 +405,31 @@ cfg_test_util! {
             }
 
             inner.base += duration;
+            self.publish(&inner);
             Ok(())
         }
 
+        /// rtsim patch: makes `paused_nanos` say what `inner` says. Called
+        /// with the lock held, after every change to `base` or `unfrozen`.
+        fn publish(&self, inner: &Inner) {
+            let nanos = match inner.unfrozen {
+                Some(_) => NOT_PAUSED,
+                // `base` only ever moves forward from `origin`; a clock paused
+                // for longer than `u64` nanoseconds (584 years) takes the lock.
+                None => u64::try_from(inner.base.duration_since(self.origin).as_nanos())
+                    .unwrap_or(NOT_PAUSED),
+            };
+            self.paused_nanos.store(nanos, Ordering::Release);
+        }
+
         pub(crate) fn now(&self) -> Instant {
+            // rtsim patch: a paused clock is read without the lock. `origin +
+            // (base - origin)` is `base` exactly: both are whole nanoseconds.
+            let nanos = self.paused_nanos.load(Ordering::Acquire);
+            if nanos != NOT_PAUSED {
+                return Instant::from_std(self.origin + Duration::from_nanos(nanos));
+            }
+
             let inner = self.inner.lock();
 
             let mut ret = inner.base;
