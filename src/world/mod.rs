@@ -847,42 +847,35 @@ mod tests {
     /// every simulated instant [`SimClock`] records comes from it: a paused clock must read exactly
     /// what pausing, advancing and auto-advancing made of it, to the nanosecond, and a clock that
     /// runs again must move with real time.
-    #[test]
-    fn a_paused_clock_reads_exactly_what_moved_it() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let start = tokio::time::Instant::now();
-            assert_eq!(
-                tokio::time::Instant::now(),
-                start,
-                "a paused clock stands still"
-            );
-            tokio::time::advance(Duration::from_nanos(1_234_567)).await;
-            assert_eq!(start.elapsed(), Duration::from_nanos(1_234_567));
-            // Auto-advance: nothing else to do, so the clock jumps by whole milliseconds (tokio's
-            // timer resolution) to at least the sleep's deadline; nothing is lost on the way.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            let slept = start.elapsed();
-            let jumped = slept - Duration::from_nanos(1_234_567);
-            assert!(jumped >= Duration::from_millis(5), "{slept:?}");
-            assert_eq!(jumped.subsec_nanos() % 1_000_000, 0, "{slept:?}");
-            assert_eq!(start.elapsed(), slept, "and stands still again");
-            tokio::time::resume();
-            let resumed = tokio::time::Instant::now();
-            std::thread::sleep(Duration::from_millis(2));
-            assert!(
-                resumed.elapsed() >= Duration::from_millis(2),
-                "a running clock moves"
-            );
-            tokio::time::pause();
-            let paused = tokio::time::Instant::now();
-            assert_eq!(tokio::time::Instant::now(), paused);
-            assert!(paused >= resumed + Duration::from_millis(2));
-        });
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_clock_reads_exactly_what_moved_it() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(
+            tokio::time::Instant::now(),
+            start,
+            "a paused clock stands still"
+        );
+        tokio::time::advance(Duration::from_nanos(1_234_567)).await;
+        assert_eq!(start.elapsed(), Duration::from_nanos(1_234_567));
+        // Auto-advance: nothing else to do, so the clock jumps by whole milliseconds (tokio's
+        // timer resolution) to at least the sleep's deadline; nothing is lost on the way.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let slept = start.elapsed();
+        let jumped = slept - Duration::from_nanos(1_234_567);
+        assert!(jumped >= Duration::from_millis(5), "{slept:?}");
+        assert_eq!(jumped.subsec_nanos() % 1_000_000, 0, "{slept:?}");
+        assert_eq!(start.elapsed(), slept, "and stands still again");
+        tokio::time::resume();
+        let resumed = tokio::time::Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(
+            resumed.elapsed() >= Duration::from_millis(2),
+            "a running clock moves"
+        );
+        tokio::time::pause();
+        let paused = tokio::time::Instant::now();
+        assert_eq!(tokio::time::Instant::now(), paused);
+        assert!(paused >= resumed + Duration::from_millis(2));
     }
 
     #[test]
