@@ -52,13 +52,17 @@ pub const EPOCH_UNIX_SECONDS: u64 = 1_767_225_600;
 /// The simulation's single clock: time since the start of the run, the same on every host.
 ///
 /// `turmoil::sim_elapsed()` finds the running host by a hashed lookup on every call, and the recorder
-/// asks several times per delivered event. Each host runs on its own paused tokio clock that only
-/// turmoil moves, a whole tick at a time, so that clock stays a fixed distance from simulated time for
-/// the life of the host's runtime: the distance is taken once per runtime and reused. Debug builds
-/// (every test) check the shortcut against turmoil on every call.
+/// asks several times per delivered event (for every socket read and write). Each host runs on its own
+/// paused tokio clock that only turmoil moves, a whole tick at a time, so that clock stays a fixed
+/// distance from simulated time for the life of the host's runtime: the distance is taken once per
+/// runtime and reused. The vendored tokio gives the runtime's id and its paused clock's now, in
+/// nanoseconds, from one look at the thread's context (`Handle::try_current_paused_clock`), so a
+/// reading is integer arithmetic: `Instant` arithmetic and two context lookups were most of its cost.
+/// Debug builds (every test) check the shortcut against turmoil on every call.
 struct SimClock {
-    /// Per host runtime seen so far: its tokio time and the simulated time at one moment.
-    anchors: RefCell<Vec<(tokio::runtime::Id, tokio::time::Instant, Duration)>>,
+    /// Per host runtime seen so far: its paused clock's nanoseconds and the simulated time at one
+    /// moment.
+    anchors: RefCell<Vec<(tokio::runtime::Id, u64, Duration)>>,
     /// False when the tick is not a whole number of milliseconds: tokio's timers round it up, so
     /// the tokio clock moves further per tick than simulated time does.
     anchored: bool,
@@ -76,12 +80,11 @@ impl SimClock {
 impl Clock for SimClock {
     fn now(&self) -> Duration {
         let exact = || turmoil::sim_elapsed().unwrap_or_default();
-        // The vendored tokio's `try_current_id` borrows the runtime's handle rather than cloning it.
-        let runtime = match tokio::runtime::Handle::try_current_id() {
-            Some(id) if self.anchored => id,
+        // Outside a host's runtime, or on a clock that is not paused, turmoil's own answer.
+        let (runtime, now) = match tokio::runtime::Handle::try_current_paused_clock() {
+            Some(clock) if self.anchored => clock,
             _ => return exact(),
         };
-        let now = tokio::time::Instant::now();
         let mut anchors = self.anchors.borrow_mut();
         let (at, simulated) = match anchors.iter().find(|(id, _, _)| *id == runtime) {
             Some(&(_, at, simulated)) => (at, simulated),
@@ -93,7 +96,7 @@ impl Clock for SimClock {
                 (now, simulated)
             }
         };
-        let elapsed = simulated + now.saturating_duration_since(at);
+        let elapsed = simulated + Duration::from_nanos(now.saturating_sub(at));
         debug_assert_eq!(elapsed, exact(), "host clock left simulated time");
         elapsed
     }

@@ -489,19 +489,25 @@ impl Handle {
         runtime::Id::new(owned_id)
     }
 
-    /// rtsim patch: the id of the runtime this thread is in, without cloning its handle as
-    /// `Handle::try_current()?.id()` does; `None` outside a runtime (`PATCHES.md`).
+    /// rtsim patch: the id of the runtime this thread is in and, while its clock is paused, the
+    /// clock's now as nanoseconds after an instant of that clock's own (the same for the clock's
+    /// whole life), from one look at the thread's context and without cloning the handle as
+    /// `Handle::try_current()?.id()` does; `None` outside a runtime or while its clock runs
+    /// (`PATCHES.md`).
+    #[cfg(all(feature = "test-util", feature = "time"))]
     #[doc(hidden)]
-    pub fn try_current_id() -> Option<runtime::Id> {
+    pub fn try_current_paused_clock() -> Option<(runtime::Id, u64)> {
         context::with_current(|inner| {
             let owned_id = match inner {
                 scheduler::Handle::CurrentThread(handle) => handle.owned_id(),
                 #[cfg(feature = "rt-multi-thread")]
                 scheduler::Handle::MultiThread(handle) => handle.owned_id(),
             };
-            runtime::Id::new(owned_id)
+            let nanos = inner.driver().clock().paused_nanos()?;
+            Some((runtime::Id::new(owned_id), nanos))
         })
         .ok()
+        .flatten()
     }
 
     /// Returns the name of the current `Runtime`.

@@ -409,6 +409,16 @@ cfg_test_util! {
             Ok(())
         }
 
+        /// rtsim patch: while the clock is paused, its now as nanoseconds
+        /// after an instant of its own that stays the same for its whole
+        /// life (`origin`); `None` while it runs. For
+        /// `Handle::try_current_paused_clock`.
+        #[cfg_attr(not(feature = "rt"), allow(dead_code))]
+        pub(crate) fn paused_nanos(&self) -> Option<u64> {
+            let nanos = self.paused_nanos.load(Ordering::Acquire);
+            (nanos != NOT_PAUSED).then_some(nanos)
+        }
+
         /// rtsim patch: makes `paused_nanos` say what `inner` says. Called
         /// with the lock held, after every change to `base` or `unfrozen`.
         fn publish(&self, inner: &Inner) {
