@@ -224,20 +224,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
         if !self.ready {
             self.flush().await?;
         }
+        // `ready` is true here: the wait above (or nothing queued) left it so.
         match self.ws.write(message) {
-            Ok(()) => {
-                self.ready = true;
-                Ok(())
-            }
             // Accepted and queued: the next call flushes it.
             Err(Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
                 self.ready = false;
                 Ok(())
             }
-            Err(error) => {
-                self.ready = true;
-                Err(error)
-            }
+            other => other,
         }
     }
 

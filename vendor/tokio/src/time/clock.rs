@@ -411,9 +411,8 @@ cfg_test_util! {
 
         /// rtsim patch: while the clock is paused, its now as nanoseconds
         /// after an instant of its own that stays the same for its whole
-        /// life (`origin`); `None` while it runs. For
+        /// life (`origin`); `None` while it runs. Read by `now` and by
         /// `Handle::try_current_paused_clock`.
-        #[cfg_attr(not(feature = "rt"), allow(dead_code))]
         pub(crate) fn paused_nanos(&self) -> Option<u64> {
             let nanos = self.paused_nanos.load(Ordering::Acquire);
             (nanos != NOT_PAUSED).then_some(nanos)
@@ -435,8 +434,7 @@ cfg_test_util! {
         pub(crate) fn now(&self) -> Instant {
             // rtsim patch: a paused clock is read without the lock. `origin +
             // (base - origin)` is `base` exactly: both are whole nanoseconds.
-            let nanos = self.paused_nanos.load(Ordering::Acquire);
-            if nanos != NOT_PAUSED {
+            if let Some(nanos) = self.paused_nanos() {
                 return Instant::from_std(self.origin + Duration::from_nanos(nanos));
             }
 
