@@ -33,14 +33,18 @@ impl Transport for LongPolling {
         server: Rc<ServerCtx>,
         connection: Option<u64>,
     ) -> LocalBoxFuture<'static, Response<ResponseBody>> {
+        // Read here rather than in the future: the request's head shares hyper's read buffer, and
+        // held for the whole hold it would make hyper allocate a new buffer for the connection's
+        // next request (see `crate::server::route`).
+        let since = match http::cursor(&request, "since") {
+            Ok(since) => since,
+            Err(message) => {
+                let refusal = http::error(&server, StatusCode::BAD_REQUEST, &message);
+                return std::future::ready(refusal).boxed_local();
+            }
+        };
+        drop(request);
         async move {
-            let since = match http::cursor(&request, "since") {
-                Ok(since) => since,
-                Err(message) => return http::error(&server, StatusCode::BAD_REQUEST, &message),
-            };
-            // The request's head shares hyper's read buffer; held for the whole hold it would make
-            // hyper allocate a new buffer for the connection's next request.
-            drop(request);
             // Subscribe before looking, so an event published in between still wakes us.
             let mut updates = server.hub.subscribe();
             let reset = server.resume(since);
