@@ -538,6 +538,27 @@ pub struct ClientCtx {
     pub outbox_changed: tokio::sync::Notify,
 }
 
+/// What a session records on every event (deliveries, and a session up after each long poll), held
+/// by the session itself: recording through the [`ClientCtx`] read the client's context for every
+/// event, a cache line of its own, out of cache by the time the next event comes at 10,000 clients
+/// (3 % of a 10,000-client WebSocket run, perf).
+pub struct Deliveries {
+    recorder: SharedRecorder,
+    client: usize,
+}
+
+impl Deliveries {
+    /// [`ClientCtx::deliver`].
+    pub fn deliver(&self, id: u64) -> bool {
+        self.recorder.borrow_mut().delivered(self.client, id)
+    }
+
+    /// [`ClientCtx::session_up`].
+    pub fn session_up(&self) {
+        self.recorder.borrow_mut().session_up(self.client);
+    }
+}
+
 impl ClientCtx {
     pub fn new(
         id: usize,
@@ -590,6 +611,15 @@ impl ClientCtx {
     /// An event arrived; false when it was a duplicate.
     pub fn deliver(&self, id: u64) -> bool {
         self.recorder.borrow_mut().delivered(self.id, id)
+    }
+
+    /// The client's handle for what a session records on every event, to keep in the session's own
+    /// state (see [`Deliveries`]).
+    pub fn deliveries(&self) -> Deliveries {
+        Deliveries {
+            recorder: self.recorder.clone(),
+            client: self.id,
+        }
     }
 
     pub fn now(&self) -> Duration {

@@ -97,6 +97,8 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
     let mut resent = false;
     // The request target, rewritten in place for each request.
     let mut target = String::new();
+    let patience = http::patience(client, schedule.held);
+    let deliveries = client.deliveries();
     loop {
         // Long polling asks again at once: no timer for an instant already reached.
         if next_poll > Instant::now() {
@@ -119,12 +121,10 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
         let started = Instant::now();
         target.clear();
         let _ = write!(target, "{}?since={cursor}", schedule.path);
-        let answer = open
-            .get_body_and_reset(&target, http::patience(client, schedule.held))
-            .await;
+        let answer = open.get_body_and_reset(&target, patience).await;
         match answer.map(|(body, reset)| (super::event_ids(&body), reset)) {
             Ok((Ok(ids), reset)) => {
-                client.session_up();
+                deliveries.session_up();
                 failures = 0;
                 resent = false;
                 if let Some(resumes_after) = reset {
@@ -134,7 +134,7 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
                     cursor = resumes_after;
                 }
                 for id in ids {
-                    client.deliver(id);
+                    deliveries.deliver(id);
                     cursor = cursor.max(id);
                 }
                 next_poll = started + schedule.interval;

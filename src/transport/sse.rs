@@ -246,6 +246,7 @@ async fn one_stream(
     let limit = client.settings.sse_client_timeout;
     let mut last_heard = Instant::now();
     let mut silence = Deadline::new(limit.map(|limit| last_heard + limit));
+    let deliveries = client.deliveries();
     loop {
         let data = tokio::select! {
             // Fixed branch order: tokio's random order is unseeded and would break determinism.
@@ -269,7 +270,7 @@ async fn one_stream(
                 // The server could not resume us from our Last-Event-ID, and said so.
                 client.recorder.borrow_mut().resume_reset();
             } else if let Ok(id) = event.last_event_id.parse::<u64>() {
-                client.deliver(id);
+                deliveries.deliver(id);
             }
         });
     }

@@ -510,6 +510,7 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
     // it saves once per limit.
     let mut last_heard = Instant::now();
     let mut silence_timer = Deadline::new(silence_limit.map(|limit| last_heard + limit));
+    let deliveries = client.deliveries();
     // With upstream_acks: what the last session left unacknowledged goes again, oldest first.
     for (_, text) in client.unacknowledged() {
         if ws.send(Message::text(text)).await.is_err() {
@@ -525,7 +526,7 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
                 match message {
                     Some(Ok(Message::Text(text))) => {
                         if let Some(id) = super::event_id(text.as_bytes()) {
-                            client.deliver(id);
+                            deliveries.deliver(id);
                             *last_id = (*last_id).max(id);
                         } else if super::reset_message_cursor(text.as_bytes()).is_some() {
                             // The server could not resume us exactly; its welcome says from where.
