@@ -26,8 +26,6 @@ pub type SharedRecorder = Rc<RefCell<Recorder>>;
 /// Per-client bookkeeping.
 #[derive(Default)]
 struct ClientRecord {
-    /// Bit `id` is set once event `id` has been delivered to this client.
-    received: Vec<u64>,
     /// The radio model: when the last packet was, and the high-power time so far.
     last_packet: Option<Duration>,
     radio_active: Duration,
@@ -35,6 +33,50 @@ struct ClientRecord {
     /// Since when the client has had no working connection (`None` while connected).
     down_since: Option<Duration>,
     disconnected: Duration,
+}
+
+/// Which client has received which event: one bit per (event, client), a row of clients per event.
+///
+/// By event rather than by client because a broadcast delivers one event to every client in turn: the
+/// bits it sets lie side by side in one row, where a bitmap per client put each delivery's bit in a
+/// block of its own, out of cache at 10,000 clients.
+struct Received {
+    /// Row `id` holds event `id`'s bits, `words` words of them; rows are added as events are
+    /// delivered.
+    bits: Vec<u64>,
+    words: usize,
+}
+
+impl Received {
+    fn new(clients: usize) -> Self {
+        Self {
+            bits: Vec::new(),
+            words: clients.div_ceil(64).max(1),
+        }
+    }
+
+    fn slot(&self, client: usize, id: u64) -> (usize, u64) {
+        let row = usize::try_from(id).expect("event ids fit in memory") * self.words;
+        (row + client / 64, 1 << (client % 64))
+    }
+
+    /// Whether `client` has received event `id`.
+    fn has(&self, client: usize, id: u64) -> bool {
+        let (word, bit) = self.slot(client, id);
+        self.bits.get(word).is_some_and(|w| w & bit != 0)
+    }
+
+    /// Records that `client` received event `id`; false if it had already.
+    fn mark(&mut self, client: usize, id: u64) -> bool {
+        let (word, bit) = self.slot(client, id);
+        if self.bits.len() <= word {
+            let rows = word / self.words + 1;
+            self.bits.resize(rows * self.words, 0);
+        }
+        let fresh = self.bits[word] & bit == 0;
+        self.bits[word] |= bit;
+        fresh
+    }
 }
 
 /// A client socket that is open, as the recorder knows it.
@@ -72,6 +114,8 @@ pub struct Recorder {
     /// Per event: each client's latency, ms (for the spread across clients in the per-event series).
     per_event_latencies: Vec<Vec<f32>>,
     clients: Vec<ClientRecord>,
+    /// Who received what (see [`Received`]).
+    received: Received,
     /// Open client sockets by client-side address.
     connections: BTreeMap<SocketAddr, OpenConnection>,
     /// The client that last opened a socket from each address (kept after it closes).
@@ -152,6 +196,7 @@ impl Recorder {
             per_event: Vec::new(),
             per_event_latencies: Vec::new(),
             clients: records,
+            received: Received::new(clients),
             connections: BTreeMap::new(),
             owners: BTreeMap::new(),
             stranded: Default::default(),
@@ -344,19 +389,13 @@ impl Recorder {
             debug_assert!(false, "client {client} received unknown event {id}");
             return false;
         };
-        let record = &mut self.clients[client];
-        let (word, bit) = ((id / 64) as usize, id % 64);
-        if record.received.len() <= word {
-            record.received.resize(word + 1, 0);
-        }
-        if record.received[word] & (1 << bit) != 0 {
+        if !self.received.mark(client, id) {
             self.duplicates += 1;
             for w in self.windows_at(now) {
                 w.figures.duplicates += 1;
             }
             return false;
         }
-        record.received[word] |= 1 << bit;
         self.delivered += 1;
         let latency = now.saturating_sub(published);
         for w in &mut self.restarts {
@@ -473,12 +512,7 @@ impl Recorder {
             return;
         };
         for &id in ids {
-            let (word, bit) = ((id / 64) as usize, id % 64);
-            let received = self.clients[client]
-                .received
-                .get(word)
-                .is_some_and(|w| w & (1 << bit) != 0);
-            if !received && id >= 1 && id <= self.published.len() as u64 {
+            if !self.received.has(client, id) && id >= 1 && id <= self.published.len() as u64 {
                 self.stranded.insert((client, id));
                 self.stranded_in.insert(middlebox.to_string());
             }
@@ -941,6 +975,25 @@ pub fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each (client, event) pair has its own bit: across the 64-client words of a row, across rows,
+    /// and for events delivered out of order; a second delivery is a duplicate.
+    #[test]
+    fn received_keeps_one_bit_per_client_and_event() {
+        let mut received = Received::new(130);
+        assert!(!received.has(0, 1));
+        assert!(received.mark(129, 3), "a first delivery");
+        assert!(!received.mark(129, 3), "a duplicate");
+        assert!(received.has(129, 3));
+        for (client, id) in [(129, 2), (128, 3), (65, 3), (0, 3), (129, 4)] {
+            assert!(!received.has(client, id), "client {client}, event {id}");
+        }
+        assert!(received.mark(64, 1));
+        assert!(received.mark(63, 1));
+        assert!(received.has(64, 1) && received.has(63, 1) && !received.has(65, 1));
+        // Rows beyond the last delivered event read as not received.
+        assert!(!received.has(0, 1_000));
+    }
     use std::cell::Cell;
 
     struct ManualClock(Cell<Duration>);
