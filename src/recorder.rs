@@ -55,20 +55,26 @@ impl Received {
         }
     }
 
-    fn slot(&self, client: usize, id: u64) -> (usize, u64) {
-        let row = usize::try_from(id).expect("event ids fit in memory") * self.words;
-        (row + client / 64, 1 << (client % 64))
+    /// The word and bit of (`client`, `id`); `None` for an id too large to have a row (a middlebox
+    /// may name any id; the recorder only marks ids it published).
+    fn slot(&self, client: usize, id: u64) -> Option<(usize, u64)> {
+        let row = usize::try_from(id).ok()?.checked_mul(self.words)?;
+        Some((row.checked_add(client / 64)?, 1 << (client % 64)))
     }
 
     /// Whether `client` has received event `id`.
     fn has(&self, client: usize, id: u64) -> bool {
-        let (word, bit) = self.slot(client, id);
-        self.bits.get(word).is_some_and(|w| w & bit != 0)
+        self.slot(client, id)
+            .and_then(|(word, bit)| self.bits.get(word).map(|w| w & bit != 0))
+            .unwrap_or(false)
     }
 
-    /// Records that `client` received event `id`; false if it had already.
+    /// Records that `client` received event `id` (one the recorder published); false if it had
+    /// already.
     fn mark(&mut self, client: usize, id: u64) -> bool {
-        let (word, bit) = self.slot(client, id);
+        let (word, bit) = self
+            .slot(client, id)
+            .expect("a published event's id has a row");
         if self.bits.len() <= word {
             let rows = word / self.words + 1;
             self.bits.resize(rows * self.words, 0);
@@ -975,6 +981,7 @@ pub fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
 
     /// Each (client, event) pair has its own bit: across the 64-client words of a row, across rows,
     /// and for events delivered out of order; a second delivery is a duplicate.
@@ -993,8 +1000,8 @@ mod tests {
         assert!(received.has(64, 1) && received.has(63, 1) && !received.has(65, 1));
         // Rows beyond the last delivered event read as not received.
         assert!(!received.has(0, 1_000));
+        assert!(!received.has(0, u64::MAX), "an id too large for a row");
     }
-    use std::cell::Cell;
 
     struct ManualClock(Cell<Duration>);
     impl Clock for ManualClock {
