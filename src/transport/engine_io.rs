@@ -44,7 +44,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::http::{self, HttpConnection, ResponseBody};
-use super::{ClientCtx, ServerCtx};
+use super::{ClientCtx, Deliveries, ServerCtx};
 use crate::net::Purpose;
 
 /// The path engine.io serves (Socket.IO's default).
@@ -495,6 +495,7 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
         return false;
     };
     client.session_up();
+    let deliveries = client.deliveries();
     let session = format!("{PATH}?EIO=4&transport=polling&sid={}", open.sid);
     // The client's heartbeat check: a poll unanswered for a ping interval and timeout is dead.
     let silence =
@@ -520,7 +521,7 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
             };
             for packet in packets(&body) {
                 match packet[0] {
-                    b'4' => receive_message(client, &packet[1..], last_id, resumable),
+                    b'4' => receive_message(client, &deliveries, &packet[1..], last_id, resumable),
                     b'2' => {
                         outgoing.borrow_mut().push_back((None, "3".to_string()));
                         wake.notify_one();
@@ -597,9 +598,15 @@ async fn one_session(client: &ClientCtx, last_id: &mut u64, resumable: &mut bool
 }
 
 /// A message packet's contents: an event, a reset, or the welcome.
-fn receive_message(client: &ClientCtx, text: &[u8], last_id: &mut u64, resumable: &mut bool) {
+fn receive_message(
+    client: &ClientCtx,
+    deliveries: &Deliveries,
+    text: &[u8],
+    last_id: &mut u64,
+    resumable: &mut bool,
+) {
     if let Some(id) = super::event_id(text) {
-        client.deliver(id);
+        deliveries.deliver(id);
         *last_id = (*last_id).max(id);
     } else if super::reset_message_cursor(text).is_some() {
         client.recorder.borrow_mut().resume_reset();

@@ -548,7 +548,7 @@ pub struct Deliveries {
 }
 
 impl Deliveries {
-    /// [`ClientCtx::deliver`].
+    /// An event arrived; false when it was a duplicate.
     pub fn deliver(&self, id: u64) -> bool {
         self.recorder.borrow_mut().delivered(self.client, id)
     }
@@ -606,11 +606,6 @@ impl ClientCtx {
     /// Delay before reconnect attempt `attempt` (0-based), exponential with jitter.
     pub fn backoff(&self, attempt: u32) -> Duration {
         self.settings.reconnect.delay(attempt, self.random())
-    }
-
-    /// An event arrived; false when it was a duplicate.
-    pub fn deliver(&self, id: u64) -> bool {
-        self.recorder.borrow_mut().delivered(self.id, id)
     }
 
     /// The client's handle for what a session records on every event, to keep in the session's own
