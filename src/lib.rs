@@ -29,6 +29,9 @@
 //! - [`serve`]: the same server and transports on real TCP for real clients (browsers, `curl`), with a
 //!   demo page; the only module that reads the wall clock.
 //! - [`wizard`]: questions as data → pure decision function → recommendation + a profile for `simulate`.
+//! - [`alarm`]: one timer task for many deadlines, under the hub's long-poll holds and the clients'
+//!   request timeouts.
+pub mod alarm;
 pub mod cli;
 pub mod decision;
 pub mod duration;

@@ -24,6 +24,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use hyper::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::request_timeouts::{TimeLimit, TimedOut};
 use super::ClientCtx;
 use crate::net::{BoxIo, Purpose};
 
@@ -351,19 +352,22 @@ impl HttpConnection {
         within(patience, exchange).await
     }
 
-    /// A GET whose whole body is read within `patience`, with the cursor of the server's reset
+    /// A GET whose whole body is read within `limit`, with the cursor of the server's reset
     /// header when it could not resume from the cursor asked for.
     pub async fn get_body_and_reset(
         &mut self,
         path_and_query: &str,
-        patience: Duration,
+        limit: &TimeLimit,
     ) -> Result<(Bytes, Option<u64>), RequestError> {
         let exchange = async {
             let response = success(self.request(Method::GET, path_and_query, &[], None).await?)?;
             let reset = response.reset_cursor();
             Ok((response.read_to_end().await?, reset))
         };
-        within(patience, exchange).await
+        limit
+            .run(exchange)
+            .await
+            .map_err(|TimedOut| RequestError::Timeout)?
     }
 }
 

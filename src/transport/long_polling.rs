@@ -5,12 +5,14 @@
 //! client; every answer re-sends full HTTP headers.
 
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use tokio::time::Instant;
 
 use super::http::{self, ResponseBody};
 use super::polling::{poll_loop, Schedule};
@@ -60,19 +62,20 @@ impl Transport for LongPolling {
             // A reset is answered at once (the client must learn its new cursor), and so is a
             // request arriving while the server stops (its connection's moment, in a spread drain).
             if news.is_none() && reset.is_exact() && !stopping.is_due() {
-                let hold = server.settings.long_poll_hold;
-                let woken = tokio::time::timeout(hold, async {
-                    tokio::select! {
-                        // Fixed branch order: tokio's random order is unseeded.
-                        biased;
-                        () = updates.changed() => true,
-                        () = stopping.triggered() => false,
+                let until = Instant::now() + server.settings.long_poll_hold;
+                // In this order, as `tokio::time::timeout` around a biased select would: an event,
+                // then a drain, then the end of the hold.
+                let woken = std::future::poll_fn(|cx| {
+                    if updates.poll_changed(cx).is_ready() || stopping.poll_triggered(cx).is_ready()
+                    {
+                        return Poll::Ready(true);
                     }
+                    updates.poll_held(cx, until).map(|()| false)
                 })
                 .await;
                 // Woken by an event, or by a drain: a drained poll is answered with what is
                 // pending (`[]` if nothing), and its connection closes after it.
-                if woken.is_ok() {
+                if woken {
                     news = encoded(&server);
                 }
             }

@@ -29,6 +29,7 @@ use crate::hub::Hub;
 use crate::net::{BoxIo, Connector, CountingStream, Purpose};
 use crate::recorder::SharedRecorder;
 use crate::scenario::{TransportSettings, Workload};
+use request_timeouts::RequestTimeouts;
 
 mod deadline;
 pub mod engine_io;
@@ -38,6 +39,7 @@ pub mod http_client;
 mod kind;
 pub mod long_polling;
 pub mod polling;
+pub mod request_timeouts;
 pub mod sse;
 pub mod websocket;
 pub mod ws_io;
@@ -536,6 +538,8 @@ pub struct ClientCtx {
     outbox: RefCell<VecDeque<(u64, String)>>,
     /// Wakes the upload loop when a message joins the outbox (one waiter; FIFO, no random order).
     pub outbox_changed: tokio::sync::Notify,
+    /// The request timeouts of the client's host (its own unless [`ClientCtx::on_host`] shares them).
+    pub request_timeouts: Rc<RequestTimeouts>,
 }
 
 /// What a session records on every event (deliveries, and a session up after each long poll), held
@@ -578,6 +582,16 @@ impl ClientCtx {
             upstream_seq: Cell::new(0),
             outbox: RefCell::new(VecDeque::new()),
             outbox_changed: tokio::sync::Notify::new(),
+            request_timeouts: RequestTimeouts::new(),
+        }
+    }
+
+    /// The client with the request timeouts of the host it runs on, shared with the host's other
+    /// clients (one timer for all their requests; see [`RequestTimeouts`]).
+    pub fn on_host(self, request_timeouts: Rc<RequestTimeouts>) -> Self {
+        Self {
+            request_timeouts,
+            ..self
         }
     }
 

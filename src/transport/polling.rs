@@ -97,7 +97,9 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
     let mut resent = false;
     // The request target, rewritten in place for each request.
     let mut target = String::new();
-    let patience = http::patience(client, schedule.held);
+    let limit = client
+        .request_timeouts
+        .limit(http::patience(client, schedule.held));
     let deliveries = client.deliveries();
     loop {
         // Long polling asks again at once: no timer for an instant already reached.
@@ -121,7 +123,7 @@ pub(crate) async fn poll_loop(client: &ClientCtx, schedule: Schedule) {
         let started = Instant::now();
         target.clear();
         let _ = write!(target, "{}?since={cursor}", schedule.path);
-        let answer = open.get_body_and_reset(&target, patience).await;
+        let answer = open.get_body_and_reset(&target, &limit).await;
         match answer.map(|(body, reset)| (super::event_ids(&body), reset)) {
             Ok((Ok(ids), reset)) => {
                 deliveries.session_up();

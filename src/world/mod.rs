@@ -26,6 +26,7 @@ use crate::metrics::RunMetrics;
 use crate::net::Connector;
 use crate::recorder::{Clock, Recorder};
 use crate::scenario::{Plan, RunSpec};
+use crate::transport::request_timeouts::RequestTimeouts;
 use crate::transport::{transport_for, ClientCtx, ServerCtx, TransportKind};
 
 mod balancer;
@@ -497,20 +498,25 @@ pub fn run(
         let switch_times = switch_times.clone();
         let seed = spec.seed;
         sim.host(format!("clients-{host}"), move || {
+            // Made here, not outside: a host whose software starts again gets new ones.
+            let request_timeouts = RequestTimeouts::new();
             for &id in &members {
                 let route = Route::new(first_hops.clone(), SERVER_HOST);
                 let connector: Rc<dyn Connector> = Rc::new(SimConnector {
                     route: route.clone(),
                     severable: switch.as_ref().is_some_and(|s| s.notify),
                 });
-                let client = Rc::new(ClientCtx::new(
-                    id,
-                    derive_seed(seed, streams::CLIENT_BASE + id as u64),
-                    settings.clone(),
-                    workload.clone(),
-                    connector,
-                    recorder.clone(),
-                ));
+                let client = Rc::new(
+                    ClientCtx::new(
+                        id,
+                        derive_seed(seed, streams::CLIENT_BASE + id as u64),
+                        settings.clone(),
+                        workload.clone(),
+                        connector,
+                        recorder.clone(),
+                    )
+                    .on_host(request_timeouts.clone()),
+                );
                 let start = starts[id];
                 tokio::task::spawn_local(async move {
                     tokio::time::sleep(start).await;
