@@ -45,7 +45,7 @@ impl AlarmClock {
         if !self.running.get() {
             self.running.set(true);
             self.next.set(Some(at));
-            tokio::task::spawn_local(run(Rc::downgrade(owner)));
+            tokio::task::spawn_local(run(Running(Rc::downgrade(owner))));
         } else if self.next.get().is_none_or(|next| at < next) {
             self.next.set(Some(at));
             if let Some(task) = self.task.borrow_mut().take() {
@@ -55,21 +55,25 @@ impl AlarmClock {
     }
 }
 
-/// The timer task: sleeps until the owner's earliest deadline and asks it to ring; ends with the
-/// owner (it holds it weakly) and marks itself gone however it ends (a host's runtime dropped with
-/// its tasks), so that the next deadline starts a new one.
-async fn run<T: Alarms>(owner: Weak<T>) {
-    struct Running<T: Alarms>(Weak<T>);
-    impl<T: Alarms> Drop for Running<T> {
-        fn drop(&mut self) {
-            if let Some(owner) = self.0.upgrade() {
-                let clock = owner.clock();
-                clock.running.set(false);
-                clock.task.borrow_mut().take();
-            }
+/// Marks the timer task gone however it ends, so that the next deadline starts a new one: a host's
+/// runtime dropped with its tasks, even before the task first ran (hence a parameter of [`run`],
+/// dropped with the future, rather than a local made in its body).
+struct Running<T: Alarms>(Weak<T>);
+
+impl<T: Alarms> Drop for Running<T> {
+    fn drop(&mut self) {
+        if let Some(owner) = self.0.upgrade() {
+            let clock = owner.clock();
+            clock.running.set(false);
+            clock.task.borrow_mut().take();
         }
     }
-    let _running = Running(owner.clone());
+}
+
+/// The timer task: sleeps until the owner's earliest deadline and asks it to ring; ends with the
+/// owner (it holds it weakly).
+async fn run<T: Alarms>(running: Running<T>) {
+    let owner = &running.0;
     let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(Instant::now()));
     let mut sleeping_until: Option<Instant> = None;
     std::future::poll_fn(|cx| {
@@ -103,4 +107,81 @@ async fn run<T: Alarms>(owner: Weak<T>) {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::{AlarmClock, Alarms};
+
+    /// An owner that counts the deadlines that rang.
+    #[derive(Default)]
+    struct Counter {
+        clock: AlarmClock,
+        deadlines: RefCell<Vec<Instant>>,
+        rung: Cell<usize>,
+    }
+
+    impl Counter {
+        fn ring_at(self: &Rc<Self>, at: Instant) {
+            self.deadlines.borrow_mut().push(at);
+            self.clock.ring_by(at, self);
+        }
+    }
+
+    impl Alarms for Counter {
+        fn clock(&self) -> &AlarmClock {
+            &self.clock
+        }
+
+        fn ring_due(&self, now: Instant) -> Option<Instant> {
+            let mut deadlines = self.deadlines.borrow_mut();
+            let before = deadlines.len();
+            deadlines.retain(|&at| at > now);
+            self.rung.set(self.rung.get() + before - deadlines.len());
+            deadlines.iter().min().copied()
+        }
+    }
+
+    fn paused_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    }
+
+    /// Deadlines asked for out of order ring at their instants; a runtime dropped before its
+    /// timer task ever ran (a host restarted in the same instant) leaves no task marked running,
+    /// so the next runtime's deadlines still ring.
+    #[test]
+    fn deadlines_ring_and_a_dropped_runtime_leaves_no_stale_task() {
+        let counter = Rc::new(Counter::default());
+        {
+            let runtime = paused_runtime();
+            tokio::task::LocalSet::new().block_on(&runtime, async {
+                counter.ring_at(Instant::now() + Duration::from_secs(1));
+            });
+        }
+        assert!(
+            !counter.clock.running.get(),
+            "the unpolled task was dropped"
+        );
+        counter.deadlines.borrow_mut().clear();
+        let runtime = paused_runtime();
+        tokio::task::LocalSet::new().block_on(&runtime, async {
+            let start = Instant::now();
+            counter.ring_at(start + Duration::from_secs(3));
+            counter.ring_at(start + Duration::from_secs(1));
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            assert_eq!(counter.rung.get(), 1);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(counter.rung.get(), 2);
+        });
+    }
 }

@@ -16,7 +16,6 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
 use crate::alarm::{AlarmClock, Alarms};
-
 use crate::profile::Arrival;
 use crate::recorder::SharedRecorder;
 use crate::scenario::Workload;
@@ -101,9 +100,7 @@ impl Subscription {
             Poll::Pending
         }
     }
-}
 
-impl Subscription {
     /// Ready once `until` has come, for a subscriber that holds a request open until then (a long
     /// poll); until then the hub wakes it at `until` (and, as [`Subscription::poll_changed`] does, at
     /// the next event).
