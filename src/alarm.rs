@@ -118,6 +118,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::{AlarmClock, Alarms};
+    use crate::test_support::on_a_paused_host;
 
     /// An owner that counts the deadlines that rang.
     #[derive(Default)]
@@ -148,33 +149,21 @@ mod tests {
         }
     }
 
-    fn paused_runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap()
-    }
-
     /// Deadlines asked for out of order ring at their instants; a runtime dropped before its
     /// timer task ever ran (a host restarted in the same instant) leaves no task marked running,
     /// so the next runtime's deadlines still ring.
     #[test]
     fn deadlines_ring_and_a_dropped_runtime_leaves_no_stale_task() {
         let counter = Rc::new(Counter::default());
-        {
-            let runtime = paused_runtime();
-            tokio::task::LocalSet::new().block_on(&runtime, async {
-                counter.ring_at(Instant::now() + Duration::from_secs(1));
-            });
-        }
+        on_a_paused_host(async {
+            counter.ring_at(Instant::now() + Duration::from_secs(1));
+        });
         assert!(
             !counter.clock.running.get(),
             "the unpolled task was dropped"
         );
         counter.deadlines.borrow_mut().clear();
-        let runtime = paused_runtime();
-        tokio::task::LocalSet::new().block_on(&runtime, async {
+        on_a_paused_host(async {
             let start = Instant::now();
             counter.ring_at(start + Duration::from_secs(3));
             counter.ring_at(start + Duration::from_secs(1));

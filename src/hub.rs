@@ -83,21 +83,30 @@ impl Subscription {
             self.seen = latest;
             Poll::Ready(())
         } else {
-            let round = self.hub.round.get();
-            let mut waiting = self.hub.waiting.borrow_mut();
-            match self.slot {
-                Some((registered, index)) if registered == round => {
-                    let waker = &mut waiting[index].1;
-                    if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        *waker = Some(cx.waker().clone());
-                    }
-                }
-                _ => {
-                    self.slot = Some((round, waiting.len()));
-                    waiting.push((self.id, Some(cx.waker().clone())));
-                }
-            }
+            self.register(cx);
             Poll::Pending
+        }
+    }
+
+    /// Registers the task in `cx` to be woken by the next event: once per round in `waiting`, later
+    /// polls only renewing a waker that changed. Returns the subscription's place there.
+    fn register(&mut self, cx: &mut std::task::Context<'_>) -> usize {
+        let round = self.hub.round.get();
+        let mut waiting = self.hub.waiting.borrow_mut();
+        match self.slot {
+            Some((registered, index)) if registered == round => {
+                let waker = &mut waiting[index].1;
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *waker = Some(cx.waker().clone());
+                }
+                index
+            }
+            _ => {
+                let index = waiting.len();
+                self.slot = Some((round, index));
+                waiting.push((self.id, Some(cx.waker().clone())));
+                index
+            }
         }
     }
 
@@ -115,15 +124,10 @@ impl Subscription {
             return Poll::Ready(());
         }
         let round = self.hub.round.get();
+        // Registered in this round already (by `poll_changed`, polled first): nothing to renew.
         let index = match self.slot {
             Some((registered, index)) if registered == round => index,
-            _ => {
-                let mut waiting = self.hub.waiting.borrow_mut();
-                let index = waiting.len();
-                waiting.push((self.id, Some(cx.waker().clone())));
-                self.slot = Some((round, index));
-                index
-            }
+            _ => self.register(cx),
         };
         if self.held != Some(round) {
             self.held = Some(round);
@@ -446,12 +450,7 @@ mod tests {
     /// ones of many subscribers end in deadline order, and an event ends every hold of its round.
     #[test]
     fn holds_end_at_their_deadline_or_at_the_next_event() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        tokio::task::LocalSet::new().block_on(&runtime, async {
+        crate::test_support::on_a_paused_host(async {
             let hub = Hub::new(10);
             let start = tokio::time::Instant::now();
             // A poll begun at `begin` ms, held for `hold` ms: (event or not, when it ended in ms).

@@ -50,6 +50,8 @@ pub mod shard;
 pub mod simulate;
 pub mod stats;
 pub mod sweep;
+#[cfg(test)]
+mod test_support;
 pub mod transport;
 pub mod wizard;
 pub mod world;

@@ -93,12 +93,7 @@ mod tests {
 
         use tokio::time::Instant;
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        crate::test_support::on_a_paused_host(async {
             let start = Instant::now();
             let mut deadline = Deadline::new(Some(start + Duration::from_millis(10)));
             // Frames keep the task busy before the instant: each poll is pending.

@@ -190,15 +190,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::{RequestTimeouts, TimedOut};
-
-    fn on_a_paused_host(test: impl std::future::Future<Output = ()>) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        tokio::task::LocalSet::new().block_on(&runtime, test);
-    }
+    use crate::test_support::on_a_paused_host;
 
     /// Requests one after another on one limit, answered after the given times: each ends (in time
     /// or timed out) at the same instant as under `tokio::time::timeout`, including the answer that
