@@ -75,8 +75,8 @@ where
 /// the future in the connection's memory and moves it there whole for every request: with the
 /// request and the rarer routes' waiting inline it was 1.7 KB, now 0.4 KB. And a route done with
 /// the request drops it at once, before hyper reads ahead on the connection: the request's head
-/// shares hyper's read buffer, which hyper otherwise replaced with a new 8 KiB one for every long
-/// poll.
+/// shares hyper's read buffer, which hyper otherwise replaced with a new one (its first size, 1 KiB
+/// in the vendored hyper, see `vendor/hyper/PATCHES.md`) for every long poll.
 pub fn route(
     request: Request<Incoming>,
     server: Rc<ServerCtx>,
