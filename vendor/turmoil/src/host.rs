@@ -344,13 +344,8 @@ pub(crate) struct Tcp {
     /// TcpListener channel capacity
     server_socket_capacity: usize,
 
-    /// Active stream sockets. A plain hash map (rtsim patch; 0.7.2 used an
-    /// `IndexMap`): it is only ever looked up, never iterated, so insertion
-    /// order was never observable, and a lookup by address pair, done for
-    /// every segment sent and every one delivered, touches one table instead
-    /// of an index table and then an entries vector (one cache miss fewer at
-    /// 10,000 sockets).
-    sockets: std::collections::HashMap<SocketPair, StreamSocket, crate::fasthash::FxBuild>,
+    /// Active stream sockets
+    sockets: crate::fasthash::FastIndexMap<SocketPair, StreamSocket>,
 
     /// How many of `sockets` use each local port (rtsim patch): finding a
     /// free ephemeral port scanned every socket, so connecting N clients from
@@ -573,7 +568,7 @@ impl Tcp {
             Segment::Rst => {
                 if self.sockets.get(&SocketPair::new(dst, src)).is_some() {
                     self.sockets
-                        .remove(&SocketPair::new(dst, src))
+                        .swap_remove(&SocketPair::new(dst, src))
                         .unwrap();
                 }
             }
@@ -599,7 +594,7 @@ impl Tcp {
     /// Remove the stream socket without decrementing the half-close refcount.
     /// Used when sending RST: the connection is torn down immediately.
     pub(crate) fn reset_stream(&mut self, pair: SocketPair) {
-        if self.sockets.remove(&pair).is_some() {
+        if self.sockets.swap_remove(&pair).is_some() {
             self.release_local_port(pair.local.port());
         }
     }
@@ -620,7 +615,7 @@ impl Tcp {
             sock.ref_ct -= 1;
 
             if sock.ref_ct == 0 {
-                self.sockets.remove(&pair).unwrap();
+                self.sockets.swap_remove(&pair).unwrap();
                 self.release_local_port(pair.local.port());
             }
         }
