@@ -21,6 +21,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
 /// A connection of any kind.
 pub type BoxIo = Box<dyn Io>;
 
+/// A client's connection as [`crate::transport::ClientCtx::connect`] opens it: counted, and kept by
+/// value where it is used rather than boxed once more, so that every read and write follows one
+/// pointer fewer (one cache miss fewer per read at 10,000 clients).
+pub type CountedIo = CountingStream<BoxIo>;
+
 /// How one client reaches the server.
 pub trait Connector {
     /// Opens a TCP connection towards the server (directly or through middleboxes); returns it with the

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::request_timeouts::{TimeLimit, TimedOut};
 use super::ClientCtx;
-use crate::net::{BoxIo, Purpose};
+use crate::net::{CountedIo, Purpose};
 
 /// What the client sends with every request, after `Host`, as a browser's `fetch` does.
 const USER_AGENT: &str = "rtsim/0.1 (simulated browser)";
@@ -70,7 +70,7 @@ fn shared_authority(authority: &str) -> Rc<str> {
 
 /// A client's keep-alive HTTP/1.1 connection to the server.
 pub struct HttpConnection {
-    io: BoxIo,
+    io: CountedIo,
     /// Bytes read from the socket and not yet consumed.
     read: BytesMut,
     /// The `Host` header value, shared by the connections that name the same server (see
@@ -192,7 +192,7 @@ impl HttpConnection {
     }
 
     /// A connection over a socket already open, with `authority` as its `Host`.
-    pub fn over(io: BoxIo, authority: &str) -> Self {
+    pub fn over(io: CountedIo, authority: &str) -> Self {
         Self {
             io,
             read: BytesMut::new(),
@@ -712,12 +712,12 @@ fn encode_request(
 
 /// Reads whatever the socket has into the spare room of `buffer`, growing it when full. `Ok(0)` is
 /// the end of the stream.
-async fn read_more(io: &mut BoxIo, buffer: &mut BytesMut) -> io::Result<usize> {
+async fn read_more(io: &mut CountedIo, buffer: &mut BytesMut) -> io::Result<usize> {
     poll_fn(|cx| poll_read_more(io, buffer, cx)).await
 }
 
 fn poll_read_more(
-    io: &mut BoxIo,
+    io: &mut CountedIo,
     buffer: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
@@ -849,11 +849,23 @@ mod tests {
 
     /// A connection whose server side is the returned end of an in-memory pipe.
     fn connection() -> (HttpConnection, DuplexStream) {
+        struct Stopped;
+        impl crate::recorder::Clock for Stopped {
+            fn now(&self) -> Duration {
+                Duration::ZERO
+            }
+        }
         let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-        (
-            HttpConnection::over(Box::new(client_end), "server:80"),
-            server_end,
-        )
+        let recorder =
+            crate::recorder::Recorder::new(Rc::new(Stopped), 1, Duration::from_secs(10)).shared();
+        let io = crate::net::CountingStream::new(
+            Box::new(client_end) as crate::net::BoxIo,
+            0,
+            "192.0.2.1:40000".parse().unwrap(),
+            Purpose::Session,
+            recorder,
+        );
+        (HttpConnection::over(io, "server:80"), server_end)
     }
 
     /// Sends one GET over a fresh connection; the server side writes `answer` in pieces of

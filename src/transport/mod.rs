@@ -26,7 +26,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::hub::Hub;
-use crate::net::{BoxIo, Connector, CountingStream, Purpose};
+use crate::net::{Connector, CountedIo, CountingStream, Purpose};
 use crate::recorder::SharedRecorder;
 use crate::scenario::{TransportSettings, Workload};
 use request_timeouts::RequestTimeouts;
@@ -597,19 +597,19 @@ impl ClientCtx {
 
     /// Opens a connection to the server, registered and counted for this client. Gives up after the
     /// request timeout: a SYN into a dead network gets no answer at all.
-    pub async fn connect(&self, purpose: Purpose) -> io::Result<BoxIo> {
+    pub async fn connect(&self, purpose: Purpose) -> io::Result<CountedIo> {
         self.recorder.borrow_mut().connect_attempt(self.id, purpose);
         let patience = self.settings.request_timeout;
         let (io, local) = tokio::time::timeout(patience, self.connector.connect())
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        Ok(Box::new(CountingStream::new(
+        Ok(CountingStream::new(
             io,
             self.id,
             local,
             purpose,
             self.recorder.clone(),
-        )))
+        ))
     }
 
     /// A uniform random number in [0, 1) from this client's own seeded generator.
