@@ -191,7 +191,7 @@ impl HttpConnection {
         Ok(Self::over(io, client.connector.authority()))
     }
 
-    /// A connection over a socket already open, with `authority` as its `Host`.
+    /// A connection over a socket already open (and counted), with `authority` as its `Host`.
     pub fn over(io: CountedIo, authority: &str) -> Self {
         Self {
             io,
