@@ -9,7 +9,7 @@
 #   ROUNDS: default 4
 #   BENCH ARGS: default --clients 10000 --minutes 2 --no-bare --transports long-polling --replicas 1
 # Prints, per round, each build's speed (the bench's "speed" column), its wall time, and B's change
-# in speed against A (from the wall times).
+# in speed against A (from the wall times); then the mean change and its standard deviation.
 set -euo pipefail
 if [ $# -lt 2 ]; then
   sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
@@ -42,5 +42,11 @@ for round in $(seq 1 "$rounds"); do
   wait
   awk -v r="$round" -v a="$(speed "$out/a")" -v b="$(speed "$out/b")" \
     -v wa="$(wall "$out/a")" -v wb="$(wall "$out/b")" \
-    'BEGIN { printf "round %d: A %.1f× (%.2f s)  B %.1f× (%.2f s)  B/A %+.1f %%\n", r, a, wa, b, wb, (wa / wb - 1) * 100 }'
+    'BEGIN { printf "round %d: A %.1f× (%.2f s)  B %.1f× (%.2f s)  B/A %+.1f %%\n", r, a, wa, b, wb, (wa / wb - 1) * 100 }' \
+    | tee -a "$out/rounds"
 done
+# The mean change and its spread (the rounds' own standard deviation, not the mean's): below 2-3 %,
+# a change needs about ten rounds to stand out.
+awk '{ v = $NF == "%" ? $(NF - 1) : $NF; sub(/%/, "", v); n++; s += v; ss += v * v }
+  END { m = s / n; var = ss / n - m * m; sd = var > 0 ? sqrt(var) : 0
+        printf "B/A over %d rounds: mean %+.1f %%, standard deviation %.1f %%\n", n, m, sd }' "$out/rounds"
