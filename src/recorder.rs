@@ -981,6 +981,7 @@ pub fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::ManualClock;
     use std::cell::Cell;
 
     /// Each (client, event) pair has its own bit: across the 64-client words of a row, across rows,
@@ -1001,13 +1002,6 @@ mod tests {
         // Rows beyond the last delivered event read as not received.
         assert!(!received.has(0, 1_000));
         assert!(!received.has(0, u64::MAX), "an id too large for a row");
-    }
-
-    struct ManualClock(Cell<Duration>);
-    impl Clock for ManualClock {
-        fn now(&self) -> Duration {
-            self.0.get()
-        }
     }
 
     fn at(clock: &ManualClock, ms: u64) {

@@ -849,15 +849,9 @@ mod tests {
 
     /// A connection whose server side is the returned end of an in-memory pipe.
     fn connection() -> (HttpConnection, DuplexStream) {
-        struct Stopped;
-        impl crate::recorder::Clock for Stopped {
-            fn now(&self) -> Duration {
-                Duration::ZERO
-            }
-        }
         let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-        let recorder =
-            crate::recorder::Recorder::new(Rc::new(Stopped), 1, Duration::from_secs(10)).shared();
+        let clock = Rc::new(crate::test_support::ManualClock::default());
+        let recorder = crate::recorder::Recorder::new(clock, 1, Duration::from_secs(10)).shared();
         let io = crate::net::CountingStream::new(
             Box::new(client_end) as crate::net::BoxIo,
             0,
