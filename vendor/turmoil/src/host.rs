@@ -368,7 +368,6 @@ struct ServerSocket {
 
 struct StreamSocket {
     buf: crate::fasthash::FastIndexMap<u64, SequencedSegment>,
-    next_send_seq: u64,
     recv_seq: u64,
     sender: crate::segments::SegmentSender,
     flow_control: BidiFlowControl,
@@ -395,31 +394,27 @@ impl Display for SequencedSegment {
 }
 
 impl StreamSocket {
+    /// A socket whose halves share `flow_control`: a new one for a connecting socket, the peer's
+    /// inverted for an accepted one, so that the state a write half holds is the socket's own.
     fn new(
         capacity: usize,
-    ) -> (
-        Self,
-        crate::segments::SegmentReceiver,
-        BidiFlowControl,
-    ) {
+        flow_control: BidiFlowControl,
+    ) -> (Self, crate::segments::SegmentReceiver) {
         let (tx, rx) = crate::segments::channel(capacity);
-        let flow_control = BidiFlowControl::new(capacity);
         let sock = Self {
             buf: Default::default(),
-            next_send_seq: 1,
             recv_seq: 0,
             sender: tx,
-            flow_control: flow_control.clone(),
+            flow_control,
             ref_ct: 2,
         };
 
-        (sock, rx, flow_control)
+        (sock, rx)
     }
 
-    fn assign_seq(&mut self) -> u64 {
-        let seq = self.next_send_seq;
-        self.next_send_seq += 1;
-        seq
+    /// The host no longer holds this socket: its write half can send nothing more.
+    fn forget(self) {
+        self.flow_control.forget_sender();
     }
 
     // Buffer and re-order received segments by `seq` as the network may deliver
@@ -503,14 +498,25 @@ impl Tcp {
         &mut self,
         pair: SocketPair,
     ) -> (crate::segments::SegmentReceiver, BidiFlowControl) {
-        let (sock, rx, bidi) = StreamSocket::new(self.socket_capacity);
+        let bidi = BidiFlowControl::new(self.socket_capacity);
+        let rx = self.accept_stream(pair, bidi.clone());
+        (rx, bidi)
+    }
+
+    /// A socket whose halves use `bidi`, the connecting peer's flow control inverted.
+    pub(crate) fn accept_stream(
+        &mut self,
+        pair: SocketPair,
+        bidi: BidiFlowControl,
+    ) -> crate::segments::SegmentReceiver {
+        let (sock, rx) = StreamSocket::new(self.socket_capacity, bidi);
 
         let exists = self.sockets.insert(pair, sock);
 
         assert!(exists.is_none(), "{pair:?} is already connected");
         *self.local_ports.entry(pair.local.port()).or_default() += 1;
 
-        (rx, bidi)
+        rx
     }
 
     pub(crate) fn flow_control(&self, pair: SocketPair) -> BidiFlowControl {
@@ -527,13 +533,6 @@ impl Tcp {
 
     pub(crate) fn accept(&mut self, addr: SocketAddr) -> Option<(Syn, SocketAddr)> {
         self.binds[&addr.port()].deque.pop_front()
-    }
-
-    // Ideally, we could "write through" the tcp software, but this is necessary
-    // due to borrowing the world to access the mut host and for sending.
-    pub(crate) fn assign_send_seq(&mut self, pair: SocketPair) -> Option<u64> {
-        let sock = self.sockets.get_mut(&pair)?;
-        Some(sock.assign_seq())
     }
 
     fn receive_from_network(
@@ -569,7 +568,8 @@ impl Tcp {
                 if self.sockets.get(&SocketPair::new(dst, src)).is_some() {
                     self.sockets
                         .swap_remove(&SocketPair::new(dst, src))
-                        .unwrap();
+                        .unwrap()
+                        .forget();
                 }
             }
         };
@@ -594,7 +594,8 @@ impl Tcp {
     /// Remove the stream socket without decrementing the half-close refcount.
     /// Used when sending RST: the connection is torn down immediately.
     pub(crate) fn reset_stream(&mut self, pair: SocketPair) {
-        if self.sockets.swap_remove(&pair).is_some() {
+        if let Some(sock) = self.sockets.swap_remove(&pair) {
+            sock.forget();
             self.release_local_port(pair.local.port());
         }
     }
@@ -615,7 +616,7 @@ impl Tcp {
             sock.ref_ct -= 1;
 
             if sock.ref_ct == 0 {
-                self.sockets.swap_remove(&pair).unwrap();
+                self.sockets.swap_remove(&pair).unwrap().forget();
                 self.release_local_port(pair.local.port());
             }
         }

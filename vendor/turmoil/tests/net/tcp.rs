@@ -1765,3 +1765,37 @@ fn close_with_unread_data_sends_rst() -> Result {
 
     sim.run()
 }
+
+/// rtsim patch: a write half numbers its segments from state it shares with its socket, so it must
+/// learn when its own host forgets the socket. Dropping a read half with unread data resets the
+/// stream locally; the sibling write half then fails with `BrokenPipe`, on the connecting and on
+/// the accepting side alike.
+#[test]
+fn write_after_local_reset_is_broken_pipe() -> Result {
+    let mut sim = Builder::new().build();
+
+    sim.client("server", async move {
+        let listener = bind().await?;
+        let (s, _) = listener.accept().await?;
+        let (mut r, mut w) = s.into_split();
+        w.write_all(b"hello").await?;
+        let mut buf = [0; 1];
+        assert!(r.peek(&mut buf).await? >= 1);
+        drop(r);
+        assert_error_kind(w.write_u8(1).await, io::ErrorKind::BrokenPipe);
+        Ok(())
+    });
+
+    sim.client("client", async move {
+        let s = TcpStream::connect(("server", PORT)).await?;
+        let (mut r, mut w) = s.into_split();
+        w.write_all(b"hi").await?;
+        let mut buf = [0; 1];
+        assert!(r.peek(&mut buf).await? >= 1);
+        drop(r);
+        assert_error_kind(w.write_u8(1).await, io::ErrorKind::BrokenPipe);
+        Ok(())
+    });
+
+    sim.run()
+}

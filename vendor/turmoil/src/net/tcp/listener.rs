@@ -86,21 +86,14 @@ impl TcpListener {
         };
 
         let stream = World::current(|world| {
-            let (pair, rx) = {
-                let host = world.current_host_mut();
-
-                let mut my_addr = self.local_addr;
-                if origin.ip().is_loopback() {
-                    my_addr.set_ip(origin.ip());
-                }
-                if my_addr.ip().is_unspecified() {
-                    my_addr.set_ip(host.addr);
-                }
-
-                let pair = SocketPair::new(my_addr, origin);
-                let (rx, _) = host.tcp.new_stream(pair);
-                (pair, rx)
-            };
+            let mut my_addr = self.local_addr;
+            if origin.ip().is_loopback() {
+                my_addr.set_ip(origin.ip());
+            }
+            if my_addr.ip().is_unspecified() {
+                my_addr.set_ip(world.current_host_mut().addr);
+            }
+            let pair = SocketPair::new(my_addr, origin);
 
             let client_ip = if origin.ip().is_loopback() {
                 world.current.expect("current host missing")
@@ -113,8 +106,15 @@ impl TcpListener {
                 .get(&client_ip)
                 .expect("client host missing")
                 .tcp
-                .flow_control(client_pair);
-            TcpStream::new(pair, rx, bidi.invert())
+                .flow_control(client_pair)
+                .invert();
+            // The accepted socket holds the flow control its halves use (rtsim patch), so that
+            // its host can tell the write half when it forgets the socket.
+            let rx = world
+                .current_host_mut()
+                .tcp
+                .accept_stream(pair, bidi.clone());
+            TcpStream::new(pair, rx, bidi)
         });
 
         tracing::trace!(target: TRACING_TARGET, src = ?self.local_addr, dst = ?origin, "Accepted");

@@ -1,6 +1,6 @@
 use bytes::{Buf, Bytes};
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::Waker;
 use std::{
@@ -348,7 +348,7 @@ impl WriteHalf {
         World::current(|world| {
             let bytes = Bytes::copy_from_slice(buf);
             let len = bytes.len();
-            let seq = self.seq(world)?;
+            let seq = self.seq()?;
             self.send(world, Segment::Data(seq, bytes))?;
             Ok(len)
         })
@@ -393,7 +393,7 @@ impl WriteHalf {
         }
 
         let res = World::current(|world| {
-            let seq = self.seq(world)?;
+            let seq = self.seq()?;
             self.send(world, Segment::Fin(seq))?;
 
             self.is_shutdown = true;
@@ -406,11 +406,13 @@ impl WriteHalf {
 
     // If a seq is not assignable the connection has been reset by the
     // peer.
-    fn seq(&self, world: &mut World) -> Result<u64> {
-        world
-            .current_host_mut()
-            .tcp
-            .assign_send_seq(*self.pair)
+    /// The sequence number of the next segment, or `BrokenPipe` once the host has forgotten the
+    /// socket (a RST sent or received). rtsim patch: the counter and that fact live in the
+    /// direction's shared state the write half holds, where turmoil looked the socket up in the
+    /// host's table for every segment (see PATCHES.md).
+    fn seq(&self) -> Result<u64> {
+        self.flow_control
+            .assign_send_seq()
             .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "Broken pipe"))
     }
 
@@ -475,6 +477,11 @@ impl BidiFlowControl {
         }
     }
 
+    /// The socket's host has removed it from its table: its write half can send nothing more.
+    pub(crate) fn forget_sender(&self) {
+        self.write.forget_sender();
+    }
+
     pub(crate) fn invert(self) -> Self {
         Self {
             write: self.read,
@@ -488,8 +495,17 @@ impl BidiFlowControl {
 /// Shared between the sender's `WriteHalf` and receiver's `ReadHalf` via
 /// `Arc`. Credits are initialized to the segment channel capacity so the
 /// invariant `credits + segments_in_flight = capacity` holds.
+///
+/// It also holds the direction's send sequence (rtsim patch): the writer is the only one to number
+/// its segments, and this state is on the cache line the write has just touched, where the host's
+/// socket table is one lookup per segment away.
 pub(crate) struct FlowControl {
     credits: AtomicUsize,
+    /// The sequence number of the writer's next segment (the first is 1).
+    next_send_seq: AtomicU64,
+    /// Set when the writer's host removes the socket from its table: from then on the writer
+    /// gets `BrokenPipe`, as it did when the table lookup failed.
+    sender_gone: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
@@ -497,8 +513,23 @@ impl FlowControl {
     fn new(capacity: usize) -> Self {
         Self {
             credits: AtomicUsize::new(capacity),
+            next_send_seq: AtomicU64::new(1),
+            sender_gone: AtomicBool::new(false),
             waker: Mutex::new(None),
         }
+    }
+
+    /// The writer's next sequence number, `None` once its socket is gone.
+    fn assign_send_seq(&self) -> Option<u64> {
+        if self.sender_gone.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.next_send_seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The writer's host has removed the socket from its table.
+    fn forget_sender(&self) {
+        self.sender_gone.store(true, Ordering::Release);
     }
 
     fn try_acquire(&self) -> bool {
@@ -632,7 +663,7 @@ impl Drop for WriteHalf {
         World::current_if_set(|world| {
             // skip sending Fin if the write half is already shutdown
             if !self.is_shutdown {
-                if let Ok(seq) = self.seq(world) {
+                if let Ok(seq) = self.seq() {
                     let _ = self.send(world, Segment::Fin(seq));
                 }
             }
