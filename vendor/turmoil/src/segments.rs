@@ -70,7 +70,9 @@ pub(crate) fn channel(capacity: usize) -> (SegmentSender, SegmentReceiver) {
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     // Nothing panics while holding the lock; a poisoned one still holds consistent state.
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SegmentSender {

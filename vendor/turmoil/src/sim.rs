@@ -632,8 +632,8 @@ impl<'a> Sim<'a> {
             let host = hosts.get_mut(&addr).expect("missing host");
             // Replies leave at the end of the host's first tick, as they do when
             // the network clock is already there (tick-by-tick stepping).
-            let replies_at = stamp_by_sender
-                .then(|| host.timer.sim_elapsed_between_runs() + *tick_duration);
+            let replies_at =
+                stamp_by_sender.then(|| host.timer.sim_elapsed_between_runs() + *tick_duration);
             topology.deliver_messages(rng, host, replies_at);
 
             // Set the current host (see method docs)

@@ -4,14 +4,14 @@ use crate::rt::Rt;
 use crate::{config, TRACING_TARGET};
 
 use crate::fasthash::FastIndexSet;
-use std::cell::RefCell;
-use std::rc::Rc;
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, Exp};
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{Error, ErrorKind, Result};
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -641,7 +641,9 @@ impl Link {
         due_now.sort_unstable();
         for seq in due_now.drain(..) {
             let slot = (seq - self.first_seq) as usize;
-            let sent = self.sent[slot].take().expect("an indexed message is in flight");
+            let sent = self.sent[slot]
+                .take()
+                .expect("an indexed message is in flight");
             let envelope = Envelope {
                 src: sent.src,
                 dst: sent.dst,
@@ -762,10 +764,12 @@ impl Link {
         let now = self.now;
         let mut released = false;
         for (slot, sent) in self.sent.iter_mut().enumerate() {
-            if let Some(sent @ Sent {
-                status: DeliveryStatus::Hold,
-                ..
-            }) = sent
+            if let Some(
+                sent @ Sent {
+                    status: DeliveryStatus::Hold,
+                    ..
+                },
+            ) = sent
             {
                 sent.deliver(now);
                 self.due.push(Reverse((now, self.first_seq + slot as u64)));

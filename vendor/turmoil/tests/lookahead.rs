@@ -70,7 +70,11 @@ fn run(
     }
     let client_log = log.clone();
     sim.client("client", async move {
-        let target = if inner { ("relay", 9001) } else { ("server", 9000) };
+        let target = if inner {
+            ("relay", 9001)
+        } else {
+            ("server", 9000)
+        };
         let mut stream = TcpStream::connect(target).await?;
         let mut buf = [0u8; 256];
         let start = tokio::time::Instant::now();
@@ -108,7 +112,11 @@ fn windows_deliver_at_the_same_instants_as_ticks() {
             let (ticks, tick_steps, none_skipped) = run(false, false, jitter, inner);
             let (windows, window_steps, _) = run(true, false, jitter, inner);
             assert_eq!(none_skipped, 0, "nothing is skipped unless asked");
-            assert!(ticks.len() >= 30, "the scenario exchanges messages ({} logged)", ticks.len());
+            assert!(
+                ticks.len() >= 30,
+                "the scenario exchanges messages ({} logged)",
+                ticks.len()
+            );
             assert_eq!(ticks, windows, "jitter {jitter:?}, relay {inner}");
             // 15 s or more of one-way 20 ms links: at most one window per 20 ms plus the ticks that deliveries
             // pin; tick by tick is one step per millisecond.
@@ -120,7 +128,6 @@ fn windows_deliver_at_the_same_instants_as_ticks() {
         }
     }
 }
-
 
 #[test]
 fn skipped_idle_runs_deliver_at_the_same_instants() {
@@ -167,7 +174,9 @@ fn an_idle_run_is_skipped_only_when_nothing_is_due() {
     let start = run(&local);
 
     // Nothing to do: the clock moves on by the tick.
-    let now = rt.try_skip_idle_run(&local, tick).expect("an idle run is skipped");
+    let now = rt
+        .try_skip_idle_run(&local, tick)
+        .expect("an idle run is skipped");
     assert_eq!(now - start, tick);
 
     // A task spawned but not yet polled is ready: the run is made.
@@ -182,7 +191,9 @@ fn an_idle_run_is_skipped_only_when_nothing_is_due() {
     assert_eq!(run(&local) - start, tick * 2);
 
     // Its timer is not due in the next run: skipped, and the task does not run.
-    let now = rt.try_skip_idle_run(&local, tick).expect("no timer due before start + 3 ms");
+    let now = rt
+        .try_skip_idle_run(&local, tick)
+        .expect("no timer due before start + 3 ms");
     assert_eq!(now - start, tick * 3);
     assert_eq!(fired.get(), None);
     // It is due in the next: the run is made, and the timer fires at its instant.
@@ -193,5 +204,8 @@ fn an_idle_run_is_skipped_only_when_nothing_is_due() {
 
     // A runtime task (`tokio::spawn`), even a pending one, keeps every run.
     let _pending = rt.spawn(std::future::pending::<()>());
-    assert!(rt.try_skip_idle_run(&local, tick).is_none(), "a runtime task");
+    assert!(
+        rt.try_skip_idle_run(&local, tick).is_none(),
+        "a runtime task"
+    );
 }
