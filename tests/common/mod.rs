@@ -16,11 +16,40 @@ pub fn rtsim(args: &[&str]) -> Output {
 }
 
 /// An empty folder for one test, unique to this test process (each test file runs as its own).
-pub fn temp_dir(name: &str) -> PathBuf {
+/// It is removed when the test passes and kept, for a look, when it fails.
+pub fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("rtsim-test-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
+}
+
+/// A test's folder from [`temp_dir`]: a path, removed with what is in it when dropped, unless the
+/// test is failing (panicking).
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for a look: {}", self.0.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// A report folder's summary.json, parsed.
