@@ -359,11 +359,13 @@ impl HttpConnection {
         path_and_query: &str,
         limit: &TimeLimit,
     ) -> Result<(Bytes, Option<u64>), RequestError> {
-        let exchange = async {
+        // Pinned where it is made: handed on by value, the whole state machine (a request and its
+        // body) was copied twice per exchange into the time limit's, for nothing.
+        let exchange = std::pin::pin!(async {
             let response = success(self.request(Method::GET, path_and_query, &[], None).await?)?;
             let reset = response.reset_cursor();
             Ok((response.read_to_end().await?, reset))
-        };
+        });
         limit
             .run(exchange)
             .await
