@@ -8,6 +8,18 @@ pub(crate) struct Envelope {
     pub(crate) src: SocketAddr,
     pub(crate) dst: SocketAddr,
     pub(crate) message: Protocol,
+    pub(crate) slot: SlotHint,
+}
+
+/// Where the receiving host probably keeps the socket a TCP segment is for: its index in the host's
+/// socket table, as the sender last knew it (rtsim patch). Only a hint: the host checks the socket
+/// there is the segment's and looks it up by address otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotHint(pub(crate) u32);
+
+impl SlotHint {
+    /// No hint: the host looks the socket up by address.
+    pub(crate) const NONE: SlotHint = SlotHint(u32::MAX);
 }
 
 /// Supported network protocols.

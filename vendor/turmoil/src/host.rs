@@ -1,4 +1,4 @@
-use crate::envelope::{hex, Datagram, Protocol, Segment, Syn};
+use crate::envelope::{hex, Datagram, Protocol, Segment, SlotHint, Syn};
 #[cfg(feature = "unstable-fs")]
 use crate::fs::{Fs, FsConfig};
 use crate::net::tcp::stream::BidiFlowControl;
@@ -124,12 +124,17 @@ impl Host {
     // key problem is that the Host doesn't actually send messages, rather the
     // World is borrowed, and it sends.
     pub(crate) fn receive_from_network(&mut self, envelope: Envelope) -> Result<(), Protocol> {
-        let Envelope { src, dst, message } = envelope;
+        let Envelope {
+            src,
+            dst,
+            message,
+            slot,
+        } = envelope;
 
         tracing::trace!(target: TRACING_TARGET, ?src, ?dst, protocol = %message, "Delivered");
 
         match message {
-            Protocol::Tcp(segment) => self.tcp.receive_from_network(src, dst, segment),
+            Protocol::Tcp(segment) => self.tcp.receive_from_network(src, dst, segment, slot),
             Protocol::Udp(datagram) => {
                 self.udp.receive_from_network(src, dst, datagram);
                 Ok(())
@@ -510,6 +515,7 @@ impl Tcp {
         bidi: BidiFlowControl,
     ) -> crate::segments::SegmentReceiver {
         let (sock, rx) = StreamSocket::new(self.socket_capacity, bidi);
+        sock.flow_control.set_receiver_slot(self.sockets.len());
 
         let exists = self.sockets.insert(pair, sock);
 
@@ -517,6 +523,35 @@ impl Tcp {
         *self.local_ports.entry(pair.local.port()).or_default() += 1;
 
         rx
+    }
+
+    /// The socket for `pair`, found at `slot` when the hint is right (rtsim patch: the common case,
+    /// which skips hashing and probing a table that is out of cache at 10,000 connections).
+    fn socket_mut(&mut self, pair: SocketPair, slot: SlotHint) -> Option<&mut StreamSocket> {
+        let hinted = match self.sockets.get_index(slot.0 as usize) {
+            Some((key, _)) => *key == pair,
+            None => false,
+        };
+        if hinted {
+            self.sockets
+                .get_index_mut(slot.0 as usize)
+                .map(|(_, sock)| sock)
+        } else {
+            self.sockets.get_mut(&pair)
+        }
+    }
+
+    /// Removes the socket for `pair`, if there is one, and tells its write half. The table's last
+    /// socket takes its place, so that one learns its new slot.
+    fn remove_socket(&mut self, pair: SocketPair) -> bool {
+        let Some((index, _, sock)) = self.sockets.swap_remove_full(&pair) else {
+            return false;
+        };
+        sock.forget();
+        if let Some((_, moved)) = self.sockets.get_index(index) {
+            moved.flow_control.set_receiver_slot(index);
+        }
+        true
     }
 
     pub(crate) fn flow_control(&self, pair: SocketPair) -> BidiFlowControl {
@@ -540,6 +575,7 @@ impl Tcp {
         src: SocketAddr,
         dst: SocketAddr,
         segment: Segment,
+        slot: SlotHint,
     ) -> Result<(), Protocol> {
         match segment {
             Segment::Syn(syn) => {
@@ -556,21 +592,16 @@ impl Tcp {
                     }
                 }
             }
-            Segment::Data(seq, data) => match self.sockets.get_mut(&SocketPair::new(dst, src)) {
+            Segment::Data(seq, data) => match self.socket_mut(SocketPair::new(dst, src), slot) {
                 Some(sock) => sock.buffer(seq, SequencedSegment::Data(data))?,
                 None => return Err(Protocol::Tcp(Segment::Rst)),
             },
-            Segment::Fin(seq) => match self.sockets.get_mut(&SocketPair::new(dst, src)) {
+            Segment::Fin(seq) => match self.socket_mut(SocketPair::new(dst, src), slot) {
                 Some(sock) => sock.buffer(seq, SequencedSegment::Fin)?,
                 None => return Err(Protocol::Tcp(Segment::Rst)),
             },
             Segment::Rst => {
-                if self.sockets.get(&SocketPair::new(dst, src)).is_some() {
-                    self.sockets
-                        .swap_remove(&SocketPair::new(dst, src))
-                        .unwrap()
-                        .forget();
-                }
+                self.remove_socket(SocketPair::new(dst, src));
             }
         };
 
@@ -594,8 +625,7 @@ impl Tcp {
     /// Remove the stream socket without decrementing the half-close refcount.
     /// Used when sending RST: the connection is torn down immediately.
     pub(crate) fn reset_stream(&mut self, pair: SocketPair) {
-        if let Some(sock) = self.sockets.swap_remove(&pair) {
-            sock.forget();
+        if self.remove_socket(pair) {
             self.release_local_port(pair.local.port());
         }
     }
@@ -616,7 +646,7 @@ impl Tcp {
             sock.ref_ct -= 1;
 
             if sock.ref_ct == 0 {
-                self.sockets.swap_remove(&pair).unwrap().forget();
+                self.remove_socket(pair);
                 self.release_local_port(pair.local.port());
             }
         }
@@ -686,5 +716,34 @@ mod test {
         assert_eq!(49152, host.assign_ephemeral_port());
 
         Ok(())
+    }
+
+    /// rtsim patch: a socket's slot hint follows it when the table's last socket moves into a
+    /// removed one's place, and a stale hint still finds the right socket.
+    #[test]
+    fn slot_hints_follow_sockets() {
+        use super::Tcp;
+        use crate::envelope::SlotHint;
+        use crate::net::SocketPair;
+
+        let mut tcp = Tcp::new(4);
+        let pair =
+            |port: u16| SocketPair::new(([10, 0, 0, 1], port).into(), ([10, 0, 0, 2], 80).into());
+        let (_rx0, first) = tcp.new_stream(pair(1000));
+        let (_rx1, second) = tcp.new_stream(pair(1001));
+        let (_rx2, third) = tcp.new_stream(pair(1002));
+        assert_eq!(first.receiver_slot(), SlotHint(0));
+        assert_eq!(second.receiver_slot(), SlotHint(1));
+        assert_eq!(third.receiver_slot(), SlotHint(2));
+
+        tcp.reset_stream(pair(1000));
+        assert_eq!(third.receiver_slot(), SlotHint(0));
+        assert_eq!(second.receiver_slot(), SlotHint(1));
+
+        for hint in [SlotHint(0), SlotHint(1), SlotHint(2), SlotHint::NONE] {
+            let found = tcp.socket_mut(pair(1002), hint).map(|s| s.recv_seq);
+            assert_eq!(found, Some(0), "hint {hint:?}");
+            assert!(tcp.socket_mut(pair(1000), hint).is_none());
+        }
     }
 }

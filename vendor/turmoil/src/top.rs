@@ -1,4 +1,4 @@
-use crate::envelope::{Envelope, Protocol};
+use crate::envelope::{Envelope, Protocol, SlotHint};
 use crate::host::Host;
 use crate::rt::Rt;
 use crate::{config, TRACING_TARGET};
@@ -338,11 +338,12 @@ impl Topology {
         src: SocketAddr,
         dst: SocketAddr,
         message: Protocol,
+        slot: SlotHint,
         sent_at: Option<Duration>,
     ) -> Result<()> {
         let sent_at = sent_at.map(|at| self.origin + at);
         if let Some(link) = self.links.get_mut(&Pair::new(src.ip(), dst.ip())) {
-            link.enqueue_message(&self.config, rand, src, dst, message, sent_at)
+            link.enqueue_message(&self.config, rand, src, dst, message, slot, sent_at)
         } else {
             Err(Error::new(
                 ErrorKind::ConnectionRefused,
@@ -494,6 +495,7 @@ struct Sent {
     dst: SocketAddr,
     status: DeliveryStatus,
     protocol: Protocol,
+    slot: SlotHint,
 }
 
 impl Sent {
@@ -533,12 +535,13 @@ impl Link {
         src: SocketAddr,
         dst: SocketAddr,
         message: Protocol,
+        slot: SlotHint,
         sent_at: Option<Instant>,
     ) -> Result<()> {
         tracing::trace!(target: TRACING_TARGET, ?src, ?dst, protocol = %message, "Send");
 
         self.rand_partition_or_repair(global_config, rand);
-        let result = self.enqueue(global_config, rand, src, dst, message, sent_at);
+        let result = self.enqueue(global_config, rand, src, dst, message, slot, sent_at);
         self.process_deliverables();
         result
     }
@@ -570,6 +573,7 @@ impl Link {
         src: SocketAddr,
         dst: SocketAddr,
         message: Protocol,
+        slot: SlotHint,
         sent_at: Option<Instant>,
     ) -> Result<()> {
         let state = self.get_state_for_message(src.ip(), dst.ip());
@@ -599,6 +603,7 @@ impl Link {
             dst,
             status,
             protocol: message,
+            slot,
         };
 
         self.sent.push_back(Some(sent));
@@ -648,6 +653,7 @@ impl Link {
                 src: sent.src,
                 dst: sent.dst,
                 message: sent.protocol,
+                slot: sent.slot,
             };
             self.deliverable
                 .entry(envelope.dst.ip())
@@ -720,7 +726,15 @@ impl Link {
         for message in deliverable.drain(..) {
             let (src, dst) = (message.src, message.dst);
             if let Err(message) = host.receive_from_network(message) {
-                let _ = self.enqueue_message(global_config, rand, dst, src, message, replies_at);
+                let _ = self.enqueue_message(
+                    global_config,
+                    rand,
+                    dst,
+                    src,
+                    message,
+                    SlotHint::NONE,
+                    replies_at,
+                );
             }
         }
         self.spare_deliverable = deliverable;

@@ -1,5 +1,5 @@
 use crate::config::Config;
-use crate::envelope::Protocol;
+use crate::envelope::{Protocol, SlotHint};
 use crate::host::HostTimer;
 use crate::ip::IpVersionAddrIter;
 use crate::net::udp::MulticastGroups;
@@ -277,6 +277,17 @@ impl World {
         dst: SocketAddr,
         message: Protocol,
     ) -> Result<()> {
+        self.send_message_to_slot(src, dst, message, SlotHint::NONE)
+    }
+
+    /// [`World::send_message`] with a hint of where the receiving host keeps the socket.
+    pub(crate) fn send_message_to_slot(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        message: Protocol,
+        slot: SlotHint,
+    ) -> Result<()> {
         // The end of the tick the sender is in, as in tick-by-tick stepping
         // (where the network clock is already at that end while hosts run);
         // between runs (software dropped by a crash) the network clock is at
@@ -302,7 +313,7 @@ impl World {
             None => &mut *self.rng,
         };
         self.topology
-            .enqueue_message(rng, src, dst, message, sent_at)
+            .enqueue_message(rng, src, dst, message, slot, sent_at)
     }
 
     /// Tick the host at `addr` by `duration`.

@@ -6,7 +6,7 @@ use tokio::{
 };
 
 use crate::{
-    envelope::{Datagram, Envelope, Protocol},
+    envelope::{Datagram, Envelope, Protocol, SlotHint},
     host::is_same,
     ToSocketAddrs, World, TRACING_TARGET,
 };
@@ -638,7 +638,12 @@ fn send_loopback(src: SocketAddr, dst: SocketAddr, message: Protocol) {
         World::current(|world| {
             world
                 .current_host_mut()
-                .receive_from_network(Envelope { src, dst, message })
+                .receive_from_network(Envelope {
+                    src,
+                    dst,
+                    message,
+                    slot: SlotHint::NONE,
+                })
                 .expect("UDP does not get feedback on delivery errors");
         })
     });

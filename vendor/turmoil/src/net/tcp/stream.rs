@@ -1,6 +1,6 @@
 use bytes::{Buf, Bytes};
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::task::Waker;
 use std::{
@@ -19,7 +19,7 @@ use tokio::{
 };
 
 use crate::{
-    envelope::{Envelope, Protocol, Segment, Syn},
+    envelope::{Envelope, Protocol, Segment, SlotHint, Syn},
     host::{is_same, SequencedSegment},
     net::SocketPair,
     world::World,
@@ -421,7 +421,8 @@ impl WriteHalf {
         if is_same(self.pair.local, self.pair.remote) {
             send_loopback(self.pair.local, self.pair.remote, message);
         } else {
-            world.send_message(self.pair.local, self.pair.remote, message)?;
+            let slot = self.flow_control.receiver_slot();
+            world.send_message_to_slot(self.pair.local, self.pair.remote, message, slot)?;
         }
         Ok(())
     }
@@ -444,15 +445,17 @@ fn send_loopback(src: SocketAddr, dst: SocketAddr, message: Protocol) {
         sleep(tick_duration).await;
 
         World::current(|world| {
-            if let Err(rst) =
-                world
-                    .current_host_mut()
-                    .receive_from_network(Envelope { src, dst, message })
-            {
+            if let Err(rst) = world.current_host_mut().receive_from_network(Envelope {
+                src,
+                dst,
+                message,
+                slot: SlotHint::NONE,
+            }) {
                 _ = world.current_host_mut().receive_from_network(Envelope {
                     src: dst,
                     dst: src,
                     message: rst,
+                    slot: SlotHint::NONE,
                 });
             }
         })
@@ -475,6 +478,18 @@ impl BidiFlowControl {
             write: Arc::new(FlowControl::new(capacity)),
             read: Arc::new(FlowControl::new(capacity)),
         }
+    }
+
+    /// The slot the peer's write half sends along (see `set_receiver_slot`).
+    #[cfg(test)]
+    pub(crate) fn receiver_slot(&self) -> SlotHint {
+        self.read.receiver_slot()
+    }
+
+    /// The socket's host keeps it at `index` in its table: the peer's write half sends that along.
+    pub(crate) fn set_receiver_slot(&self, index: usize) {
+        let slot = u32::try_from(index).unwrap_or(SlotHint::NONE.0);
+        self.read.receiver_slot.store(slot, Ordering::Relaxed);
     }
 
     /// The socket's host has removed it from its table: its write half can send nothing more.
@@ -500,7 +515,11 @@ impl BidiFlowControl {
 /// its segments, and this state is on the cache line the write has just touched, where the host's
 /// socket table is one lookup per segment away.
 pub(crate) struct FlowControl {
-    credits: AtomicUsize,
+    /// A `u32`, like `receiver_slot`, so that the whole state fits one cache line with its `Arc`.
+    credits: AtomicU32,
+    /// Where the reader's host keeps the reading socket in its table, for the writer to send along
+    /// with each segment (`SlotHint`); kept up to date by that host.
+    receiver_slot: AtomicU32,
     /// The sequence number of the writer's next segment (the first is 1).
     next_send_seq: AtomicU64,
     /// Set when the writer's host removes the socket from its table: from then on the writer
@@ -512,11 +531,17 @@ pub(crate) struct FlowControl {
 impl FlowControl {
     fn new(capacity: usize) -> Self {
         Self {
-            credits: AtomicUsize::new(capacity),
+            credits: AtomicU32::new(u32::try_from(capacity).expect("socket capacity fits in u32")),
+            receiver_slot: AtomicU32::new(SlotHint::NONE.0),
             next_send_seq: AtomicU64::new(1),
             sender_gone: AtomicBool::new(false),
             waker: Mutex::new(None),
         }
+    }
+
+    /// Where the reader's host probably keeps the reading socket.
+    fn receiver_slot(&self) -> SlotHint {
+        SlotHint(self.receiver_slot.load(Ordering::Relaxed))
     }
 
     /// The writer's next sequence number, `None` once its socket is gone.
