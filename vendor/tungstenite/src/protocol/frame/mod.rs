@@ -24,6 +24,12 @@ use std::io::{self, Cursor, Error as IoError, ErrorKind as IoErrorKind, Read, Wr
 /// Read buffer size used for `FrameSocket`.
 const READ_BUF_LEN: usize = 128 * 1024;
 
+/// Reads of up to this many bytes go through a buffer on the stack (rtsim patch).
+const SMALL_READ: usize = 1024;
+
+/// Payloads of up to this many bytes are copied out of the read buffer (rtsim patch).
+const SMALL_PAYLOAD: usize = 1024;
+
 /// A reader and writer for WebSocket frames.
 #[derive(Debug)]
 pub struct FrameSocket<Stream> {
@@ -196,6 +202,14 @@ impl FrameCodec {
             if let Some((_, len)) = &self.header {
                 let len = *len as usize;
                 if len <= self.in_buffer.len() {
+                    // A small payload is copied out (rtsim patch, see PATCHES.md): splitting it off
+                    // made the buffer shared, and each split then counted a reference on a header
+                    // of its own, out of cache when a reader serves thousands of connections.
+                    if len <= SMALL_PAYLOAD {
+                        let payload = BytesMut::from(&self.in_buffer[..len]);
+                        bytes::Buf::advance(&mut self.in_buffer, len);
+                        break payload;
+                    }
                     break self.in_buffer.split_to(len);
                 }
             }
@@ -233,6 +247,16 @@ impl FrameCodec {
     fn read_in(&mut self, stream: &mut impl Read) -> io::Result<usize> {
         let len = self.in_buffer.len();
         debug_assert!(self.in_buffer.capacity() > len);
+        let room = self.in_buffer.capacity().min(len + self.in_buf_max_read) - len;
+        // A small read goes through a buffer on the stack (rtsim patch, see PATCHES.md): zeroing
+        // the whole free room of `in_buffer` before each read wrote cache lines of a buffer out of
+        // cache that the read then mostly did not fill; now only what arrives is written there.
+        if room <= SMALL_READ {
+            let mut chunk = [0u8; SMALL_READ];
+            let size = stream.read(&mut chunk[..room])?;
+            self.in_buffer.extend_from_slice(&chunk[..size]);
+            return Ok(size);
+        }
         self.in_buffer.resize(self.in_buffer.capacity().min(len + self.in_buf_max_read), 0);
         let size = stream.read(&mut self.in_buffer[len..]);
         self.in_buffer.truncate(len + size.as_ref().copied().unwrap_or(0));
@@ -342,6 +366,66 @@ mod tests {
 
         let (buf, _) = sock.into_inner();
         assert_eq!(buf, vec![0x89, 0x02, 0x04, 0x05, 0x8a, 0x01, 0x01]);
+    }
+
+    /// rtsim patch: small reads (through the stack buffer) and small payloads (copied out) give
+    /// the same frames as large ones, in any split of the stream, masked or not.
+    #[test]
+    fn small_reads_and_payloads_in_any_split() {
+        use super::FrameCodec;
+        use crate::protocol::frame::coding::{Data, OpCode};
+        use std::io::Read;
+
+        /// Gives at most `chunk` bytes per read, then `WouldBlock` once, as a socket does.
+        struct Trickle {
+            data: Vec<u8>,
+            at: usize,
+            chunk: usize,
+            blocked: bool,
+        }
+        impl Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if !self.blocked {
+                    self.blocked = true;
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                self.blocked = false;
+                let n = buf.len().min(self.chunk).min(self.data.len() - self.at);
+                buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+                self.at += n;
+                Ok(n)
+            }
+        }
+
+        let payloads: Vec<Vec<u8>> = [0usize, 5, 125, 126, 600, 1024, 1025, 3000]
+            .iter()
+            .map(|&len| (0..len).map(|i| (i * 7 + len) as u8).collect())
+            .collect();
+        for masked in [false, true] {
+            let mut wire = Vec::new();
+            for payload in &payloads {
+                let mut frame = Frame::message(payload.clone(), OpCode::Data(Data::Binary), true);
+                if masked {
+                    frame.header_mut().mask = Some([1, 2, 3, 4]);
+                }
+                frame.format(&mut wire).unwrap();
+            }
+            for (read_size, chunk) in [(512, 7), (512, 4096), (2048, 100), (128 * 1024, 3)] {
+                let mut codec = FrameCodec::new(read_size);
+                let mut stream =
+                    Trickle { data: wire.clone(), at: 0, chunk, blocked: false };
+                let mut got = Vec::new();
+                while got.len() < payloads.len() {
+                    match codec.read_frame(&mut stream, None, masked, !masked) {
+                        Ok(Some(frame)) => got.push(frame.into_payload().to_vec()),
+                        Ok(None) => panic!("the stream ended early"),
+                        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                assert_eq!(got, payloads, "masked {masked}, reads of {read_size}, chunks of {chunk}");
+            }
+        }
     }
 
     #[test]
