@@ -29,6 +29,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// The same allocator options as the `rtsim` binary (src/main.rs, `JEMALLOC_OPTIONS`).
+#[cfg(all(not(target_env = "msvc"), target_os = "linux"))]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static JEMALLOC_OPTIONS: Option<&'static std::ffi::c_char> =
+    Some(unsafe { &*c"thp:always,metadata_thp:always".as_ptr() });
+
 fn main() {
     let mut clients = 1000u32;
     let mut minutes = 10u32;
