@@ -11,11 +11,11 @@ use clap::Parser;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read when it starts (its `malloc_conf`): its memory on transparent huge pages.
-/// A run at 10,000 clients reads per-connection state scattered over some 200 MB, and each miss
-/// also missed the TLB, whose page walk a virtual machine makes twice as long; with 2 MB pages,
-/// 10,000 WebSocket clients ran 12 % faster and long polling 6 % (docs/performance-history.md, "6
-/// Dec 2026"), for 5 % more memory. Where the kernel offers no huge pages the options do nothing.
-/// `MALLOC_CONF` (prefixed `_RJEM_MALLOC_CONF`) still overrides them.
+/// A run at 10,000 clients reads per-connection state scattered over some 200 MB, so a cache miss
+/// was a TLB miss too, and a page walk under a virtual machine's nested paging is long. With 2 MB
+/// pages, 10,000 WebSocket clients ran 12 % faster and long polling 6 % (README, "Performance", 6
+/// Dec 2026), for 3–5 % more memory. Where the kernel offers no huge pages the options do nothing;
+/// `_RJEM_MALLOC_CONF` in the environment still overrides them.
 #[cfg(all(not(target_env = "msvc"), target_os = "linux"))]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static JEMALLOC_OPTIONS: Option<&'static std::ffi::c_char> =
