@@ -14,7 +14,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// A run at 10,000 clients reads per-connection state scattered over some 200 MB, so a cache miss
 /// was a TLB miss too, and a page walk under a virtual machine's nested paging is long. With 2 MB
 /// pages, 10,000 WebSocket clients ran 12 % faster and long polling 6 % (README, "Performance", 6
-/// Dec 2026), for 3–5 % more memory. Where the kernel offers no huge pages the options do nothing;
+/// Dec 2026), for more memory (peak RSS +3–5 % at 10,000 clients, +10 % for live-scores, 20 → 26 MB
+/// for quickstart). Where the kernel offers no huge pages the options do nothing;
 /// `_RJEM_MALLOC_CONF` in the environment still overrides them.
 #[cfg(all(not(target_env = "msvc"), target_os = "linux"))]
 #[unsafe(export_name = "_rjem_malloc_conf")]
