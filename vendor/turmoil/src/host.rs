@@ -508,7 +508,8 @@ impl Tcp {
         (rx, bidi)
     }
 
-    /// A socket whose halves use `bidi`, the connecting peer's flow control inverted.
+    /// A socket whose halves use `bidi`: a new pair for a connecting socket (`new_stream`), the
+    /// connecting peer's inverted for an accepted one (`TcpListener::accept`).
     pub(crate) fn accept_stream(
         &mut self,
         pair: SocketPair,
